@@ -1,0 +1,45 @@
+# drportal: `make demo` sets everything up and runs the demo; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/drportal
+DEMO_PORT ?= 8000
+
+.PHONY: demo test setup services lint format lab web clean
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[test]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+services:
+	./scripts/ensure-services
+
+# The demo: SQLite file, the lab (simulated estate over SSH), the web UI on :$(DEMO_PORT).
+demo: setup services
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py lab reset
+	$(PY) manage.py load_reference_estate
+	$(PY) manage.py create_demo_users
+	$(PY) manage.py capacity
+	./scripts/run-demo $(DEMO_PORT)
+
+test: setup services
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(VENV)/bin/pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf var/lab var/drportal.sqlite3 var/staticfiles

@@ -1,0 +1,53 @@
+"""The small shared vocabulary of all drivers: a command's result, a runner, errors."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What one remote command did. ``argv`` is what we asked for; ``command`` is the
+    exact quoted string that went over the wire."""
+
+    host: str
+    argv: tuple[str, ...]
+    command: str
+    stdout: str
+    stderr: str
+    exit_status: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+class Runner(Protocol):
+    """Runs one command on one host. The SSH layer implements it; drivers use it."""
+
+    name: str
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult: ...
+
+
+def quote_command(argv: Sequence[str]) -> str:
+    """The only way a command line is built: every word quoted for a POSIX shell."""
+    if not argv:
+        raise ValueError("empty command")
+    return " ".join(shlex.quote(str(word)) for word in argv)
+
+
+class DriverError(Exception):
+    """Base of every error a driver raises. Keeps the tool's own words."""
+
+    def __init__(self, message: str, *, result: CommandResult | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+    def __str__(self) -> str:
+        return self.message

@@ -1,0 +1,81 @@
+"""The contract between the lab's SSH server and the simulated tools it serves.
+
+The server parses one command line (shlex.split), takes the lab state under its file
+lock, finds the handler for ``argv[0]`` in the registry (``hosts.lab.tools.REGISTRY``)
+and calls it. The handler reads and mutates ``ctx.state`` in place and returns
+``(exit_status, stdout, stderr)``; the server saves the state and journals the call.
+A handler never sleeps and never does I/O besides the state: latency and faults are
+the server's job.
+
+Lab state schema (a JSON file, see hosts/lab/state.py for load/save/seed):
+
+state["hosts"][name] = {
+    "kind": "dom0" | "array",
+    "site": "WSL", "address": "127.0.1.1",
+    # dom0 only:
+    "toolstack": "xl" | "xm", "total_memory_mb": 4096, "nr_cpus": 4, "xen_version": "4.17.3",
+    "bridges": ["xenbr0", "xenbr1"],
+    "files": {"/etc/xen/vm/lws-xen01": "<xl.cfg text>", ...},
+    "domains": [  # Domain-0 first, then by domid
+        {"name": "Domain-0", "domid": 0, "memory_mb": 256, "max_memory_mb": 4096, "vcpus": 4,
+         "state": "r-----", "cpu_time": 1234.5, "uuid": "...", "config_path": None,
+         "nics": [{"mac": "...", "bridge": "xenbr0"}], "disks": [{"target": "/dev/..", "vdev": "xvda1", "mode": "w"}]},
+    ],
+    "next_domid": 4,
+    # array only:
+    "array_kind": "eva-ca" | "drbd", "system": "EVA-KA",
+}
+state["groups"][group_name] = {
+    "kind": "eva-ca" | "drbd",
+    "mode": "async" | "sync",
+    "devices": ["/dev/vg_proxy01/lvol1"],          # block devices the group's LUN carries
+    "sides": {                                      # keyed by the lab host that serves the tool:
+        "eva-wsl": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
+        "eva-ka":  {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
+    },                                              # (the array for EVA, the dom0 for DRBD)
+    "replication": "consistent" | "syncing" | "broken" | "none",
+    "lag_seconds": 2.0 | None,
+}
+state["faults"][host] = {"mode": "up" | "down" | "hang", "slow_seconds": 0.0,
+                          "fail_next": None | "message", "key_generation": 0}
+state["latency"] = {"default_seconds": 0.0, "per_command": {"xl create": 0.0, ...}}
+
+Invariant the array tools enforce: at most one side of a group has role "primary" among
+sides whose host is not down; split brain is refused as an error, never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+ToolResult = tuple[int, str, str]  # exit status, stdout, stderr
+
+
+@dataclass
+class ToolContext:
+    host: str  # the lab host the command arrived at, e.g. "xenka01" or "eva-ka"
+    state: dict  # the whole lab state, mutable
+    now: float  # time.time() when the command arrived
+    notes: list[str] = field(default_factory=list)  # extra lines for the journal
+
+    @property
+    def host_state(self) -> dict:
+        return self.state["hosts"][self.host]
+
+    def host_is_down(self, name: str) -> bool:
+        return self.state.get("faults", {}).get(name, {}).get("mode", "up") != "up"
+
+
+Handler = Callable[[ToolContext, list[str]], ToolResult]
+
+
+def visible_devices(state: dict, host: str) -> set[str]:
+    """Block devices a dom0 can see: those of every group side that is primary and
+    presented to it (a secondary/destination copy is never writable by a host)."""
+    seen: set[str] = set()
+    for group in state.get("groups", {}).values():
+        for side in group["sides"].values():
+            if side["role"] == "primary" and host in side.get("presented_to", ()):
+                seen.update(group["devices"])
+    return seen

@@ -1,0 +1,180 @@
+"""Reads of the estate for views, commands and (later) the failover plan.
+
+Every selector fetches what it needs in a fixed number of queries, whatever the size
+of the estate (tests bound them with django_assert_max_num_queries).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from . import capacity
+from .models import VM, Host, HostAllocation, MemoryProfile, Site, VMAllocation
+
+
+@dataclass(frozen=True)
+class Budget:
+    host: str
+    ram_mb: int
+    reserve_mb: int
+    dom0_mb: int
+    vm_mb: int
+
+    @property
+    def capacity_mb(self) -> int:
+        return self.ram_mb - self.reserve_mb
+
+    @property
+    def used_mb(self) -> int:
+        return self.dom0_mb + self.vm_mb
+
+
+def reserve_mb() -> int:
+    return settings.DRPORTAL_HYPERVISOR_RESERVE_MB
+
+
+def host_budget(*, profile: MemoryProfile, host: Host, override: dict[int, int] | None = None) -> Budget:
+    """Memory a profile puts on one host; ``override`` maps allocation ids to proposed MB."""
+    override = override or {}
+    vm_mb = sum(
+        override.get(pk, mb)
+        for pk, mb in VMAllocation.objects.filter(profile=profile, host=host).values_list("pk", "memory_mb")
+    )
+    dom0 = (
+        HostAllocation.objects.filter(profile=profile, host=host)
+        .values_list("dom0_memory_mb", flat=True)
+        .first()
+    )
+    return Budget(host=host.name, ram_mb=host.ram_mb, reserve_mb=reserve_mb(), dom0_mb=dom0 or 0, vm_mb=vm_mb)
+
+
+@dataclass
+class EstateInputs:
+    hosts: list[capacity.HostSpec]
+    vms: list[capacity.VMSpec]
+    scenarios: list[capacity.Scenario]
+
+
+def capacity_inputs(*, lost_site: str | None = None) -> EstateInputs:
+    """Turn the inventory into the pure capacity model: one scenario per memory profile,
+    plus a "<SITE> lost" what-if for every site no profile plans for (with each VM's
+    disaster memory taken from the disaster profiles, or its normal memory if none)."""
+    sites = list(Site.objects.values_list("code", flat=True))
+    host_rows = list(Host.objects.select_related("site").order_by("site__code", "name"))
+    vm_rows = list(
+        VM.objects.select_related(
+            "home_host__site", "dr_group__source_array__site", "dr_group__target_array__site"
+        ).prefetch_related("interfaces")
+    )
+    profiles = list(MemoryProfile.objects.select_related("lost_site").order_by("pk"))
+    vm_alloc: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
+    for profile_id, vm_name, host_name, mb in VMAllocation.objects.values_list(
+        "profile_id", "vm__name", "host__name", "memory_mb"
+    ):
+        vm_alloc[profile_id][vm_name] = (host_name, mb)
+    dom0_alloc: dict[int, dict[str, int]] = defaultdict(dict)
+    for profile_id, host_name, mb in HostAllocation.objects.values_list(
+        "profile_id", "host__name", "dom0_memory_mb"
+    ):
+        dom0_alloc[profile_id][host_name] = mb
+
+    normal = next((p for p in profiles if p.is_normal), None)
+    normal_vm = {name: mb for name, (_, mb) in vm_alloc[normal.pk].items()} if normal else {}
+    normal_dom0 = dict(dom0_alloc[normal.pk]) if normal else {}
+    dr_vm: dict[str, int] = {}
+    dr_dom0: dict[str, int] = {}
+    for p in profiles:
+        if not p.is_normal:
+            for name, (_, mb) in vm_alloc[p.pk].items():
+                dr_vm.setdefault(name, mb)
+            for name, mb in dom0_alloc[p.pk].items():
+                dr_dom0.setdefault(name, mb)
+
+    hosts = [
+        capacity.HostSpec(
+            name=h.name,
+            site=h.site.code,
+            ram_mb=h.ram_mb,
+            dom0_mb=normal_dom0.get(h.name, 0),
+            bridges=frozenset(h.bridges or ()),
+        )
+        for h in host_rows
+    ]
+    vms = []
+    for vm in vm_rows:
+        replica_sites = {vm.home_host.site.code}
+        if vm.dr_group is not None:
+            replica_sites.add(vm.dr_group.source_array.site.code)
+            if vm.dr_group.target_array is not None:
+                replica_sites.add(vm.dr_group.target_array.site.code)
+        vms.append(
+            capacity.VMSpec(
+                name=vm.name,
+                home_host=vm.home_host.name,
+                memory_mb=normal_vm.get(vm.name, 0),
+                priority=vm.tier,
+                replica_sites=frozenset(replica_sites),
+                bridges=frozenset(nic.bridge for nic in vm.interfaces.all()),
+            )
+        )
+
+    scenarios = []
+    planned_sites = set()
+    for p in profiles:
+        code = p.lost_site.code if p.lost_site else None
+        if code:
+            planned_sites.add(code)
+        if lost_site is not None and code != lost_site:
+            continue
+        scenarios.append(
+            capacity.Scenario(
+                name=p.name,
+                lost_site=code,
+                vm_memory={name: mb for name, (_, mb) in vm_alloc[p.pk].items()},
+                dom0_memory={h.name: dom0_alloc[p.pk].get(h.name, normal_dom0.get(h.name, 0)) for h in hosts},
+                placement={name: host for name, (host, _) in vm_alloc[p.pk].items()},
+            )
+        )
+    for code in sites:
+        if code in planned_sites or (lost_site is not None and code != lost_site):
+            continue
+        scenarios.append(
+            capacity.Scenario(
+                name=f"{code} lost",
+                lost_site=code,
+                vm_memory={vm.name: dr_vm.get(vm.name, vm.memory_mb) for vm in vms},
+                dom0_memory={h.name: dr_dom0.get(h.name, h.dom0_mb) for h in hosts},
+                placement=None,
+            )
+        )
+    return EstateInputs(hosts=hosts, vms=vms, scenarios=scenarios)
+
+
+def capacity_report(*, lost_site: str | None = None) -> list[capacity.CapacityResult]:
+    inputs = capacity_inputs(lost_site=lost_site)
+    return [
+        capacity.check_scenario(inputs.hosts, inputs.vms, scenario, reserve_mb=reserve_mb())
+        for scenario in inputs.scenarios
+    ]
+
+
+def profile_rows(*, profile: MemoryProfile) -> list[VMAllocation]:
+    return list(
+        VMAllocation.objects.filter(profile=profile)
+        .select_related("vm", "host__site", "vm__dr_group")
+        .order_by("host__name", "vm__tier", "vm__name")
+    )
+
+
+def dashboard_data() -> dict:
+    sites = list(Site.objects.prefetch_related("hosts", "arrays").order_by("code"))
+    vms = list(
+        VM.objects.select_related("home_host", "dr_group__source_array", "dr_group__target_array")
+        .prefetch_related("interfaces", "allocations__profile", "allocations__host", "depends_on")
+        .order_by("tier", "name")
+    )
+    profiles = list(MemoryProfile.objects.select_related("lost_site").order_by("lost_site__code", "name"))
+    return {"sites": sites, "vms": vms, "profiles": profiles, "capacity": capacity_report()}

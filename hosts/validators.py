@@ -1,0 +1,85 @@
+"""Validators for names that end up on a dom0's command line.
+
+Quoting (shlex.quote) already keeps them from a shell; these rules keep them from
+being misread by Xen itself and by the people reading logs at 3 a.m.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+DOMAIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$")
+BRIDGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$")  # Linux IFNAMSIZ is 16 incl. NUL
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+PATH_RE = re.compile(r"^/[A-Za-z0-9._/+-]*$")
+FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+
+
+def validate_domain_name(value: str) -> None:
+    if not DOMAIN_NAME_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _(
+                "%(value)r is not a valid Xen domain name: use 1-64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (no spaces, quotes or shell characters)."
+            ),
+            params={"value": value},
+            code="invalid_domain_name",
+        )
+
+
+def validate_host_name(value: str) -> None:
+    if not HOST_NAME_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _("%(value)r is not a valid host name: letters, digits, '.' and '-' only."),
+            params={"value": value},
+            code="invalid_host_name",
+        )
+
+
+def validate_bridge_name(value: str) -> None:
+    if not BRIDGE_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _("%(value)r is not a valid bridge name: up to 15 letters, digits, '_', '.' or '-'."),
+            params={"value": value},
+            code="invalid_bridge",
+        )
+
+
+def validate_mac(value: str) -> None:
+    if not MAC_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _("%(value)r is not a MAC address in the form 00:16:3e:12:34:56 (lower case)."),
+            params={"value": value},
+            code="invalid_mac",
+        )
+
+
+def validate_abs_path(value: str) -> None:
+    if not PATH_RE.fullmatch(value or "") or "/../" in value or value.endswith("/.."):
+        raise ValidationError(
+            _("%(value)r is not an absolute path of letters, digits and . _ / + - only."),
+            params={"value": value},
+            code="invalid_path",
+        )
+
+
+def validate_fingerprint(value: str) -> None:
+    if value and not FINGERPRINT_RE.fullmatch(value):
+        raise ValidationError(
+            _("%(value)r is not an SSH host-key fingerprint like SHA256:<43 base64 characters>."),
+            params={"value": value},
+            code="invalid_fingerprint",
+        )
+
+
+def validate_bridge_list(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(_("Bridges must be a list of names."), code="invalid_bridges")
+    for item in value:
+        validate_bridge_name(item)
+    if len(set(value)) != len(value):
+        raise ValidationError(_("A bridge is listed twice."), code="duplicate_bridge")
