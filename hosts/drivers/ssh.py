@@ -1,0 +1,379 @@
+"""SSH to dom0s: key authentication only, host keys pinned per host, a timeout on everything.
+
+We drive ``paramiko.Transport`` directly instead of ``SSHClient`` so that nothing can
+quietly fall back to an agent, to ``~/.ssh`` keys, to passwords or to ``known_hosts``:
+the only trust anchor is the fingerprint stored with the host, checked after key
+exchange and before we authenticate or send a single command.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import paramiko
+
+from hosts.drivers.base import CommandResult, DriverError, quote_command
+
+# Keys we accept for logging in; paramiko >= 4 dropped DSA, and we do not want it anyway.
+_CLIENT_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+_CHUNK = 65536
+# Anything paramiko or the socket layer may raise once a connection is up.
+_WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
+
+
+class SSHError(DriverError):
+    """Base of the SSH layer's errors."""
+
+
+class SSHConnectError(SSHError):
+    """The host could not be reached, or the connection broke."""
+
+
+class SSHTimeout(SSHError):
+    """Connecting, the handshake, authentication or a command took too long."""
+
+
+class SSHAuthError(SSHError):
+    """Our key was refused, or could not be loaded."""
+
+
+class HostKeyMismatch(SSHError):
+    """The server presented a host key other than the pinned one."""
+
+
+class HostKeyNotPinned(SSHError):
+    """The host has no pinned fingerprint yet; enroll it with ``fetch_host_key`` first."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SSHTarget:
+    """How to reach one host. Keyword-only, so a user can never land in key_path."""
+
+    name: str
+    address: str
+    port: int = 22
+    user: str
+    key_path: str
+    fingerprint: str | None = None  # "SHA256:..." as OpenSSH prints it; None = not enrolled
+    connect_timeout: float = 10.0  # TCP + handshake + authentication, together
+    command_timeout: float = 60.0
+
+    def __post_init__(self) -> None:
+        # A typo'd pin would only surface as a scary "mismatch" during a failover; say it now.
+        if self.fingerprint is not None and not self.fingerprint.startswith("SHA256:"):
+            raise ValueError(f"fingerprint of {self.name} must look like 'SHA256:...'")
+
+    @property
+    def where(self) -> str:
+        return f"{self.name} ({self.address}:{self.port})"
+
+
+@dataclass(frozen=True)
+class HostKeyInfo:
+    key_type: str
+    fingerprint: str
+
+
+def fingerprint(pkey: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint (as ``ssh-keygen -lf`` prints it) of a public key."""
+    digest = hashlib.sha256(pkey.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _seconds(value: float) -> str:
+    return f"{float(value)} s"
+
+
+def _caused_by_timeout(exc: BaseException | None) -> bool:
+    # paramiko wraps a banner timeout in a bare SSHException; the socket.timeout is in the chain.
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, TimeoutError) or "timeout" in str(exc).lower():
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
+def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.Transport:
+    """TCP connect and SSH key exchange, all within ``timeout``; no authentication."""
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((address, port), timeout=timeout)
+    except TimeoutError as exc:
+        raise SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}") from exc
+    except OSError as exc:
+        raise SSHConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+    # Small request/reply packets: without this, Nagle + delayed ACK add ~40 ms per channel.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    transport = paramiko.Transport(sock)
+    # Every phase gets only what is left of the one connect budget, so a host that accepts
+    # TCP but never speaks SSH costs connect_timeout, not paramiko's 15 + 15 + 30 s.
+    remaining = max(deadline - time.monotonic(), 0.01)
+    transport.banner_timeout = remaining
+    transport.handshake_timeout = remaining
+    transport.auth_timeout = remaining
+    done = threading.Event()
+    transport.start_client(event=done)
+    # start_client(timeout=...) returns silently on timeout, so we wait ourselves.
+    finished = done.wait(max(deadline - time.monotonic(), 0))
+    if finished and transport.is_active():
+        return transport
+    error = transport.get_exception()
+    transport.close()
+    if not finished or _caused_by_timeout(error):
+        raise SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}: no SSH handshake")
+    raise SSHConnectError(f"cannot connect to {where}: SSH handshake failed: {error}") from error
+
+
+def fetch_host_key(address: str, port: int = 22, timeout: float = 10.0) -> HostKeyInfo:
+    """For enrollment: the host key a server presents, read without authenticating.
+
+    Only call this when a person will compare the answer with the dom0's console."""
+    transport = _handshake(f"{address}:{port}", address, port, timeout)
+    try:
+        key = transport.get_remote_server_key()
+        return HostKeyInfo(key_type=key.get_name(), fingerprint=fingerprint(key))
+    finally:
+        transport.close()
+
+
+class SSHConnection:
+    """One authenticated SSH connection to one host; a ``Runner`` for the drivers.
+
+    Thread-safe: commands from several threads run on separate channels of one transport.
+    """
+
+    def __init__(
+        self, target: SSHTarget, *, on_result: Callable[[CommandResult], None] | None = None
+    ) -> None:
+        self.target = target
+        self.name = target.name
+        self.on_result = on_result
+        self._transport: paramiko.Transport | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def transport(self) -> paramiko.Transport | None:
+        return self._transport
+
+    @property
+    def is_connected(self) -> bool:
+        return self._transport is not None and self._transport.is_active()
+
+    def connect(self) -> None:
+        """Connect if not connected; a dead transport is replaced."""
+        with self._lock:
+            if not self.is_connected:
+                self._drop()
+                self._transport = self._open()
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> SSHConnection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _drop(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+    def _load_key(self) -> paramiko.PKey:
+        target = self.target
+        try:
+            key = paramiko.PKey.from_path(target.key_path)
+        except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
+            # TypeError is what cryptography raises for a passphrase-protected key.
+            raise SSHAuthError(f"cannot load private key {target.key_path} for {target.name}: {exc}") from exc
+        if not isinstance(key, _CLIENT_KEY_TYPES):
+            raise SSHAuthError(f"unsupported key type {key.get_name()} in {target.key_path}")
+        return key
+
+    def _open(self) -> paramiko.Transport:
+        target = self.target
+        if target.fingerprint is None:
+            # Refuse before touching the network: trust on first use is how keys get stolen.
+            raise HostKeyNotPinned(
+                f"host key for {target.name} is not pinned; enroll it (fetch_host_key) before connecting"
+            )
+        key = self._load_key()
+        deadline = time.monotonic() + target.connect_timeout
+        transport = _handshake(target.where, target.address, target.port, target.connect_timeout)
+        try:
+            got = fingerprint(transport.get_remote_server_key())
+            if got != target.fingerprint:
+                raise HostKeyMismatch(
+                    f"host key mismatch for {target.name}: expected {target.fingerprint}, got {got}"
+                )
+            transport.auth_timeout = max(deadline - time.monotonic(), 0.01)
+            self._authenticate(transport, key)
+        except BaseException:
+            transport.close()
+            raise
+        return transport
+
+    def _authenticate(self, transport: paramiko.Transport, key: paramiko.PKey) -> None:
+        target = self.target
+        who = f"{target.user}@{target.where}"
+        try:
+            more = transport.auth_publickey(target.user, key)
+        except paramiko.BadAuthenticationType as exc:
+            raise SSHAuthError(f"{who} does not accept public keys (allowed: {exc.allowed_types})") from exc
+        except paramiko.AuthenticationException as exc:
+            if _caused_by_timeout(exc):
+                raise SSHTimeout(
+                    f"timed out after {_seconds(target.connect_timeout)} authenticating to {who}"
+                ) from exc
+            raise SSHAuthError(f"authentication failed for {who}: {exc}") from exc
+        except _WIRE_ERRORS as exc:
+            raise SSHConnectError(f"connection to {target.where} lost during authentication: {exc}") from exc
+        if more or not transport.is_authenticated():
+            raise SSHAuthError(f"authentication failed for {who}: server wants more ({more})")
+
+    def _open_channel(self) -> paramiko.Channel:
+        # Opening a channel sends no command, so retrying it on a fresh transport is safe.
+        for attempt in (1, 2):
+            self.connect()
+            transport = self._transport
+            assert transport is not None
+            try:
+                return transport.open_session(timeout=self.target.connect_timeout)
+            except _WIRE_ERRORS as exc:
+                if _caused_by_timeout(exc):
+                    raise SSHTimeout(f"timed out opening a session on {self.target.where}") from exc
+                if transport.is_active() or attempt == 2:
+                    raise SSHConnectError(f"cannot open a session on {self.target.where}: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
+        """Run one command; a non-zero exit is a result, not an exception."""
+        command = quote_command(argv)
+        limit = self.target.command_timeout if timeout is None else timeout
+        channel = self._open_channel()
+        started = time.monotonic()
+        deadline = started + limit
+        stdout: list[bytes] = []
+        stderr: list[bytes] = []
+
+        def finish(exit_status: int) -> CommandResult:
+            result = CommandResult(
+                host=self.name,
+                argv=tuple(str(word) for word in argv),
+                command=command,
+                # Decode once at the end: a multi-byte character may straddle two chunks.
+                stdout=b"".join(stdout).decode("utf-8", errors="replace"),
+                stderr=b"".join(stderr).decode("utf-8", errors="replace"),
+                exit_status=exit_status,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            if self.on_result is not None:
+                self.on_result(result)
+            return result
+
+        def timed_out() -> SSHTimeout:
+            # The engine still wants to log what a hung command printed; exit_status -1.
+            result = finish(-1)
+            return SSHTimeout(
+                f"command on {self.name} timed out after {_seconds(limit)}: {command}", result=result
+            )
+
+        try:
+            channel.settimeout(limit)
+            self._exec(channel, command, deadline)
+            if time.monotonic() >= deadline:
+                raise timed_out()
+            # select() on the channel wakes us for stdout or stderr; reading both as they come
+            # keeps the shared window open, so a chatty stderr cannot stall stdout.
+            while True:
+                progressed = False
+                if channel.recv_ready():
+                    stdout.append(channel.recv(_CHUNK))
+                    progressed = True
+                if channel.recv_stderr_ready():
+                    stderr.append(channel.recv_stderr(_CHUNK))
+                    progressed = True
+                if not progressed and (channel.eof_received or channel.closed):
+                    break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise timed_out()
+                if not progressed:
+                    select.select([channel], [], [], min(remaining, 1.0))
+            # OpenSSH sends EOF, then exit-status, then close; wait for the status too.
+            if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
+                raise timed_out()
+            if channel.exit_status == -1 and not channel.eof_received:
+                # Closed without EOF: the transport died under the command. Not re-run.
+                raise SSHConnectError(f"connection to {self.target.where} lost while running: {command}")
+            return finish(channel.exit_status)
+        finally:
+            channel.close()
+
+    def _exec(self, channel: paramiko.Channel, command: str, deadline: float) -> None:
+        """Send the command. paramiko waits for the server's answer without a timeout, so a
+        watchdog closes the channel at the deadline. Once sent, a command is never re-sent."""
+        watchdog = threading.Timer(max(deadline - time.monotonic(), 0), channel.close)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            channel.exec_command(command)
+            return
+        except _WIRE_ERRORS as exc:
+            error = exc
+        finally:
+            # After join() the watchdog has closed the channel or never will: no race with select().
+            watchdog.cancel()
+            watchdog.join()
+        if time.monotonic() >= deadline:
+            return  # the watchdog fired; run() sees the deadline has passed and reports the timeout
+        if channel.transport.is_active():
+            raise SSHConnectError(f"{self.target.where} refused to run: {command}: {error}") from error
+        raise SSHConnectError(f"connection to {self.target.where} lost while running: {command}") from error
+
+
+class SSHPool:
+    """One connection per host for the length of a task: ``with SSHPool() as pool``."""
+
+    def __init__(self, *, on_result: Callable[[CommandResult], None] | None = None) -> None:
+        self.on_result = on_result
+        self._connections: dict[str, SSHConnection] = {}
+        self._lock = threading.Lock()
+
+    def get(self, target: SSHTarget) -> SSHConnection:
+        with self._lock:
+            conn = self._connections.get(target.name)
+            if conn is not None and conn.target != target:
+                # The inventory changed under us (new address or key): do not reuse the old trust.
+                conn.close()
+                conn = None
+            if conn is None:
+                conn = self._connections[target.name] = SSHConnection(target, on_result=self.on_result)
+        # Connect outside the pool lock so one slow host does not hold up the others.
+        conn.connect()
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            connections = list(self._connections.values())
+            self._connections.clear()
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> SSHPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
