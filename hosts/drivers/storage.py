@@ -1,0 +1,177 @@
+"""The one small interface the engine uses for storage replication, and its records.
+
+A storage driver is bound to one copy of the replicated data: the copy at one site
+(for HP EVA Continuous Access the array selected in SSSU, for DRBD the node the runner
+reaches). "Primary" always means that copy is the writable source, "secondary" that it
+is a replica. Every method observes first and only acts when the world is not already
+in the target state, so the engine may call it again after a worker died mid-way.
+
+Kinds: ``drbd`` (``hosts.drivers.drbd``), ``eva-ca`` (``hosts.drivers.eva``) and
+``manual`` (``hosts.drivers.manual``, a person does the step and confirms it on the
+board). ``ceph-rbd`` is known but not implemented yet.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hosts.drivers.base import CommandResult, DriverError, Runner
+
+Role = Literal["primary", "secondary", "unknown"]
+Replication = Literal["consistent", "syncing", "broken", "suspended", "none", "unknown"]
+
+ROLES: tuple[Role, ...] = ("primary", "secondary", "unknown")
+REPLICATIONS: tuple[Replication, ...] = ("consistent", "syncing", "broken", "suspended", "none", "unknown")
+
+# Names reach a remote command line (quoted, but still): keep them boring so a typo or an
+# injected value fails here with a clear message instead of on the array.
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class GroupStatus:
+    """One DR group as seen from the copy the driver is bound to.
+
+    ``lag_seconds`` is None when unknown (DRBD does not report one; an EVA whose partner
+    is unreachable cannot know it). ``presented_to`` are the hosts that may write this
+    copy. ``detail`` is a one-line human summary in the tool's own vocabulary.
+    """
+
+    group: str
+    role: Role
+    replication: Replication
+    lag_seconds: float | None
+    presented_to: tuple[str, ...]
+    peer_role: Role
+    detail: str
+
+    @property
+    def is_primary(self) -> bool:
+        return self.role == "primary"
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    """Result of runbook step 3 for one group.
+
+    ``findings`` are lines for a person, each starting with ``problem:`` (the data on
+    this copy cannot be trusted or used; makes ``ok`` False) or ``note:`` (worth knowing,
+    e.g. replication to the lost site is not running, which is expected after a failover).
+    """
+
+    group: str
+    ok: bool
+    findings: tuple[str, ...]
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return tuple(f for f in self.findings if f.startswith("problem:"))
+
+
+def integrity_report(group: str, problems: list[str], notes: list[str]) -> IntegrityReport:
+    findings = tuple(f"problem: {p}" for p in problems) + tuple(f"note: {n}" for n in notes)
+    return IntegrityReport(group=group, ok=not problems, findings=findings)
+
+
+class StorageError(DriverError):
+    """A storage command failed or its answer made no sense; the message keeps the tool's words."""
+
+
+class SplitBrainRefused(StorageError):
+    """Promotion refused because the other copy is still primary and reachable (or in use).
+    Never retried automatically: a person must stop the writers at the other site first."""
+
+
+class GroupNotFound(StorageError):
+    """The DR group / DRBD resource does not exist on this array or node."""
+
+
+class NotConsistent(StorageError):
+    """The replica cannot be trusted (no replica, replication broken, still copying);
+    promoting it anyway needs ``force=True`` and accepts data loss."""
+
+
+class ManualStepRequired(DriverError):
+    """A person has to do this step. Deliberately *not* a StorageError: the engine must
+    not treat it as a failure but park the step until someone presses "Mark done"."""
+
+    def __init__(self, instruction: str, *, group: str, action: str) -> None:
+        super().__init__(instruction)
+        self.instruction = instruction
+        self.group = group
+        self.action = action
+
+
+def check_name(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise StorageError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-' (max 63)")
+    return value
+
+
+def tool_message(result: CommandResult) -> str:
+    """The tool's own message, stderr first: what a person needs to read."""
+    text = (result.stderr.strip() or result.stdout.strip()).strip()
+    return text or f"{result.argv[0]} failed with exit status {result.exit_status}"
+
+
+class StorageDriver(ABC):
+    """What the engine may do with a DR group. See the module docstring for the binding."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def status(self, group: str) -> GroupStatus:
+        """Observe only."""
+
+    @abstractmethod
+    def promote(self, group: str, *, force: bool = False) -> GroupStatus:
+        """Make this copy the writable source (fail over to this site). Refuses with
+        SplitBrainRefused while the other copy is primary and reachable/in use, and with
+        NotConsistent when the replica is not trustworthy unless ``force``."""
+
+    @abstractmethod
+    def present(self, group: str, host: str) -> GroupStatus:
+        """Let ``host`` write this copy. Only a primary copy can be presented."""
+
+    @abstractmethod
+    def demote(self, group: str) -> GroupStatus:
+        """First half of a planned hand-over: stop this copy being written here, so the
+        other site can be promoted without split brain."""
+
+    @abstractmethod
+    def reverse(self, group: str) -> GroupStatus:
+        """After a failover, make the old source a replica of this (new) source again,
+        copying from here (failback preparation). This copy must be primary."""
+
+    @abstractmethod
+    def integrity_check(self, group: str) -> IntegrityReport:
+        """Can the data on this copy be used (runbook step 3)?"""
+
+
+def get_driver(kind: str, runner: Runner | None, **options: Any) -> StorageDriver:
+    """The factory the engine uses; ``options`` come from the array's inventory record."""
+    # Imported here because the driver modules import this one.
+    if kind == "drbd":
+        from hosts.drivers.drbd import DrbdDriver
+
+        return DrbdDriver(_need_runner(kind, runner), **options)
+    if kind == "eva-ca":
+        from hosts.drivers.eva import EvaDriver
+
+        return EvaDriver(_need_runner(kind, runner), **options)
+    if kind == "manual":
+        from hosts.drivers.manual import ManualDriver
+
+        return ManualDriver(runner, **options)
+    if kind == "ceph-rbd":
+        raise StorageError("ceph-rbd driver not available yet")
+    raise StorageError(f"unknown storage driver kind {kind!r} (known: drbd, eva-ca, manual)")
+
+
+def _need_runner(kind: str, runner: Runner | None) -> Runner:
+    if runner is None:
+        raise StorageError(f"the {kind} driver needs a runner for the host it talks to")
+    return runner

@@ -1,0 +1,285 @@
+"""The EVA, DRBD and manual drivers against the lab's simulated tools, through an
+in-process Runner (tests/storage/lab_helpers.py); the factory."""
+
+from __future__ import annotations
+
+import pytest
+
+from hosts.drivers.base import DriverError
+from hosts.drivers.drbd import DrbdDriver
+from hosts.drivers.eva import EvaDriver
+from hosts.drivers.manual import ManualDriver
+from hosts.drivers.storage import (
+    GroupNotFound,
+    ManualStepRequired,
+    NotConsistent,
+    SplitBrainRefused,
+    StorageError,
+    get_driver,
+)
+from tests.storage.lab_helpers import (
+    DRBD_DEVICE,
+    DRBD_GROUP,
+    EVA_DEVICE,
+    EVA_GROUP,
+    LOCAL_GROUP,
+    LabRunner,
+    make_state,
+    run_domain,
+    set_down,
+)
+
+
+def eva(state, system="EVA-KA", via="eva-ka"):
+    runner = LabRunner(state, via)
+    return get_driver("eva-ca", runner, system=system, manager="localhost", username="drportal"), runner
+
+
+def set_commands(runner):
+    return [c for c in runner.commands if "SET DR_GROUP" in c]
+
+
+# --- EVA ------------------------------------------------------------------------------------
+
+
+def test_eva_status_reads_both_copies():
+    state = make_state()
+    ka, _ = eva(state)
+    status = ka.status(EVA_GROUP)
+    assert (status.role, status.peer_role, status.replication, status.lag_seconds) == (
+        "secondary",
+        "primary",
+        "consistent",
+        2.0,
+    )
+    wsl, _ = eva(state, "EVA-WSL")
+    assert wsl.status(EVA_GROUP).presented_to == ("xenwsl01",)
+    assert ka.status(LOCAL_GROUP).replication == "none"
+    assert ka.list_groups() == (LOCAL_GROUP, EVA_GROUP)
+
+
+def test_eva_status_of_an_unknown_group_is_group_not_found():
+    ka, _ = eva(make_state())
+    with pytest.raises(GroupNotFound, match="DR group DRG-nope not found on EVA-KA"):
+        ka.status("DRG-nope")
+
+
+def test_eva_promote_refuses_split_brain_while_the_source_vm_runs():
+    state = make_state()
+    run_domain(state, "xenwsl01", "proxy-xen01", EVA_DEVICE)
+    ka, _ = eva(state)
+    with pytest.raises(SplitBrainRefused) as caught:
+        ka.promote(EVA_GROUP, force=True)
+    assert str(caught.value).startswith(
+        "Error: DR group DRG-proxy-xen01 is in use at its source EVA-WSL: domain proxy-xen01 on host "
+        "xenwsl01 uses /dev/vg_proxy01/lvol1; shut it down before a planned failover"
+    )
+    assert caught.value.result is not None and caught.value.result.exit_status == 1
+    assert ka.status(EVA_GROUP).role == "secondary"
+
+
+def test_eva_promote_swaps_roles_and_is_idempotent():
+    state = make_state()
+    ka, runner = eva(state)
+    assert ka.promote(EVA_GROUP).role == "primary"
+    assert ka.promote(EVA_GROUP).role == "primary"
+    assert len(set_commands(runner)) == 1
+    assert "FAILOVER" in set_commands(runner)[0] and "FORCE" not in set_commands(runner)[0]
+
+
+def test_eva_promote_with_the_source_site_lost_needs_no_force_and_fences_it():
+    state = make_state()
+    set_down(state, "eva-wsl")
+    set_down(state, "xenwsl01")
+    ka, _ = eva(state)
+    assert ka.status(EVA_GROUP).replication == "consistent"  # the destination's copy is intact
+    after = ka.promote(EVA_GROUP)
+    assert (after.role, after.replication, after.lag_seconds) == ("primary", "broken", None)
+    assert state["groups"][EVA_GROUP]["sides"]["eva-wsl"]["disk_state"] == "Outdated"
+
+
+def test_eva_promote_of_a_broken_group_needs_force():
+    state = make_state()
+    state["groups"][EVA_GROUP]["replication"] = "broken"
+    ka, runner = eva(state)
+    with pytest.raises(NotConsistent, match="replication broken"):
+        ka.promote(EVA_GROUP)
+    assert set_commands(runner) == []
+    assert ka.promote(EVA_GROUP, force=True).role == "primary"
+    assert set_commands(runner)[0].endswith("FAILOVER FORCE'")
+
+
+def test_eva_present_only_a_source_copy_and_only_once():
+    state = make_state()
+    ka, runner = eva(state)
+    with pytest.raises(StorageError, match="this copy is secondary, fail over first"):
+        ka.present(EVA_GROUP, "xenka01")
+    assert set_commands(runner) == []
+    ka.promote(EVA_GROUP)
+    assert ka.present(EVA_GROUP, "xenka01").presented_to == ("xenka01",)
+    ka.present(EVA_GROUP, "xenka01")
+    assert sum("PRESENT" in c for c in set_commands(runner)) == 1
+    with pytest.raises(StorageError, match="invalid host name"):
+        ka.present(EVA_GROUP, "xen;reboot")
+
+
+def test_eva_demote_fences_the_source_by_unpresenting_it():
+    state = make_state()
+    wsl, _ = eva(state, "EVA-WSL")
+    run_domain(state, "xenwsl01", "proxy-xen01", EVA_DEVICE)
+    with pytest.raises(StorageError, match="in use by domain proxy-xen01 on host xenwsl01"):
+        wsl.demote(EVA_GROUP)
+    state["hosts"]["xenwsl01"]["domains"].pop()
+    after = wsl.demote(EVA_GROUP)
+    assert (after.role, after.presented_to) == ("primary", ())
+
+
+def test_eva_reverse_after_a_forced_failover_and_the_old_source_back():
+    state = make_state()
+    set_down(state, "eva-wsl")
+    ka, _ = eva(state)
+    ka.promote(EVA_GROUP)
+    with pytest.raises(StorageError, match="System EVA-WSL is not responding"):
+        ka.reverse(EVA_GROUP)
+    set_down(state, "eva-wsl", False)
+    wsl, _ = eva(state, "EVA-WSL")
+    with pytest.raises(StorageError, match="is secondary"):
+        wsl.reverse(EVA_GROUP)
+    assert ka.reverse(EVA_GROUP).replication == "consistent"
+    assert wsl.status(EVA_GROUP).role == "secondary"
+
+
+def test_eva_integrity_check_after_failover_and_on_a_destination():
+    state = make_state()
+    set_down(state, "eva-wsl")
+    ka, _ = eva(state)
+    before = ka.integrity_check(EVA_GROUP)
+    assert not before.ok
+    assert before.problems == ("problem: the copy of DRG-proxy-xen01 on EVA-KA is secondary, not the source",)
+    ka.promote(EVA_GROUP)
+    after = ka.integrity_check(EVA_GROUP)
+    assert after.ok
+    assert any("replication to EVA-WSL is not running" in f for f in after.findings)
+
+
+def test_eva_suspend_and_resume():
+    ka, _ = eva(make_state())
+    assert ka.suspend(EVA_GROUP).replication == "suspended"
+    assert ka.resume(EVA_GROUP).replication == "consistent"
+
+
+# --- DRBD -----------------------------------------------------------------------------------
+
+
+def drbd(state, node="xenka01", peer=None):
+    peer_runner = LabRunner(state, peer) if peer else None
+    return get_driver("drbd", LabRunner(state, node), peer_runner=peer_runner)
+
+
+@pytest.mark.parametrize("version", ["9", "8.4"])
+def test_drbd_promote_refuses_while_the_peer_is_primary_keeping_drbds_words(version):
+    state = make_state(drbd_version=version)
+    ka = drbd(state)
+    assert (ka.status(DRBD_GROUP).role, ka.status(DRBD_GROUP).peer_role) == ("secondary", "primary")
+    with pytest.raises(SplitBrainRefused) as caught:
+        ka.promote(DRBD_GROUP, force=True)
+    obj = DRBD_GROUP if version == "9" else "0"
+    assert (
+        str(caught.value).splitlines()[0]
+        == f"{obj}: State change failed: (-1) Multiple primaries not allowed by config"
+    )
+    assert caught.value.result.exit_status == 11
+
+
+def test_drbd_planned_switch_demote_then_promote():
+    state = make_state()
+    wsl, ka = drbd(state, "xenwsl01"), drbd(state)
+    run_domain(state, "xenwsl01", "dns-xen01", DRBD_DEVICE)
+    with pytest.raises(StorageError, match=r"\(-12\) Device is held open by someone"):
+        wsl.demote(DRBD_GROUP)
+    state["hosts"]["xenwsl01"]["domains"].pop()
+    assert wsl.demote(DRBD_GROUP).role == "secondary"
+    after = ka.promote(DRBD_GROUP)
+    assert (after.role, after.replication, after.presented_to) == ("primary", "consistent", ("xenka01",))
+    assert ka.present(DRBD_GROUP, "xenka01") == after
+    with pytest.raises(StorageError, match="local to xenka01"):
+        ka.present(DRBD_GROUP, "xenwsl01")
+
+
+def test_drbd_failover_with_the_peer_lost_needs_force_then_reverse_asks_a_person():
+    state = make_state()
+    set_down(state, "xenwsl01")
+    ka = drbd(state)
+    with pytest.raises(NotConsistent, match=r"\(-7\) Refusing to be Primary while peer is not outdated"):
+        ka.promote(DRBD_GROUP)
+    assert ka.promote(DRBD_GROUP, force=True).role == "primary"
+    report = ka.integrity_check(DRBD_GROUP)
+    assert report.ok and "note: replication of DRG-dns-xen01 is broken" in report.findings
+    set_down(state, "xenwsl01", False)
+    with pytest.raises(ManualStepRequired) as caught:
+        ka.reverse(DRBD_GROUP)
+    assert "drbdadm connect --discard-my-data DRG-dns-xen01" in caught.value.instruction
+
+
+def test_drbd_reverse_with_a_peer_runner_resyncs_the_old_primary():
+    state = make_state()
+    set_down(state, "xenwsl01")
+    ka = drbd(state, peer="xenwsl01")
+    ka.promote(DRBD_GROUP, force=True)
+    set_down(state, "xenwsl01", False)
+    assert ka.reverse(DRBD_GROUP).replication == "consistent"
+    assert drbd(state, "xenwsl01").status(DRBD_GROUP).role == "secondary"
+    with pytest.raises(StorageError, match="not primary"):
+        drbd(state, "xenwsl01").reverse(DRBD_GROUP)
+
+
+def test_drbd_unknown_resource_and_unreachable_node():
+    state = make_state()
+    with pytest.raises(GroupNotFound, match="'r9' not defined in your config"):
+        drbd(state).status("r9")
+    set_down(state, "xenka01")
+    with pytest.raises(DriverError, match="lab host down"):
+        drbd(state).status(DRBD_GROUP)
+
+
+def test_drbd_integrity_check_on_the_secondary_is_not_ok():
+    report = drbd(make_state()).integrity_check(DRBD_GROUP)
+    assert report.problems == ("problem: DRG-dns-xen01 is secondary on xenka01, not primary",)
+
+
+# --- manual and the factory ------------------------------------------------------------------
+
+
+def test_manual_driver_asks_a_person_and_is_not_a_failure():
+    driver = get_driver("manual", None, array="eva-ka", host="xenka01")
+    assert driver.status(EVA_GROUP).role == "unknown"
+    assert "check with the storage team" in driver.status(EVA_GROUP).detail
+    with pytest.raises(ManualStepRequired) as caught:
+        driver.promote(EVA_GROUP)
+    assert caught.value.instruction == (
+        "Ask the storage team to fail over DR group DRG-proxy-xen01 to eva-ka and present it to host "
+        "xenka01 (nothing at the other site may still write to it); then press 'Mark done' on the board."
+    )
+    assert (caught.value.group, caught.value.action) == (EVA_GROUP, "promote")
+    assert not isinstance(caught.value, StorageError)
+    for action in (
+        lambda: driver.present(EVA_GROUP, "xenka01"),
+        lambda: driver.demote(EVA_GROUP),
+        lambda: driver.reverse(EVA_GROUP),
+        lambda: driver.integrity_check(EVA_GROUP),
+    ):
+        with pytest.raises(ManualStepRequired, match="Mark done"):
+            action()
+
+
+def test_factory_knows_its_kinds():
+    state = make_state()
+    assert isinstance(get_driver("eva-ca", LabRunner(state, "eva-ka"), system="EVA-KA"), EvaDriver)
+    assert isinstance(get_driver("drbd", LabRunner(state, "xenka01")), DrbdDriver)
+    assert isinstance(get_driver("manual", None), ManualDriver)
+    with pytest.raises(StorageError, match=r"^ceph-rbd driver not available yet$"):
+        get_driver("ceph-rbd", None)
+    with pytest.raises(StorageError, match="unknown storage driver kind 'netapp'"):
+        get_driver("netapp", None)
+    with pytest.raises(StorageError, match="needs a runner"):
+        get_driver("drbd", None)
