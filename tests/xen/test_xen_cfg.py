@@ -1,0 +1,270 @@
+"""The xl.cfg subset: parse (never exec), disk/vif specs, the placement view, and writing."""
+
+from __future__ import annotations
+
+import pytest
+
+from hosts.drivers.xen import (
+    ConfigParseError,
+    Disk,
+    Nic,
+    parse_cfg,
+    parse_disk_spec,
+    parse_vif_spec,
+    render_cfg,
+    vm_config,
+)
+
+THESIS_CFG = """\
+name = 'lws-xen01'
+memory = 512
+vcpus = 1
+vif=[ 'mac=00:16:3e:10:01:01,bridge=xenbr0', 'mac=00:16:3e:11:01:01,bridge=xenbr1' ]
+disk=[ 'phy:/dev/vg_lws01/lvol1,xvda1,w', 'phy:/dev/vg_lws01/lvol2,xvda2,w' ]
+"""
+
+# xen-tools generated (reference §2, verbatim): quoted numbers, a commented entry inside
+# a multi-line list, a trailing comma.
+XEN_TOOLS_CFG = """\
+#
+# Configuration file for the Xen instance domu1, created
+# by xen-tools 9.3 on Sat Jan 11 11:11:11 2011.
+#
+
+#
+#  Kernel + memory size
+#
+kernel      = '/boot/vmlinuz-9.11-3-amd64'
+ramdisk     = '/boot/initrd.img-9.11-3-amd64'
+
+vcpus       = '1'
+memory      = '1024'
+
+#
+#  Disk device(s).
+#
+root        = '/dev/xvda1 ro'
+disk        = [
+                  'phy:/dev/mapper/domu1_root,xvda1,w',
+#                  'phy:/dev/mapper/domu1_var,xvda2,w',
+                  'phy:/dev/mapper/domu1_home,xvda3,w',
+                                ]
+
+
+#
+#  Hostname
+#
+name        = 'domu1'
+
+#
+#  Networking
+#
+vif         = [ 'ip=192.168.1.1,mac=00:01:02:03:04:05,bridge=br1' ]
+
+#
+#  Behaviour
+#
+on_poweroff = 'destroy'
+on_reboot   = 'restart'
+on_crash    = 'restart'
+"""
+
+XLEXAMPLE_PVLINUX = """\
+name = "example.pvlinux"
+#uuid = "XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX"
+kernel = "/boot/vmlinuz"
+#ramdisk = "/boot/initrd.gz"
+extra = "root=/dev/xvda1"
+memory = 128
+#maxmem = 512
+vcpus = 2
+vif = [ '' ]
+disk = [ '/dev/vg/guest-volume,raw,xvda,rw' ]
+"""
+
+
+class TestParseCfg:
+    def test_it_reads_the_thesis_config(self):
+        values = parse_cfg(THESIS_CFG)
+        assert values["name"] == "lws-xen01" and values["memory"] == 512
+        assert values["vif"] == ["mac=00:16:3e:10:01:01,bridge=xenbr0", "mac=00:16:3e:11:01:01,bridge=xenbr1"]
+        config = vm_config(values)
+        assert config.nics == (Nic("00:16:3e:10:01:01", "xenbr0"), Nic("00:16:3e:11:01:01", "xenbr1"))
+        assert config.disks == (
+            Disk("/dev/vg_lws01/lvol1", "xvda1", "w"),
+            Disk("/dev/vg_lws01/lvol2", "xvda2", "w"),
+        )
+        assert (config.memory_mb, config.max_memory_mb, config.vcpus) == (512, 512, 1)
+
+    def test_it_reads_a_xen_tools_config_with_comments_inside_a_list(self):
+        config = vm_config(parse_cfg(XEN_TOOLS_CFG))
+        assert config.name == "domu1"
+        assert (config.memory_mb, config.vcpus) == (1024, 1)  # numbers quoted as strings are accepted
+        assert [d.vdev for d in config.disks] == ["xvda1", "xvda3"]
+        assert config.nics == (Nic("00:01:02:03:04:05", "br1"),)
+
+    def test_it_reads_the_upstream_example(self):
+        config = vm_config(parse_cfg(XLEXAMPLE_PVLINUX))
+        assert config.name == "example.pvlinux"
+        assert config.nics == (Nic(None, "xenbr0"),)  # '' = a random MAC on the default bridge
+        assert config.disks == (Disk("/dev/vg/guest-volume", "xvda", "w"),)
+
+    def test_it_reads_the_labs_own_seeded_configs(self):
+        from hosts.lab.state import reference_state
+
+        files = reference_state()["hosts"]["xenka01"]["files"]
+        config = vm_config(parse_cfg(files["/etc/xen/vm/dasi-xen01"]))
+        assert (config.name, config.memory_mb, config.vcpus) == ("dasi-xen01", 2048, 2)
+        assert config.disks == (Disk("/dev/vg_dasi01/lvol1", "xvda1", "w"),)
+
+    def test_it_reads_semicolons_numbers_and_escapes(self):
+        values = parse_cfg('a = 0x10; b = 010 ; c = 7\nd = "say \\"hi\\"\\n"\ne = [ [1, 2], "x", ]\nf=[]')
+        assert values == {"a": 16, "b": 8, "c": 7, "d": 'say "hi"\n', "e": [[1, 2], "x"], "f": []}
+
+    def test_a_later_setting_wins_as_for_xl_create_overrides(self):
+        assert parse_cfg(THESIS_CFG + "\nmemory=256")["memory"] == 256
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            # reference §1.4 (ClusterLabs capture): an unquoted name
+            (
+                "memory = 1\nname = xen-f\n",
+                "cfg:2: config parsing error near `xen': syntax error, unexpected IDENT, "
+                "expecting STRING or NUMBER or '['",
+            ),
+            ("name = 'x' 'y'\n", "cfg:1: config parsing error near `'y''"),
+            ("disk = [ 'a' 'b' ]\n", "config parsing error near `'b''"),
+            ("disk = [ 'a',\n", "unexpected $end"),
+            ("name = 'unterminated\n", "lexical error"),
+            ("memory = 512m\n", "near `512m': lexical error"),
+            ("= 5\n", "unexpected '='"),
+        ],
+    )
+    def test_it_refuses_what_xl_would_refuse_in_xls_words(self, text, message):
+        with pytest.raises(ConfigParseError) as raised:
+            parse_cfg(text, source="cfg")
+        assert message in str(raised.value)
+
+    def test_it_never_executes_python(self):
+        with pytest.raises(ConfigParseError):
+            parse_cfg("name = __import__('os').system('true')\n")
+
+
+class TestSpecs:
+    @pytest.mark.parametrize(
+        ("spec", "disk"),
+        [
+            ("phy:/dev/vg_lws01/lvol1,xvda1,w", Disk("/dev/vg_lws01/lvol1", "xvda1", "w")),
+            ("phy:/dev/vg/lv,xvdb,r", Disk("/dev/vg/lv", "xvdb", "r")),
+            ("/dev/vg/guest-volume,,hda", Disk("/dev/vg/guest-volume", "hda", "w")),
+            ("/dev/vg/guest-volume,raw,hda,rw", Disk("/dev/vg/guest-volume", "hda", "w")),
+            (
+                "format=raw, vdev=hda, access=ro, target=/dev/vg/guest-volume",
+                Disk("/dev/vg/guest-volume", "hda", "r"),
+            ),
+            ("vdev=xvda,access=rw,target=/srv/a,b.img", Disk("/srv/a,b.img", "xvda", "w")),
+            ("raw:/dev/vg/guest-volume,hda,w", Disk("/dev/vg/guest-volume", "hda", "w")),
+            ("tap:aio:/srv/x.img,xvda,w", Disk("/srv/x.img", "xvda", "w")),
+            ("file:/srv/cd.iso,hdc:cdrom,r", Disk("/srv/cd.iso", "hdc", "r")),
+            ("drbd:r0,xvda,w", Disk("r0", "xvda", "w", script="block-drbd")),
+            ("/dev/xvdz,xvda1,w", Disk("/dev/xvdz", "xvda1", "w")),
+        ],
+    )
+    def test_it_reads_disk_specs(self, spec, disk):
+        assert parse_disk_spec(spec) == disk
+
+    @pytest.mark.parametrize(
+        "spec", ["", "phy:/dev/vg/lv", "phy:/dev/vg/lv,xvda,sometimes", "a,raw,b,w,extra"]
+    )
+    def test_it_refuses_incomplete_disk_specs(self, spec):
+        with pytest.raises(ConfigParseError):
+            parse_disk_spec(spec)
+
+    @pytest.mark.parametrize(
+        ("spec", "nic"),
+        [
+            ("mac=00:16:3e:10:01:01,bridge=xenbr0", Nic("00:16:3e:10:01:01", "xenbr0")),
+            ("bridge=xenbr1, mac=00:16:3E:74:3d:76", Nic("00:16:3e:74:3d:76", "xenbr1")),
+            ("mac=00:16:3E:74:3d:76,model=rtl8139,bridge=xenbr0", Nic("00:16:3e:74:3d:76", "xenbr0")),
+            ("mac=00:16:3E:74:34:32", Nic("00:16:3e:74:34:32", "xenbr0")),
+            ("", Nic(None, "xenbr0")),
+        ],
+    )
+    def test_it_reads_vif_specs(self, spec, nic):
+        assert parse_vif_spec(spec) == nic
+
+    @pytest.mark.parametrize("spec", ["mac=00:16:3e:10:01", "xenbr0"])
+    def test_it_refuses_bad_vif_specs(self, spec):
+        with pytest.raises(ConfigParseError):
+            parse_vif_spec(spec)
+
+
+class TestVmConfig:
+    def test_it_needs_a_name_in_xls_words(self):
+        with pytest.raises(ConfigParseError, match=r"^Domain name must be specified\.$"):
+            vm_config(parse_cfg("memory = 512\n"))
+
+    def test_it_defaults_like_xl(self):
+        config = vm_config(parse_cfg("name = 'x'\n"))
+        assert (config.memory_mb, config.max_memory_mb, config.vcpus, config.nics, config.disks) == (
+            32,
+            32,
+            1,
+            (),
+            (),
+        )
+
+    def test_maxmem_above_memory_starts_the_guest_pre_ballooned(self):
+        config = vm_config(parse_cfg("name = 'x'\nmemory = 512\nmaxmem = 1792\n"))
+        assert (config.memory_mb, config.max_memory_mb) == (512, 1792)
+
+    def test_it_refuses_nonsense_values(self):
+        with pytest.raises(ConfigParseError, match="memory"):
+            vm_config(parse_cfg("name = 'x'\nmemory = 'lots'\n"))
+        with pytest.raises(ConfigParseError, match="vif"):
+            vm_config(parse_cfg("name = 'x'\nvif = [ 1 ]\n"))
+
+
+class TestRenderCfg:
+    def test_it_writes_the_thesis_style(self):
+        text = render_cfg(
+            name="lws-xen01",
+            memory_mb=512,
+            max_memory_mb=512,
+            nics=[{"mac": "00:16:3e:10:01:01", "bridge": "xenbr0"}, Nic("00:16:3e:11:01:01", "xenbr1")],
+            disks=[{"target": "/dev/vg_lws01/lvol1", "vdev": "xvda1", "mode": "w"}],
+            comment="lws-xen01: Linux Web Services",
+        )
+        assert text.startswith("# lws-xen01: Linux Web Services\nname = 'lws-xen01'\n")
+        assert (
+            "vif = [ 'mac=00:16:3e:10:01:01,bridge=xenbr0',\n"
+            "        'mac=00:16:3e:11:01:01,bridge=xenbr1' ]\n"
+        ) in text
+        assert "disk = [ 'phy:/dev/vg_lws01/lvol1,xvda1,w' ]\n" in text
+
+    def test_what_it_writes_reads_back(self):
+        disks = (Disk("/dev/vg_dasi01/lvol1", "xvda1", "w"), Disk("r7", "xvdb", "r", script="block-drbd"))
+        nics = (Nic("00:16:3e:10:02:01", "xenbr0"), Nic(None, "xenbr1"))
+        text = render_cfg(
+            name="dasi-xen01",
+            memory_mb=1024,
+            max_memory_mb=2048,
+            vcpus=2,
+            nics=nics,
+            disks=disks,
+            uuid="e430b4b8-dc91-9390-dfe0-b83c138ea0aa",
+        )
+        config = vm_config(parse_cfg(text))
+        assert (config.name, config.memory_mb, config.max_memory_mb, config.vcpus) == (
+            "dasi-xen01",
+            1024,
+            2048,
+            2,
+        )
+        assert config.nics == nics and config.disks == disks
+        assert config.uuid == "e430b4b8-dc91-9390-dfe0-b83c138ea0aa"
+
+    def test_it_refuses_to_write_what_it_cannot_quote(self):
+        with pytest.raises(ValueError):
+            render_cfg(name="it's", memory_mb=1)
