@@ -1,0 +1,510 @@
+"""The lab's SSH server: every lab host on its own loopback address, real SSH (paramiko).
+
+One listening socket per host address (all on one port), a thread per connection and
+per channel, so the engine's parallel tasks and a 50-host benchmark run concurrently.
+Only ``exec`` requests are served (no shell, no pty). A command goes:
+
+  arrive -> read faults/latency from the state snapshot (no lock) -> sleep the injected
+  delay (outside the lock, so slow hosts do not serialise the lab) -> under the state
+  lock: consume fail-next or dispatch to the tool, save, journal -> send output, exit
+  status, close the channel.
+
+Faults are re-read on every connection and command, and by a supervisor thread every
+0.2 s that closes the listening socket of a "down" host (connections are refused, live
+ones are cut) and reopens it when the host is back up. "hang" accepts TCP and then
+never speaks (no banner, no answer) until the client gives up.
+
+Run: ``python -m hosts.lab.server --lab-dir DIR --port N`` (prints "lab ready ...").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import paramiko
+
+from hosts.lab import tools
+from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
+from hosts.lab.sshd import Listener, Session, bind, close_quietly, latency_for
+from hosts.lab.state import LabStore, default_faults, default_lab_dir, reset
+from hosts.lab.tools.base import ToolContext, ToolResult
+from hosts.lab.tools.core import command_not_found
+from hosts.reference import LAB_PORT
+
+__all__ = ["LabError", "LabServer", "ensure_keys", "fingerprints", "spawn_lab_process", "start_lab_in_thread"]
+
+log = logging.getLogger("hosts.lab.server")
+_SUPERVISOR_PERIOD = 0.2
+_ACCEPT_POLL = 0.1
+
+
+class LabError(Exception):
+    pass
+
+
+class _HandlerCrashed(Exception):
+    """Raised out of the state transaction so a crashed tool's half-done changes are dropped."""
+
+
+class LabServer:
+    """Serves the hosts of the lab state (or only ``hosts``) on ``port`` (0: pick a free one,
+    the same for every address; read ``.port`` after ``start()``)."""
+
+    def __init__(
+        self,
+        lab_dir: str | os.PathLike[str] | None = None,
+        port: int = LAB_PORT,
+        hosts: Iterable[str] | None = None,
+        *,
+        verbose: bool = False,
+    ) -> None:
+        self.lab_dir = Path(lab_dir) if lab_dir is not None else default_lab_dir()
+        self.store = LabStore(self.lab_dir)
+        self.port = port
+        self.only_hosts = set(hosts) if hosts is not None else None
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._lock = threading.RLock()  # guards everything below; re-entrant for _spawn
+        self._listeners: dict[str, Listener] = {}
+        self._transports: dict[str, set[paramiko.Transport]] = defaultdict(set)
+        self._held: dict[str, set[socket.socket]] = defaultdict(set)
+        self._keys: dict[str, tuple[int, paramiko.PKey]] = {}
+        self._threads: set[threading.Thread] = set()
+        self._generations: dict[str, int] = {}
+        self._ssh_log_name = "hosts.lab.ssh"
+        # paramiko logs every client that hangs up mid-handshake as an ERROR; in the lab
+        # that is routine (probes, the "down"/"hang" faults), so only show it on request.
+        logging.getLogger(self._ssh_log_name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> LabServer:
+        ensure_keys(self.lab_dir)
+        snapshot = self.store.snapshot()
+        unknown = sorted((self.only_hosts or set()) - set(snapshot["hosts"]))
+        if unknown:
+            known = ", ".join(sorted(snapshot["hosts"]))
+            raise LabError(f"unknown lab host '{unknown[0]}'; known: {known}")
+        served = self._served(snapshot)
+        for host in served:
+            self._host_key(host, self._faults(snapshot, host).get("key_generation", 0))
+        for module, error in tools.LOAD_ERRORS.items():
+            log.warning("lab: tool module %s not loaded: %s", module, error)
+        sockets = self._bind_all(served, snapshot)
+        with self._lock:
+            for host, address in served.items():
+                self._add_listener(host, address, sockets.get(host))
+        self._generations = {h: self._faults(snapshot, h).get("key_generation", 0) for h in served}
+        write_known_hosts(self.lab_dir, self.port)
+        info = {"pid": os.getpid(), "port": self.port, "started": time.time(), "hosts": served}
+        (self.lab_dir / "server.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        self._spawn(self._supervise, "lab-supervisor")
+        self.ready.set()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            listeners = list(self._listeners.values())
+            transports = [t for group in self._transports.values() for t in group]
+            held = [s for group in self._held.values() for s in group]
+        for listener in listeners:
+            if listener.thread is not None:
+                listener.thread.join(2)
+        for transport in transports:
+            transport.close()
+        for sock in held:
+            close_quietly(sock)
+        deadline = time.monotonic() + 3
+        for thread in list(self._threads):
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        info_path = self.lab_dir / "server.json"
+        try:
+            if json.loads(info_path.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                info_path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def serve_forever(self, out: Callable[[str], object] = print) -> None:
+        """Start, announce "lab ready", serve until SIGINT/SIGTERM (or ``stop()``)."""
+        self.start()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, lambda *_: self._stop.set())
+        try:
+            hosts = ", ".join(f"{h}={listener.address}" for h, listener in sorted(self._listeners.items()))
+            out(f"lab ready port={self.port} dir={self.lab_dir} hosts: {hosts}")
+            while not self._stop.wait(0.5):
+                pass
+        finally:
+            self.stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    # -- listeners ----------------------------------------------------------------------
+
+    def _served(self, snapshot: dict) -> dict[str, str]:
+        return {
+            name: info["address"]
+            for name, info in snapshot["hosts"].items()
+            if self.only_hosts is None or name in self.only_hosts
+        }
+
+    @staticmethod
+    def _faults(snapshot: dict, host: str) -> dict:
+        return snapshot.get("faults", {}).get(host) or default_faults()
+
+    def _bind_all(self, served: dict[str, str], snapshot: dict) -> dict[str, socket.socket]:
+        up = [h for h in served if self._faults(snapshot, h).get("mode") != "down"]
+        for _attempt in range(20):
+            port, sockets = self.port, {}
+            try:
+                if port == 0 and served:
+                    # One port for every address: let the kernel pick it on the first one.
+                    first = next(iter(served))
+                    probe = bind(served[first], 0)
+                    port = probe.getsockname()[1]
+                    if first in up:
+                        sockets[first] = probe
+                    else:
+                        probe.close()
+                for host in up:
+                    if host not in sockets:
+                        sockets[host] = bind(served[host], port)
+            except OSError as exc:
+                for sock in sockets.values():
+                    sock.close()
+                if self.port != 0:
+                    raise LabError(f"cannot listen on port {port}: {exc.strerror or exc}") from exc
+                continue
+            self.port = port
+            return sockets
+        raise LabError("no port free on every lab address after 20 attempts")
+
+    def _add_listener(self, host: str, address: str, sock: socket.socket | None) -> None:
+        listener = Listener(host, address, sock)
+        self._listeners[host] = listener
+        listener.thread = self._spawn(self._listen, f"lab-listen-{host}", listener)
+
+    def _listen(self, listener: Listener) -> None:
+        """Owns its socket: opens, accepts and closes it as ``want_open`` says."""
+        try:
+            while not self._stop.is_set() and not listener.retired:
+                if listener.want_open and listener.sock is None:
+                    try:
+                        listener.sock = bind(listener.address, self.port)
+                    except OSError as exc:
+                        log.warning("lab: cannot reopen %s:%s: %s", listener.address, self.port, exc)
+                        self._stop.wait(0.5)
+                        continue
+                elif not listener.want_open and listener.sock is not None:
+                    close_quietly(listener.sock)
+                    listener.sock = None
+                if listener.sock is None:
+                    self._stop.wait(_ACCEPT_POLL)
+                    continue
+                readable, _, _ = select.select([listener.sock], [], [], _ACCEPT_POLL)
+                if readable and listener.want_open:
+                    try:
+                        conn, _peer = listener.sock.accept()
+                    except OSError:
+                        continue
+                    self._spawn(self._connection, f"lab-conn-{listener.host}", listener.host, conn)
+        finally:
+            if listener.sock is not None:
+                close_quietly(listener.sock)
+                listener.sock = None
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(_SUPERVISOR_PERIOD):
+            try:
+                self._supervise_once()
+            except Exception:
+                log.exception("lab: supervisor pass failed")
+
+    def _supervise_once(self) -> None:
+        snapshot = self.store.snapshot()
+        served = self._served(snapshot)
+        to_cut: list[paramiko.Transport | socket.socket] = []
+        with self._lock:
+            for host, listener in list(self._listeners.items()):
+                if host not in served or served[host] != listener.address:
+                    listener.retired = True  # removed by a reset, or moved: its thread closes it
+                    del self._listeners[host]
+            for host, address in served.items():
+                if host not in self._listeners:
+                    self._add_listener(host, address, None)
+                listener = self._listeners[host]
+                down = self._faults(snapshot, host).get("mode") == "down"
+                if down and listener.want_open:
+                    # A host that dies takes its live connections with it.
+                    to_cut += [*self._transports.get(host, ()), *self._held.get(host, ())]
+                listener.want_open = not down
+        for item in to_cut:
+            item.close()
+        generations = {h: self._faults(snapshot, h).get("key_generation", 0) for h in served}
+        if generations != self._generations:
+            self._generations = generations
+            write_known_hosts(self.lab_dir, self.port)
+
+    # -- connections --------------------------------------------------------------------
+
+    def _spawn(self, target: Callable[..., object], name: str, *args: object) -> threading.Thread:
+        def run() -> None:
+            try:
+                target(*args)
+            except Exception:
+                log.exception("lab: %s failed", name)
+            finally:
+                with self._lock:
+                    self._threads.discard(thread)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        with self._lock:
+            self._threads.add(thread)
+        thread.start()
+        return thread
+
+    def _host_key(self, host: str, generation: int) -> paramiko.PKey:
+        with self._lock:
+            cached = self._keys.get(host)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        key = load_host_key(self.lab_dir, host)
+        with self._lock:
+            self._keys[host] = (generation, key)
+        return key
+
+    def _connection(self, host: str, conn: socket.socket) -> None:
+        faults = self._faults(self.store.snapshot(), host)
+        if faults.get("mode") == "down":
+            conn.close()  # raced the supervisor: act as if the host died right now
+            return
+        if faults.get("mode") == "hang":
+            self._hold(host, conn)
+            return
+        transport = paramiko.Transport(conn)
+        transport.set_log_channel(self._ssh_log_name)
+        transport.add_server_key(self._host_key(host, faults.get("key_generation", 0)))
+        session = Session(self.lab_dir)
+        with self._lock:
+            self._transports[host].add(transport)
+        try:
+            try:
+                transport.start_server(server=session)
+            except (paramiko.SSHException, EOFError, OSError):
+                return
+            while not self._stop.is_set() and transport.is_active():
+                channel = transport.accept(0.2)
+                if channel is not None:
+                    self._spawn(self._channel, f"lab-chan-{host}", host, transport, session, channel)
+        finally:
+            with self._lock:
+                self._transports[host].discard(transport)
+            transport.close()
+
+    def _hold(self, host: str, conn: socket.socket) -> None:
+        """A hung host: the TCP handshake completed (kernel), then silence until the client quits."""
+        with self._lock:
+            self._held[host].add(conn)
+        try:
+            conn.settimeout(0.2)
+            while not self._stop.is_set():
+                try:
+                    if conn.recv(4096) == b"":
+                        return
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+        finally:
+            with self._lock:
+                self._held[host].discard(conn)
+            close_quietly(conn)
+
+    def _channel(
+        self, host: str, transport: paramiko.Transport, session: Session, channel: paramiko.Channel
+    ) -> None:
+        try:
+            command = session.wait_command(channel.get_id(), timeout=30)
+            if command is not None:
+                self._command(host, transport, channel, command)
+        finally:
+            channel.close()
+
+    def _command(
+        self, host: str, transport: paramiko.Transport, channel: paramiko.Channel, raw: bytes
+    ) -> None:
+        arrived, started = time.time(), time.monotonic()
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        try:
+            argv: list[str] | None = shlex.split(text)
+        except ValueError:
+            argv = None
+        snapshot = self.store.snapshot()
+        faults = self._faults(snapshot, host)
+        if faults.get("mode") in {"down", "hang"}:
+            mode = faults["mode"]
+            note = "host down: connection dropped" if mode == "down" else "host hung: never answered"
+            self.store.append_journal(host=host, command=text, exit_status=None, seconds=0.0, notes=[note])
+            if mode == "down":
+                transport.close()
+            while not self._stop.is_set() and not channel.closed and transport.is_active():
+                self._stop.wait(0.2)
+            return
+        notes: list[str] = []
+        delay = float(faults.get("slow_seconds") or 0.0)
+        if delay:
+            notes.append(f"slow: +{delay:g} s")
+        delay += latency_for(snapshot, argv or [])
+        if delay > 0 and self._stop.wait(delay):
+            return
+        status, stdout, stderr = self._execute(host, argv, text, arrived, started, notes)
+        try:
+            if stdout:
+                channel.sendall(stdout.encode("utf-8"))
+            if stderr:
+                channel.sendall_stderr(stderr.encode("utf-8"))
+            channel.send_exit_status(status)
+        except (OSError, EOFError, paramiko.SSHException):
+            pass  # the client went away; the journal already has the command
+
+    def _execute(
+        self, host: str, argv: list[str] | None, text: str, arrived: float, started: float, notes: list[str]
+    ) -> ToolResult:
+        return execute_command(self.store, host, argv, text, arrived, started, notes)
+
+
+def execute_command(
+    store: LabStore,
+    host: str,
+    argv: list[str] | None,
+    text: str,
+    arrived: float,
+    started: float,
+    notes: list[str],
+) -> ToolResult:
+    """Run one command line on one lab host under the state lock, and journal it. Shared by
+    the paramiko server and the OpenSSH ForceCommand entry point (hosts.lab.forced)."""
+    with store.locked():
+        try:
+            with store.transaction() as state:
+                result = _dispatch(state, host, argv, arrived, notes)
+        except _HandlerCrashed as crash:
+            cause = crash.__cause__
+            result = (
+                1,
+                "",
+                f"lab: {argv[0] if argv else '?'} crashed: {type(cause).__name__}: {cause}\n",
+            )
+            notes += ["state changes discarded", *traceback.format_exception(cause)[-3:]]
+            log.error("lab: tool crashed on %s: %s", host, text, exc_info=cause)
+        store.append_journal(
+            host=host,
+            command=text,
+            exit_status=result[0],
+            seconds=time.monotonic() - started,
+            notes=notes,
+            when=arrived,
+        )
+    return result
+
+
+def _dispatch(state: dict, host: str, argv: list[str] | None, arrived: float, notes: list[str]) -> ToolResult:
+    faults = state.setdefault("faults", {}).setdefault(host, default_faults())
+    if faults.get("fail_next"):
+        message = str(faults["fail_next"])
+        faults["fail_next"] = None
+        notes.append("fail-next injected")
+        return 1, "", message if message.endswith("\n") else message + "\n"
+    if argv is None:
+        return 2, "", "bash: -c: line 1: unexpected EOF while looking for matching quote\n"
+    if not argv:
+        return 0, "", ""
+    handler = tools.resolve(argv[0])
+    if handler is None:
+        return command_not_found(argv[0])
+    ctx = ToolContext(host=host, state=state, now=arrived)
+    try:
+        status, stdout, stderr = handler(ctx, argv)
+    except Exception as exc:
+        raise _HandlerCrashed() from exc
+    finally:
+        notes += ctx.notes
+    return int(status), stdout, stderr
+
+
+def start_lab_in_thread(lab_dir: str | os.PathLike[str], port: int = 0, **kwargs: object) -> LabServer:
+    """For tests: a started server in this process (daemon threads). Call ``.stop()``."""
+    return LabServer(lab_dir, port, **kwargs).start()  # type: ignore[arg-type]
+
+
+def spawn_lab_process(
+    lab_dir: str | os.PathLike[str], port: int = 0, *, timeout: float = 20.0, reset_state: bool = False
+) -> tuple[subprocess.Popen[str], int]:
+    """``python -m hosts.lab.server`` in a child process; returns it once "lab ready" is
+    printed, with the port it listens on. Stop it with ``terminate()`` (SIGTERM)."""
+    argv = [sys.executable, "-m", "hosts.lab.server", "--lab-dir", str(lab_dir), "--port", str(port)]
+    if reset_state:
+        argv.append("--reset")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if readable:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            match = re.match(r"lab ready port=(\d+)", line)
+            if match:
+                return proc, int(match.group(1))
+        elif proc.poll() is not None:
+            break
+    proc.kill()
+    raise LabError(f"lab process did not get ready within {timeout} s (exit {proc.poll()})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hosts.lab.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--lab-dir", default=None, help="default: $DRPORTAL_LAB_DIR or <repo>/var/lab")
+    parser.add_argument("--port", type=int, default=LAB_PORT, help="0 picks a free port")
+    parser.add_argument("--host", action="append", dest="hosts", help="serve only this host (repeatable)")
+    parser.add_argument("--reset", action="store_true", help="reseed the reference estate first")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
+    store = LabStore(args.lab_dir)
+    if args.reset:
+        reset(store)
+    try:
+        LabServer(store.lab_dir, args.port, args.hosts, verbose=args.verbose).serve_forever(
+            out=lambda line: print(line, flush=True)
+        )
+    except LabError as exc:
+        print(f"lab: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""The paramiko side of the lab's SSH server: the per-connection ServerInterface (public
+key auth, session channels, exec only), listening sockets, and the latency lookup."""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import socket
+import threading
+from pathlib import Path
+
+import paramiko
+
+from hosts.lab.keys import authorized_keys
+
+
+class Session(paramiko.ServerInterface):
+    """paramiko's view of one connection: public-key auth, session channels, exec only."""
+
+    def __init__(self, lab_dir: Path) -> None:
+        self.lab_dir = lab_dir
+        self.commands: dict[int, bytes] = {}
+        self.cond = threading.Condition()
+
+    def check_channel_request(self, kind: str, chanid: int) -> int:
+        if kind == "session":
+            return paramiko.OPEN_SUCCEEDED
+        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+
+    def get_allowed_auths(self, username: str) -> str:
+        return "publickey"
+
+    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
+        # Re-read on every attempt: a test or operator may edit authorized_keys live.
+        if (key.get_name(), key.get_base64()) in authorized_keys(self.lab_dir):
+            return paramiko.AUTH_SUCCESSFUL
+        return paramiko.AUTH_FAILED
+
+    def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
+        with self.cond:
+            self.commands[channel.get_id()] = command
+            self.cond.notify_all()
+        return True
+
+    def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
+        return False
+
+    def check_channel_pty_request(self, *args: object) -> bool:
+        return False
+
+    def wait_command(self, chanid: int, timeout: float) -> bytes | None:
+        with self.cond:
+            self.cond.wait_for(lambda: chanid in self.commands, timeout)
+            return self.commands.pop(chanid, None)
+
+
+class Listener:
+    def __init__(self, host: str, address: str, sock: socket.socket | None) -> None:
+        self.host = host
+        self.address = address
+        self.sock = sock
+        self.want_open = sock is not None
+        self.retired = False
+        self.thread: threading.Thread | None = None
+
+
+def bind(address: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Reopening after a "down" must not trip over TIME_WAIT of the connections we cut.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+        sock.listen(256)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def latency_for(snapshot: dict, argv: list[str]) -> float:
+    latency = snapshot.get("latency", {})
+    per_command = latency.get("per_command", {})
+    if argv:
+        name = posixpath.basename(argv[0])
+        if len(argv) > 1 and f"{name} {argv[1]}" in per_command:
+            return float(per_command[f"{name} {argv[1]}"])
+        if name in per_command:
+            return float(per_command[name])
+    return float(latency.get("default_seconds", 0.0))
+
+
+def close_quietly(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.close()

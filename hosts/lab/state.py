@@ -1,0 +1,486 @@
+"""The lab's state and journal: one JSON file and one JSON-lines file in the lab directory.
+
+Several processes share them (the SSH server, ``manage.py lab fault ...``, tests), so every
+write happens under an ``flock`` on ``state.lock`` and the state file is replaced
+atomically (tmp + ``os.replace``): a reader that opens ``state.json`` without the lock
+always sees one whole version. No fsync: the lab is a simulator, and a power cut losing
+its last write is harmless, while fsyncing every command would slow a 50-host benchmark.
+
+Layout of a lab directory::
+
+    state.json      the lab state (schema in hosts/lab/tools/base.py), compact JSON with
+                    "revision" first (bumped on every change); `python -m json.tool` to read
+    state.lock      flock target; empty
+    journal.jsonl   one line per command received: seq, time, host, command, exit_status, seconds, notes
+    server.json     pid/port of the running server (written by hosts/lab/server.py)
+    keys/           host keys, the client key pair, authorized_keys (hosts/lab/keys.py)
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import threading
+import uuid
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from hosts import reference
+
+_REPO_DIR = Path(__file__).resolve().parents[2]
+_REVISION_HEADER = re.compile(rb'^\{\s*"revision":\s*(\d+)')
+_UUID_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-4a8e-9a57-2d9f0c7f4b11")
+
+
+def default_lab_dir() -> Path:
+    return Path(os.environ.get("DRPORTAL_LAB_DIR") or _REPO_DIR / "var" / "lab")
+
+
+def default_faults() -> dict:
+    return {"mode": "up", "slow_seconds": 0.0, "fail_next": None, "key_generation": 0}
+
+
+class LabStore:
+    """The lab state of one lab directory, shared safely between threads and processes.
+
+    ``flock`` locks belong to an open file description, so every acquisition opens the
+    lock file anew: two threads of one process then exclude each other exactly like two
+    processes do. Re-entrant per thread (the server journals inside its transaction)."""
+
+    def __init__(self, lab_dir: str | os.PathLike[str] | None = None) -> None:
+        self.lab_dir = Path(lab_dir) if lab_dir is not None else default_lab_dir()
+        self.lab_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = self.lab_dir / "state.json"
+        self.lock_path = self.lab_dir / "state.lock"
+        self.journal_path = self.lab_dir / "journal.jsonl"
+        self._local = threading.local()
+        self._cache_lock = threading.Lock()
+        self._cache: tuple[int, dict] | None = None  # snapshot(): shared, read-only
+        self._tx_cache: tuple[int, dict, dict] | None = None  # transaction(): under the lock only
+
+    # -- locking ------------------------------------------------------------------------
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        if getattr(self._local, "depth", 0):
+            self._local.depth += 1
+            try:
+                yield
+            finally:
+                self._local.depth -= 1
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._local.depth = 1
+            try:
+                yield
+            finally:
+                self._local.depth = 0
+        finally:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    # -- state --------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[dict]:
+        """``with store.transaction() as state:`` mutate ``state`` in place; it is saved
+        when the block ends without an exception, and discarded otherwise.
+
+        Most commands only read (``xl list``, ``test -e``), and a 500-VM state costs ~15 ms
+        to parse and dump, so the parsed state is kept between transactions while the
+        revision on disk says nobody else wrote, with a pristine twin to tell whether the
+        block changed anything: a read-only transaction then costs one dict comparison."""
+        with self.locked():
+            revision, working, pristine = self._working_locked()
+            try:
+                yield working
+            except BaseException:
+                self._tx_cache = None  # ``working`` may be half-changed; disk is still the truth
+                raise
+            if working == pristine:
+                return
+            text = _dumps(working, revision + 1)
+            self._write_locked(text)
+            working["revision"] = revision + 1
+            self._tx_cache = (revision + 1, working, json.loads(text))
+
+    def _working_locked(self) -> tuple[int, dict, dict]:
+        cached = self._tx_cache
+        if cached is not None and cached[0] == self._disk_revision_locked():
+            return cached
+        text = self._load_text_locked()
+        working, pristine = json.loads(text), json.loads(text)
+        self._tx_cache = (int(working.get("revision", 0)), working, pristine)
+        return self._tx_cache
+
+    def _disk_revision_locked(self) -> int | None:
+        try:
+            with open(self.state_path, "rb") as handle:
+                match = _REVISION_HEADER.match(handle.read(64))
+        except FileNotFoundError:
+            return None
+        return int(match.group(1)) if match else None
+
+    def read(self) -> dict:
+        """A consistent snapshot, private to the caller (mutating it changes nothing)."""
+        try:
+            return json.loads(self.state_path.read_bytes())
+        except FileNotFoundError:
+            with self.locked():
+                return json.loads(self._load_text_locked())
+
+    def snapshot(self) -> dict:
+        """Like ``read`` but shared and cached by revision: only the first bytes of the
+        file are read while nothing changed. READ-ONLY: never mutate the result."""
+        try:
+            with open(self.state_path, "rb") as handle:
+                match = _REVISION_HEADER.match(handle.read(64))
+                revision = int(match.group(1)) if match else -1
+                with self._cache_lock:
+                    if revision >= 0 and self._cache is not None and self._cache[0] == revision:
+                        return self._cache[1]
+                handle.seek(0)
+                state = json.loads(handle.read())
+        except FileNotFoundError:
+            state = self.read()
+            revision = int(state.get("revision", -1))
+        with self._cache_lock:
+            self._cache = (revision, state)
+        return state
+
+    def replace(self, state: dict) -> None:
+        """Replace the whole state (seeding, reset), keeping the revision increasing."""
+        with self.locked():
+            self._tx_cache = None
+            self._write_locked(_dumps(state, (self._disk_revision_locked() or 0) + 1))
+
+    def _load_text_locked(self) -> str:
+        try:
+            return self.state_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            # A fresh lab directory starts as the reference estate: `lab up` just works.
+            text = _dumps(reference_state(), 1)
+            self._write_locked(text)
+            return text
+
+    def _write_locked(self, text: str) -> None:
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    # -- journal ------------------------------------------------------------------------
+
+    def append_journal(
+        self,
+        *,
+        host: str,
+        command: str,
+        exit_status: int | None,
+        seconds: float,
+        notes: list[str] | None = None,
+        when: float | None = None,
+    ) -> dict:
+        """Append one line; ``seq`` is one more than the last line's, taken under the lock
+        so that concurrent servers and threads never share a number."""
+        with self.locked():
+            entry = {
+                "seq": self._last_seq_locked() + 1,
+                "time": iso_utc(when),
+                "host": host,
+                "command": command,
+                "exit_status": exit_status,
+                "seconds": round(seconds, 6),
+                "notes": list(notes or ()),
+            }
+            with open(self.journal_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+            return entry
+
+    def _last_seq_locked(self) -> int:
+        try:
+            with open(self.journal_path, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - 65536))
+                tail = handle.read()
+        except FileNotFoundError:
+            return 0
+        for line in reversed(tail.splitlines()):
+            try:
+                return int(json.loads(line)["seq"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn or foreign line; the one before it still counts
+        return 0
+
+
+def _dumps(state: dict, revision: int) -> str:
+    # "revision" goes first so snapshot() can tell a changed file from its first bytes.
+    ordered = {"revision": revision, **{key: value for key, value in state.items() if key != "revision"}}
+    # Compact on purpose: with ``indent`` json falls back to its pure-Python encoder, about ten
+    # times slower, and every command of a 500-VM benchmark pays for a full dump.
+    return json.dumps(ordered, separators=(",", ":")) + "\n"
+
+
+def iso_utc(when: float | None = None) -> str:
+    moment = datetime.now(UTC) if when is None else datetime.fromtimestamp(when, UTC)
+    return moment.isoformat(timespec="milliseconds")
+
+
+def read_journal(lab_dir: str | os.PathLike[str] | None = None, since_seq: int = 0) -> list[dict]:
+    """Journal entries with ``seq > since_seq``, oldest first."""
+    path = Path(lab_dir if lab_dir is not None else default_lab_dir()) / "journal.jsonl"
+    entries = []
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("seq", 0) > since_seq:
+                    entries.append(entry)
+    except FileNotFoundError:
+        return []
+    return entries
+
+
+# -- seeding ----------------------------------------------------------------------------
+
+
+def _uuid(name: str) -> str:
+    return str(uuid.uuid5(_UUID_NAMESPACE, name))
+
+
+def _cfg_text(vm: dict) -> str:
+    """An xl.cfg for one VM: enough for `xl create` and for a human reading it."""
+    vifs = ", ".join(f"'mac={nic['mac']},bridge={nic['bridge']}'" for nic in vm["nics"])
+    disks = ", ".join(f"'phy:{disk['target']},{disk['vdev']},{disk['mode']}'" for disk in vm["disks"])
+    return (
+        f'name = "{vm["name"]}"\n'
+        f'uuid = "{_uuid(vm["name"])}"\n'
+        f"memory = {vm['memory_mb']}\n"
+        f"maxmem = {vm['max_memory_mb']}\n"
+        f"vcpus = {vm['vcpus']}\n"
+        f"vif = [ {vifs} ]\n"
+        f"disk = [ {disks} ]\n"
+        'bootloader = "pygrub"\n'
+        'on_poweroff = "destroy"\n'
+        'on_reboot = "restart"\n'
+        'on_crash = "restart"\n'
+    )
+
+
+def _dom0_domain(memory_mb: int, total_mb: int, cpus: int, cpu_time: float) -> dict:
+    return {
+        "name": "Domain-0",
+        "domid": 0,
+        "memory_mb": memory_mb,
+        "max_memory_mb": total_mb,
+        "vcpus": cpus,
+        "state": "r-----",
+        "cpu_time": cpu_time,
+        "uuid": "00000000-0000-0000-0000-000000000000",
+        "config_path": None,
+        "nics": [],
+        "disks": [],
+    }
+
+
+def _domu(name: str, domid: int, memory_mb: int, vcpus: int, nics: list, disks: list) -> dict:
+    return {
+        "name": name,
+        "domid": domid,
+        "memory_mb": memory_mb,
+        "max_memory_mb": memory_mb,
+        "vcpus": vcpus,
+        "state": "-b----",
+        # Deterministic but different per VM, so listings look lived-in and stay reproducible.
+        "cpu_time": float(1000 + zlib.crc32(name.encode()) % 90000) + 0.5,
+        "uuid": _uuid(name),
+        "config_path": reference.vm_config_path(name),
+        "nics": nics,
+        "disks": disks,
+    }
+
+
+def _reference_vm(vm: dict) -> dict:
+    return {
+        "name": vm["name"],
+        "memory_mb": vm["normal_mb"],
+        "max_memory_mb": vm["normal_mb"],
+        "vcpus": vm["vcpus"],
+        "nics": [{"mac": nic["mac"], "bridge": nic["bridge"]} for nic in reference.vm_nics(vm)],
+        "disks": [dict(disk) for disk in reference.vm_disks(vm["name"])],
+    }
+
+
+def reference_state() -> dict:
+    """The reference estate in normal operation, as a fresh lab state."""
+    vms = [_reference_vm(vm) for vm in reference.VMS]
+    # Every dom0 carries every VM's config, so any VM can start on either (thesis).
+    config_files = {reference.vm_config_path(vm["name"]): _cfg_text(vm) for vm in vms}
+    home = {vm["name"]: vm["home"] for vm in reference.VMS}
+    boot_order = sorted(reference.VMS, key=lambda vm: (vm["tier"], vm["name"]))
+    hosts: dict[str, dict] = {}
+    for host in reference.HOSTS:
+        domains = [_dom0_domain(host["dom0_normal_mb"], host["ram_mb"], host["cpus"], 48213.7)]
+        for vm in (_reference_vm(vm) for vm in boot_order if home[vm["name"]] == host["name"]):
+            domains.append(
+                _domu(vm["name"], len(domains), vm["memory_mb"], vm["vcpus"], vm["nics"], vm["disks"])
+            )
+        hosts[host["name"]] = {
+            "kind": "dom0",
+            "site": host["site"],
+            "address": host["address"],
+            "toolstack": host["toolstack"],
+            "total_memory_mb": host["ram_mb"],
+            "nr_cpus": host["cpus"],
+            "xen_version": "4.17.3",
+            "bridges": list(host["bridges"]),
+            "files": dict(config_files),
+            "domains": domains,
+            "next_domid": len(domains),
+        }
+    for array in reference.ARRAYS:
+        hosts[array["name"]] = {
+            "kind": "array",
+            "site": array["site"],
+            "address": array["address"],
+            "array_kind": array["kind"],
+            "system": array["name"].upper(),
+        }
+    kind_of_array = {array["name"]: array["kind"] for array in reference.ARRAYS}
+    groups: dict[str, dict] = {}
+    for group in reference.dr_groups():
+        devices = [disk["target"] for name in group["vms"] for disk in reference.vm_disks(name)]
+        sides = {
+            group["source_array"]: {
+                "role": "primary",
+                "presented_to": sorted({home[name] for name in group["vms"]}),
+                "disk_state": "UpToDate",
+            }
+        }
+        if group["target_array"]:
+            sides[group["target_array"]] = {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"}
+        groups[group["name"]] = {
+            "kind": kind_of_array[group["source_array"]],
+            "mode": group["mode"],
+            "devices": devices,
+            "sides": sides,
+            "replication": "consistent" if group["target_array"] else "none",
+            "lag_seconds": 2.0 if group["target_array"] else None,
+        }
+    return {
+        "revision": 0,
+        "hosts": hosts,
+        "groups": groups,
+        "faults": {name: default_faults() for name in hosts},
+        "latency": {"default_seconds": 0.0, "per_command": {}},
+    }
+
+
+def seed_reference(store: LabStore) -> dict:
+    state = reference_state()
+    store.replace(state)
+    return state
+
+
+def reset(store: LabStore) -> dict:
+    """Back to the reference estate. The journal is kept (seq keeps counting) because it
+    records what the lab received, and a reset is one of those things worth seeing."""
+    return seed_reference(store)
+
+
+def synthetic_address(index: int, base_octet: int = 100) -> str:
+    """127.0.<base+i//250>.<1+i%250>: clear of the reference estate's 127.0.1.x/127.0.2.x."""
+    return f"127.0.{base_octet + index // 250}.{1 + index % 250}"
+
+
+def seed_synthetic(
+    store: LabStore,
+    *,
+    hosts: int = 50,
+    vms: int = 500,
+    vm_memory_mb: int = 256,
+    dom0_memory_mb: int = 256,
+    base_octet: int = 100,
+    prefix: str = "synth",
+) -> list[str]:
+    """Add ``hosts`` dom0s (``synth001``...) running ``vms`` VMs round-robin, plus two
+    arrays (``synth-eva-a`` primary, ``synth-eva-b`` secondary) replicating one group per
+    VM, to the current state. Returns the dom0 names. For benchmarks, not for realism."""
+    if hosts < 1 or vms < 0:
+        raise ValueError("need at least one host and a non-negative number of VMs")
+    names = [f"{prefix}{index + 1:03d}" for index in range(hosts)]
+    per_host = -(-vms // hosts)
+    total_mb = max(4096, dom0_memory_mb + per_host * vm_memory_mb * 2)
+    array_a, array_b = f"{prefix}-eva-a", f"{prefix}-eva-b"
+    with store.transaction() as state:
+        for index, name in enumerate(names):
+            state["hosts"][name] = {
+                "kind": "dom0",
+                "site": "SYN",
+                "address": synthetic_address(index, base_octet),
+                "toolstack": "xl",
+                "total_memory_mb": total_mb,
+                "nr_cpus": 8,
+                "xen_version": "4.17.3",
+                "bridges": list(reference.BRIDGES),
+                "files": {},
+                "domains": [_dom0_domain(dom0_memory_mb, total_mb, 8, 1000.0)],
+                "next_domid": 1,
+            }
+            state["faults"][name] = default_faults()
+        for index, array in enumerate((array_a, array_b)):
+            state["hosts"][array] = {
+                "kind": "array",
+                "site": "SYN",
+                "address": synthetic_address(hosts + index, base_octet),
+                "array_kind": "eva-ca",
+                "system": array.upper(),
+            }
+            state["faults"][array] = default_faults()
+        for number in range(vms):
+            host = state["hosts"][names[number % hosts]]
+            vm_name = f"{prefix}-vm{number + 1:04d}"
+            stem = f"{prefix}vm{number + 1:04d}"
+            vm = {
+                "name": vm_name,
+                "memory_mb": vm_memory_mb,
+                "max_memory_mb": vm_memory_mb,
+                "vcpus": 1,
+                "nics": [
+                    {
+                        "mac": f"00:16:3e:{number >> 8 & 0xFF:02x}:{number & 0xFF:02x}:{slot + 1:02x}",
+                        "bridge": br,
+                    }
+                    for slot, br in enumerate(reference.BRIDGES)
+                ],
+                "disks": [{"target": f"/dev/vg_{stem}/lvol1", "vdev": "xvda1", "mode": "w"}],
+            }
+            host["files"][reference.vm_config_path(vm_name)] = _cfg_text(vm)
+            domid = host["next_domid"]
+            host["domains"].append(_domu(vm_name, domid, vm_memory_mb, 1, vm["nics"], vm["disks"]))
+            host["next_domid"] = domid + 1
+            state["groups"][f"DRG-{vm_name}"] = {
+                "kind": "eva-ca",
+                "mode": "async",
+                "devices": [vm["disks"][0]["target"]],
+                "sides": {
+                    array_a: {
+                        "role": "primary",
+                        "presented_to": [names[number % hosts]],
+                        "disk_state": "UpToDate",
+                    },
+                    array_b: {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
+                },
+                "replication": "consistent",
+                "lag_seconds": 2.0,
+            }
+    return names

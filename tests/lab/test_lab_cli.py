@@ -1,0 +1,119 @@
+"""``manage.py lab ...``: status, faults, latency, journal, fingerprints (no server needed)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hosts.lab import cli
+from hosts.lab.state import LabStore
+
+
+def _parse(*argv: str) -> dict:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return vars(parser.parse_args(list(argv)))
+
+
+def test_status_json_has_hosts_domains_groups_and_the_journal(lab_dir: Path) -> None:
+    store = LabStore(lab_dir)
+    for n in range(60):
+        store.append_journal(host="xenka01", command=f"echo {n}", exit_status=0, seconds=0.001)
+    code, text = cli.dispatch(_parse("--lab-dir", str(lab_dir), "status", "--json"))
+    data = json.loads(text)
+    assert code == 0
+    assert set(data) >= {"lab_dir", "server", "hosts", "groups", "latency", "journal"}
+    assert data["server"] == {"running": False}
+    ka = data["hosts"]["xenka01"]
+    assert (ka["address"], ka["kind"], ka["fault"]["mode"], ka["free_memory_mb"]) == (
+        "127.0.2.1",
+        "dom0",
+        "up",
+        512,
+    )
+    assert ka["domains"][0] == {"name": "Domain-0", "domid": 0, "memory_mb": 256, "state": "r-----"}
+    assert data["hosts"]["eva-ka"]["kind"] == "array"
+    proxy = data["groups"]["DRG-proxy-xen01"]
+    assert proxy["sides"]["eva-wsl"]["role"] == "primary"
+    assert proxy["sides"]["eva-wsl"]["presented_to"] == ["xenwsl01"]
+    assert (proxy["replication"], proxy["lag_seconds"]) == ("consistent", 2.0)
+    assert [entry["seq"] for entry in data["journal"]] == list(range(11, 61))
+    code, text = cli.lab_status(lab_dir)
+    assert code == 0 and "xenka01" in text and "DRG-lws-xen01" in text and "echo 59" in text
+
+
+def test_fault_refuses_unknown_hosts_and_bad_arguments(lab_dir: Path) -> None:
+    assert cli.lab_fault(lab_dir, "xenfoo01", "down", []) == (
+        2,
+        "unknown lab host 'xenfoo01'; known: eva-ka, eva-wsl, xenka01, xenwsl01\n",
+    )
+    assert cli.lab_fault(lab_dir, "xenka01", "explode", [])[0] == 2
+    assert cli.lab_fault(lab_dir, "xenka01", "slow", [])[0] == 2
+    assert cli.lab_fault(lab_dir, "xenka01", "slow", ["-1"])[0] == 2
+    assert cli.lab_fault(lab_dir, "xenka01", "slow", ["fast"])[0] == 2
+    assert cli.lab_fault(lab_dir, "xenka01", "down", ["now"])[0] == 2
+
+
+def test_fault_modes_are_stored_and_up_clears_them(lab_dir: Path) -> None:
+    store = LabStore(lab_dir)
+    assert cli.dispatch(_parse("--lab-dir", str(lab_dir), "fault", "xenka01", "slow", "2.5"))[0] == 0
+    assert cli.lab_fault(lab_dir, "xenka01", "fail-next", ["disk", "on", "fire"])[0] == 0
+    assert cli.lab_fault(lab_dir, "xenka01", "hang", [])[0] == 0
+    assert store.read()["faults"]["xenka01"] == {
+        "mode": "hang",
+        "slow_seconds": 2.5,
+        "fail_next": "disk on fire",
+        "key_generation": 0,
+    }
+    assert cli.lab_fault(lab_dir, "xenka01", "up", [])[0] == 0
+    assert store.read()["faults"]["xenka01"] == {
+        "mode": "up",
+        "slow_seconds": 0.0,
+        "fail_next": None,
+        "key_generation": 0,
+    }
+    code, text = cli.lab_fault(lab_dir, "eva-ka", "rekey", [])
+    assert code == 0 and "SHA256:" in text
+    assert store.read()["faults"]["eva-ka"]["key_generation"] == 1
+
+
+def test_latency_sets_a_default_and_per_command_delays(lab_dir: Path) -> None:
+    options = _parse("--lab-dir", str(lab_dir), "latency", "--default", "0.1", "--command", "xl  create", "3")
+    code, text = cli.dispatch(options)
+    assert code == 0 and "'xl create': 3 s" in text
+    assert LabStore(lab_dir).read()["latency"] == {"default_seconds": 0.1, "per_command": {"xl create": 3.0}}
+    assert cli.lab_latency(lab_dir, per_command=[("xl list", "soon")])[0] == 2
+    cli.lab_latency(lab_dir, clear=True)
+    assert LabStore(lab_dir).read()["latency"] == {"default_seconds": 0.0, "per_command": {}}
+
+
+def test_journal_and_fingerprints(lab_dir: Path) -> None:
+    store = LabStore(lab_dir)
+    for command in ("uptime", "xl list", "test -e /x"):
+        store.append_journal(host="xenwsl01", command=command, exit_status=0, seconds=0.5, notes=["n"])
+    code, text = cli.lab_journal(lab_dir, since=1, as_json=True)
+    assert code == 0 and [entry["command"] for entry in json.loads(text)] == ["xl list", "test -e /x"]
+    code, text = cli.lab_journal(lab_dir, limit=1)
+    assert code == 0 and text.strip().endswith("test -e /x  # n")
+    code, text = cli.lab_fingerprints(lab_dir, as_json=True)
+    prints = json.loads(text)
+    assert set(prints) == {"xenwsl01", "xenka01", "eva-wsl", "eva-ka"}
+    assert all(fp.startswith("SHA256:") and "=" not in fp for fp in prints.values())
+
+
+def test_the_django_command_wraps_the_cli(lab_dir: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "DRPORTAL_LAB_DIR": str(lab_dir)}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "lab", "fault", "nowhere", "down"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "unknown lab host 'nowhere'" in done.stderr

@@ -1,0 +1,138 @@
+"""The lab state: the seeded reference estate, transactions, the journal, synthetic hosts."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from hosts import reference
+from hosts.lab.state import LabStore, read_journal, reference_state, reset, seed_synthetic
+from hosts.lab.tools.base import visible_devices
+
+
+def _domains(state: dict, host: str) -> dict[str, int]:
+    return {d["name"]: d["memory_mb"] for d in state["hosts"][host]["domains"]}
+
+
+def test_the_reference_estate_runs_the_thesis_memory_profile() -> None:
+    state = reference_state()
+    assert _domains(state, "xenwsl01") == {
+        "Domain-0": 256,
+        "dns-xen01": 512,
+        "proxy-xen01": 1792,
+        "rsync-xen01": 1024,
+    }
+    assert _domains(state, "xenka01") == {
+        "Domain-0": 256,
+        "lws-xen01": 512,
+        "tomcat-xen01": 768,
+        "dasi-xen01": 2048,
+    }
+    for host in ("xenwsl01", "xenka01"):
+        info = state["hosts"][host]
+        assert info["domains"][0]["name"] == "Domain-0"
+        assert [d["domid"] for d in info["domains"]] == [0, 1, 2, 3] and info["next_domid"] == 4
+        assert (info["total_memory_mb"], info["nr_cpus"], info["xen_version"]) == (4096, 4, "4.17.3")
+        assert info["bridges"] == ["xenbr0", "xenbr1"] and info["toolstack"] == "xl"
+        assert sum(_domains(state, host).values()) == 3584
+
+
+def test_every_dom0_has_every_vm_config_so_any_vm_can_start_anywhere() -> None:
+    state = reference_state()
+    for host in ("xenwsl01", "xenka01"):
+        files = state["hosts"][host]["files"]
+        assert set(files) == {f"/etc/xen/vm/{vm['name']}" for vm in reference.VMS}
+    cfg = state["hosts"]["xenka01"]["files"]["/etc/xen/vm/proxy-xen01"]
+    assert 'name = "proxy-xen01"' in cfg and "memory = 1792" in cfg and "maxmem = 1792" in cfg
+    assert "vif = [ 'mac=00:16:3e:10:04:01,bridge=xenbr0', 'mac=00:16:3e:11:04:01,bridge=xenbr1' ]" in cfg
+    assert "disk = [ 'phy:/dev/vg_proxy01/lvol1,xvda1,w' ]" in cfg
+
+
+def test_groups_replicate_wsl_to_ka_and_leave_ka_vms_unreplicated() -> None:
+    state = reference_state()
+    proxy = state["groups"]["DRG-proxy-xen01"]
+    assert proxy["sides"] == {
+        "eva-wsl": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
+        "eva-ka": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
+    }
+    assert (proxy["replication"], proxy["lag_seconds"], proxy["kind"]) == ("consistent", 2.0, "eva-ca")
+    lws = state["groups"]["DRG-lws-xen01"]
+    assert lws["sides"] == {
+        "eva-ka": {"role": "primary", "presented_to": ["xenka01"], "disk_state": "UpToDate"}
+    }
+    assert (lws["replication"], lws["lag_seconds"]) == ("none", None)
+    assert "/dev/vg_proxy01/lvol1" in visible_devices(state, "xenwsl01")
+    assert "/dev/vg_proxy01/lvol1" not in visible_devices(state, "xenka01")
+    assert (
+        state["hosts"]["eva-ka"]["system"] == "EVA-KA" and state["hosts"]["eva-wsl"]["array_kind"] == "eva-ca"
+    )
+    assert all(
+        f == {"mode": "up", "slow_seconds": 0.0, "fail_next": None, "key_generation": 0}
+        for f in state["faults"].values()
+    )
+    assert state["latency"] == {"default_seconds": 0.0, "per_command": {}}
+
+
+def test_a_transaction_saves_on_success_and_discards_on_error(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    start = store.read()["revision"]
+    with store.transaction():
+        pass
+    assert store.read()["revision"] == start  # nothing changed, nothing written
+    with store.transaction() as state:
+        state["faults"]["xenka01"]["mode"] = "down"
+    assert store.read()["faults"]["xenka01"]["mode"] == "down"
+    assert store.snapshot()["revision"] == start + 1
+    with pytest.raises(RuntimeError), store.transaction() as state:
+        state["faults"]["xenka01"]["mode"] = "hang"
+        raise RuntimeError("boom")
+    assert store.snapshot()["faults"]["xenka01"]["mode"] == "down"
+    with store.transaction() as state:
+        assert state["faults"]["xenka01"]["mode"] == "down"
+    other = LabStore(tmp_path)  # another process, as far as the cache can tell
+    with other.transaction() as state:
+        state["faults"]["xenka01"]["slow_seconds"] = 3.0
+    with store.transaction() as state:
+        assert state["faults"]["xenka01"]["slow_seconds"] == 3.0
+    reset(store)
+    assert store.snapshot()["faults"]["xenka01"]["mode"] == "up"
+
+
+def _hammer(lab_dir: str) -> None:
+    store = LabStore(lab_dir)
+    for _ in range(25):
+        with store.locked(), store.transaction() as state:
+            state["latency"]["default_seconds"] += 1
+            store.append_journal(host="x", command="inc", exit_status=0, seconds=0.0)
+
+
+def test_processes_never_lose_an_update_or_share_a_journal_seq(tmp_path: Path) -> None:
+    LabStore(tmp_path).read()
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_hammer, args=(str(tmp_path),)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(20)
+        assert worker.exitcode == 0
+    assert LabStore(tmp_path).read()["latency"]["default_seconds"] == 100
+    assert [entry["seq"] for entry in read_journal(tmp_path)] == list(range(1, 101))
+    assert [entry["seq"] for entry in read_journal(tmp_path, since_seq=95)] == [96, 97, 98, 99, 100]
+
+
+def test_synthetic_hosts_get_unique_addresses_and_fitting_vms(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    names = seed_synthetic(store, hosts=50, vms=500)
+    state = store.read()
+    assert len(names) == 50 and {"xenka01", "eva-ka"} <= set(state["hosts"])
+    addresses = [info["address"] for info in state["hosts"].values()]
+    assert len(addresses) == len(set(addresses))
+    for name in names:
+        info = state["hosts"][name]
+        assert len(info["domains"]) == 11
+        assert sum(d["memory_mb"] for d in info["domains"]) <= info["total_memory_mb"]
+        assert set(info["files"]) == {d["config_path"] for d in info["domains"][1:]}
+        assert {d["disks"][0]["target"] for d in info["domains"][1:]} <= visible_devices(state, name)
+    assert len(state["groups"]) == 6 + 500
