@@ -148,3 +148,23 @@ LOGGING = {
 # Static files are served by WhiteNoise under uvicorn; in the demo straight from static/.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
+# The workers' private key for hosts and arrays that do not name their own (the lab's in the demo).
+DRPORTAL_SSH_KEY = Path(os.environ.get("DRPORTAL_SSH_KEY", DRPORTAL_LAB_DIR / "keys" / "id_drportal"))
+
+# Failover
+DRPORTAL_HOLIDAY_COUNTRY = os.environ.get("DRPORTAL_HOLIDAY_COUNTRY", "DE")
+DRPORTAL_HOLIDAY_SUBDIV = os.environ.get("DRPORTAL_HOLIDAY_SUBDIV", "BW")
+DRPORTAL_FOUR_EYES = env_bool("DRPORTAL_FOUR_EYES", False)
+# How many actions may talk to one host at once.
+DRPORTAL_MAX_ACTIONS_PER_HOST = int(os.environ.get("DRPORTAL_MAX_ACTIONS_PER_HOST", "4"))
+# A running action's lease; the worker renews it every third of it. An expired lease
+# means the worker died: the reaper observes and decides, it never re-runs blindly.
+DRPORTAL_ACTION_LEASE_S = float(os.environ.get("DRPORTAL_ACTION_LEASE_S", "30"))
+# A queued action not claimed within this long had its message lost (Redis restart).
+DRPORTAL_REQUEUE_AFTER_S = float(os.environ.get("DRPORTAL_REQUEUE_AFTER_S", "20"))
+DRPORTAL_REAPER_INTERVAL_S = float(os.environ.get("DRPORTAL_REAPER_INTERVAL_S", "5"))
+CELERY_BEAT_SCHEDULE = {
+    "reaper": {"task": "failover.tasks.reap", "schedule": DRPORTAL_REAPER_INTERVAL_S},
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

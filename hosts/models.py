@@ -124,6 +124,12 @@ class Host(models.Model):
         verbose_name=_("bridges"), default=list, blank=True, validators=[validate_bridge_list]
     )
     xen_version = models.CharField(verbose_name=_("Xen version"), max_length=32, blank=True)
+    dom0_memory_mb = models.PositiveIntegerField(
+        verbose_name=_("observed dom0 memory (MB)"),
+        null=True,
+        blank=True,
+        help_text=_("Domain-0's memory as discovery last saw it."),
+    )
     enrolled_at = models.DateTimeField(verbose_name=_("enrolled at"), null=True, blank=True)
     last_seen = models.DateTimeField(verbose_name=_("last seen"), null=True, blank=True)
 
@@ -178,6 +184,12 @@ class VM(models.Model):
         to="self", symmetrical=False, blank=True, related_name="dependants", verbose_name=_("depends on")
     )
     description = models.TextField(verbose_name=_("what it does"), blank=True)
+    address = models.CharField(
+        verbose_name=_("service address"),
+        max_length=255,
+        blank=True,
+        help_text=_("Where its functional checks reach it (IP or DNS name)."),
+    )
     observed_state = models.CharField(
         verbose_name=_("observed state"),
         max_length=16,
@@ -489,3 +501,49 @@ class HostAllocation(models.Model):
                     % {"mb": self.dom0_memory_mb, "host": self.host, "ram": self.host.ram_mb}
                 }
             )
+
+
+class FunctionalCheck(models.Model):
+    """One line of a VM's test plan (thesis tables 3.1, 3.2): HTTP(S), a TCP port, or a
+    command over SSH on the VM with its expected exit code."""
+
+    class Kind(models.TextChoices):
+        HTTP = "http", _("HTTP(S)")
+        TCP = "tcp", _("TCP port")
+        SSH = "ssh", _("Command over SSH")
+
+    vm = models.ForeignKey(
+        to="hosts.VM", on_delete=models.CASCADE, related_name="checks", verbose_name=_("VM")
+    )
+    name = models.CharField(verbose_name=_("name"), max_length=200)
+    kind = models.CharField(verbose_name=_("kind"), max_length=8, choices=Kind.choices)
+    url = models.CharField(verbose_name=_("URL"), max_length=500, blank=True, help_text=_("http(s)://..."))
+    expect_status = models.PositiveSmallIntegerField(verbose_name=_("expected HTTP status"), default=200)
+    expect_text = models.CharField(verbose_name=_("expected text"), max_length=200, blank=True)
+    verify_tls = models.BooleanField(verbose_name=_("verify TLS"), default=True)
+    port = models.PositiveIntegerField(
+        verbose_name=_("TCP port"), null=True, blank=True, validators=[MaxValueValidator(65535)]
+    )
+    command = models.CharField(
+        verbose_name=_("command"), max_length=500, blank=True, help_text=_("words, split like a shell would")
+    )
+    expect_exit = models.SmallIntegerField(verbose_name=_("expected exit code"), default=0)
+    timeout_s = models.FloatField(verbose_name=_("timeout (s)"), default=10.0)
+
+    class Meta:
+        ordering = ("vm", "name")
+        verbose_name = _("functional check")
+        verbose_name_plural = _("functional checks")
+        constraints = [models.UniqueConstraint(fields=("vm", "name"), name="hosts_check_unique_vm_name")]
+
+    def __str__(self) -> str:
+        return f"{self.vm}: {self.name}"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind == self.Kind.HTTP and not self.url.startswith(("http://", "https://")):
+            raise ValidationError({"url": _("An HTTP check needs a URL starting with http:// or https://.")})
+        if self.kind == self.Kind.TCP and not self.port:
+            raise ValidationError({"port": _("A TCP check needs a port.")})
+        if self.kind == self.Kind.SSH and not self.command.strip():
+            raise ValidationError({"command": _("An SSH check needs a command.")})

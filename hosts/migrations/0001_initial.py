@@ -2,225 +2,678 @@
 
 import django.core.validators
 import django.db.models.deletion
-import hosts.validators
 from django.db import migrations, models
+
+import hosts.validators
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Site',
+            name="Site",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(help_text='Short code such as WSL or KA.', max_length=16, unique=True, validators=[hosts.validators.validate_host_name], verbose_name='code')),
-                ('name', models.CharField(max_length=100, unique=True, verbose_name='name')),
-                ('role', models.CharField(choices=[('primary', 'Primary'), ('alternate', 'Alternate (DR)')], max_length=16, verbose_name='role')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="Short code such as WSL or KA.",
+                        max_length=16,
+                        unique=True,
+                        validators=[hosts.validators.validate_host_name],
+                        verbose_name="code",
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True, verbose_name="name")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("primary", "Primary"), ("alternate", "Alternate (DR)")],
+                        max_length=16,
+                        verbose_name="role",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="description")),
             ],
             options={
-                'verbose_name': 'site',
-                'verbose_name_plural': 'sites',
-                'ordering': ('code',),
+                "verbose_name": "site",
+                "verbose_name_plural": "sites",
+                "ordering": ("code",),
             },
         ),
         migrations.CreateModel(
-            name='MemoryProfile',
+            name="MemoryProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, verbose_name='name')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('lost_site', models.ForeignKey(blank=True, help_text='Empty for normal operation; the site whose loss this profile plans for otherwise.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='disaster_profiles', to='hosts.site', verbose_name='lost site')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=64, unique=True, verbose_name="name")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "lost_site",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty for normal operation; the site whose loss this profile plans for otherwise.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="disaster_profiles",
+                        to="hosts.site",
+                        verbose_name="lost site",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'memory profile',
-                'verbose_name_plural': 'memory profiles',
-                'ordering': ('lost_site__code', 'name'),
+                "verbose_name": "memory profile",
+                "verbose_name_plural": "memory profiles",
+                "ordering": ("lost_site__code", "name"),
             },
         ),
         migrations.CreateModel(
-            name='Host',
+            name="Host",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[hosts.validators.validate_host_name], verbose_name='name')),
-                ('address', models.CharField(max_length=255, verbose_name='address')),
-                ('ssh_port', models.PositiveIntegerField(default=22, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(65535)], verbose_name='SSH port')),
-                ('ssh_user', models.CharField(default='root', max_length=32, verbose_name='SSH user')),
-                ('ssh_key_path', models.CharField(blank=True, help_text='Path of the private key on the workers (never the key itself).', max_length=255, verbose_name='private key')),
-                ('host_key_fingerprint', models.CharField(blank=True, help_text='SHA256 fingerprint pinned at enrollment; every connection is checked against it.', max_length=51, validators=[hosts.validators.validate_fingerprint], verbose_name='pinned host key')),
-                ('ram_mb', models.PositiveIntegerField(validators=[django.core.validators.MinValueValidator(1)], verbose_name='RAM (MB)')),
-                ('cpus', models.PositiveSmallIntegerField(default=1, verbose_name='CPUs')),
-                ('toolstack', models.CharField(choices=[('xl', 'xl'), ('xm', 'xm')], default='xl', max_length=2, verbose_name='toolstack')),
-                ('bridges', models.JSONField(blank=True, default=list, validators=[hosts.validators.validate_bridge_list], verbose_name='bridges')),
-                ('xen_version', models.CharField(blank=True, max_length=32, verbose_name='Xen version')),
-                ('enrolled_at', models.DateTimeField(blank=True, null=True, verbose_name='enrolled at')),
-                ('last_seen', models.DateTimeField(blank=True, null=True, verbose_name='last seen')),
-                ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='hosts', to='hosts.site', verbose_name='site')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[hosts.validators.validate_host_name],
+                        verbose_name="name",
+                    ),
+                ),
+                ("address", models.CharField(max_length=255, verbose_name="address")),
+                (
+                    "ssh_port",
+                    models.PositiveIntegerField(
+                        default=22,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(65535),
+                        ],
+                        verbose_name="SSH port",
+                    ),
+                ),
+                ("ssh_user", models.CharField(default="root", max_length=32, verbose_name="SSH user")),
+                (
+                    "ssh_key_path",
+                    models.CharField(
+                        blank=True,
+                        help_text="Path of the private key on the workers (never the key itself).",
+                        max_length=255,
+                        verbose_name="private key",
+                    ),
+                ),
+                (
+                    "host_key_fingerprint",
+                    models.CharField(
+                        blank=True,
+                        help_text="SHA256 fingerprint pinned at enrollment; every connection is checked against it.",
+                        max_length=51,
+                        validators=[hosts.validators.validate_fingerprint],
+                        verbose_name="pinned host key",
+                    ),
+                ),
+                (
+                    "ram_mb",
+                    models.PositiveIntegerField(
+                        validators=[django.core.validators.MinValueValidator(1)], verbose_name="RAM (MB)"
+                    ),
+                ),
+                ("cpus", models.PositiveSmallIntegerField(default=1, verbose_name="CPUs")),
+                (
+                    "toolstack",
+                    models.CharField(
+                        choices=[("xl", "xl"), ("xm", "xm")],
+                        default="xl",
+                        max_length=2,
+                        verbose_name="toolstack",
+                    ),
+                ),
+                (
+                    "bridges",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        validators=[hosts.validators.validate_bridge_list],
+                        verbose_name="bridges",
+                    ),
+                ),
+                ("xen_version", models.CharField(blank=True, max_length=32, verbose_name="Xen version")),
+                ("enrolled_at", models.DateTimeField(blank=True, null=True, verbose_name="enrolled at")),
+                ("last_seen", models.DateTimeField(blank=True, null=True, verbose_name="last seen")),
+                (
+                    "site",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="hosts",
+                        to="hosts.site",
+                        verbose_name="site",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'host (dom0)',
-                'verbose_name_plural': 'hosts (dom0)',
-                'ordering': ('site__code', 'name'),
+                "verbose_name": "host (dom0)",
+                "verbose_name_plural": "hosts (dom0)",
+                "ordering": ("site__code", "name"),
             },
         ),
         migrations.CreateModel(
-            name='StorageArray',
+            name="StorageArray",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[hosts.validators.validate_host_name], verbose_name='name')),
-                ('kind', models.CharField(choices=[('eva-ca', 'HP EVA Continuous Access'), ('drbd', 'DRBD'), ('ceph-rbd', 'Ceph RBD mirroring'), ('manual', 'Manual (storage team)')], max_length=16, verbose_name='kind')),
-                ('model', models.CharField(blank=True, max_length=100, verbose_name='model')),
-                ('system_name', models.CharField(blank=True, help_text="The array's name as its management tool knows it (SSSU: SELECT SYSTEM).", max_length=64, validators=[hosts.validators.validate_host_name], verbose_name='system name')),
-                ('management_address', models.CharField(blank=True, max_length=255, verbose_name='management address')),
-                ('management_port', models.PositiveIntegerField(default=22, validators=[django.core.validators.MaxValueValidator(65535)], verbose_name='management SSH port')),
-                ('management_user', models.CharField(default='root', max_length=32, verbose_name='management user')),
-                ('host_key_fingerprint', models.CharField(blank=True, max_length=51, validators=[hosts.validators.validate_fingerprint], verbose_name='pinned host key')),
-                ('site', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='arrays', to='hosts.site', verbose_name='site')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[hosts.validators.validate_host_name],
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("eva-ca", "HP EVA Continuous Access"),
+                            ("drbd", "DRBD"),
+                            ("ceph-rbd", "Ceph RBD mirroring"),
+                            ("manual", "Manual (storage team)"),
+                        ],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                ("model", models.CharField(blank=True, max_length=100, verbose_name="model")),
+                (
+                    "system_name",
+                    models.CharField(
+                        blank=True,
+                        help_text="The array's name as its management tool knows it (SSSU: SELECT SYSTEM).",
+                        max_length=64,
+                        validators=[hosts.validators.validate_host_name],
+                        verbose_name="system name",
+                    ),
+                ),
+                (
+                    "management_address",
+                    models.CharField(blank=True, max_length=255, verbose_name="management address"),
+                ),
+                (
+                    "management_port",
+                    models.PositiveIntegerField(
+                        default=22,
+                        validators=[django.core.validators.MaxValueValidator(65535)],
+                        verbose_name="management SSH port",
+                    ),
+                ),
+                (
+                    "management_user",
+                    models.CharField(default="root", max_length=32, verbose_name="management user"),
+                ),
+                (
+                    "host_key_fingerprint",
+                    models.CharField(
+                        blank=True,
+                        max_length=51,
+                        validators=[hosts.validators.validate_fingerprint],
+                        verbose_name="pinned host key",
+                    ),
+                ),
+                (
+                    "site",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="arrays",
+                        to="hosts.site",
+                        verbose_name="site",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'storage array',
-                'verbose_name_plural': 'storage arrays',
-                'ordering': ('site__code', 'name'),
+                "verbose_name": "storage array",
+                "verbose_name_plural": "storage arrays",
+                "ordering": ("site__code", "name"),
             },
         ),
         migrations.CreateModel(
-            name='DRGroup',
+            name="DRGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[hosts.validators.validate_domain_name], verbose_name='name')),
-                ('mode', models.CharField(choices=[('sync', 'Synchronous'), ('async', 'Asynchronous')], default='async', max_length=8, verbose_name='replication mode')),
-                ('replication_state', models.CharField(choices=[('consistent', 'Consistent'), ('syncing', 'Synchronising'), ('suspended', 'Suspended'), ('broken', 'Broken'), ('none', 'No replica'), ('unknown', 'Unknown')], default='unknown', max_length=16, verbose_name='last known replication state')),
-                ('replication_lag_s', models.FloatField(blank=True, null=True, verbose_name='replication lag (s)')),
-                ('state_checked_at', models.DateTimeField(blank=True, null=True, verbose_name='state checked at')),
-                ('source_array', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='source_groups', to='hosts.storagearray', verbose_name='source array')),
-                ('target_array', models.ForeignKey(blank=True, help_text='Empty when the group has no replica: losing its site loses its VMs.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='target_groups', to='hosts.storagearray', verbose_name='target array')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[hosts.validators.validate_domain_name],
+                        verbose_name="name",
+                    ),
+                ),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[("sync", "Synchronous"), ("async", "Asynchronous")],
+                        default="async",
+                        max_length=8,
+                        verbose_name="replication mode",
+                    ),
+                ),
+                (
+                    "replication_state",
+                    models.CharField(
+                        choices=[
+                            ("consistent", "Consistent"),
+                            ("syncing", "Synchronising"),
+                            ("suspended", "Suspended"),
+                            ("broken", "Broken"),
+                            ("none", "No replica"),
+                            ("unknown", "Unknown"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                        verbose_name="last known replication state",
+                    ),
+                ),
+                (
+                    "replication_lag_s",
+                    models.FloatField(blank=True, null=True, verbose_name="replication lag (s)"),
+                ),
+                (
+                    "state_checked_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="state checked at"),
+                ),
+                (
+                    "source_array",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="source_groups",
+                        to="hosts.storagearray",
+                        verbose_name="source array",
+                    ),
+                ),
+                (
+                    "target_array",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Empty when the group has no replica: losing its site loses its VMs.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="target_groups",
+                        to="hosts.storagearray",
+                        verbose_name="target array",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'DR group',
-                'verbose_name_plural': 'DR groups',
-                'ordering': ('name',),
+                "verbose_name": "DR group",
+                "verbose_name_plural": "DR groups",
+                "ordering": ("name",),
             },
         ),
         migrations.CreateModel(
-            name='VM',
+            name="VM",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=64, unique=True, validators=[hosts.validators.validate_domain_name], verbose_name='domain name')),
-                ('vcpus', models.PositiveSmallIntegerField(default=1, verbose_name='vCPUs')),
-                ('storage_gb', models.PositiveIntegerField(default=0, verbose_name='storage (GB)')),
-                ('config_path', models.CharField(help_text='Domain config on the dom0, e.g. /etc/xen/vm/lws-xen01.', max_length=255, validators=[hosts.validators.validate_abs_path], verbose_name='config file')),
-                ('tier', models.PositiveSmallIntegerField(default=3, help_text='1 starts first and is shed last; 5 starts last and is shed first.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(5)], verbose_name='priority tier')),
-                ('description', models.TextField(blank=True, verbose_name='what it does')),
-                ('observed_state', models.CharField(choices=[('running', 'Running'), ('stopped', 'Not running'), ('paused', 'Paused'), ('crashed', 'Crashed'), ('unknown', 'Unknown')], default='unknown', max_length=16, verbose_name='observed state')),
-                ('observed_memory_mb', models.PositiveIntegerField(blank=True, null=True, verbose_name='observed memory (MB)')),
-                ('observed_at', models.DateTimeField(blank=True, null=True, verbose_name='observed at')),
-                ('depends_on', models.ManyToManyField(blank=True, related_name='dependants', to='hosts.vm', verbose_name='depends on')),
-                ('dr_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='vms', to='hosts.drgroup', verbose_name='DR group')),
-                ('home_host', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='home_vms', to='hosts.host', verbose_name='home host')),
-                ('observed_host', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='hosts.host', verbose_name='observed on')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[hosts.validators.validate_domain_name],
+                        verbose_name="domain name",
+                    ),
+                ),
+                ("vcpus", models.PositiveSmallIntegerField(default=1, verbose_name="vCPUs")),
+                ("storage_gb", models.PositiveIntegerField(default=0, verbose_name="storage (GB)")),
+                (
+                    "config_path",
+                    models.CharField(
+                        help_text="Domain config on the dom0, e.g. /etc/xen/vm/lws-xen01.",
+                        max_length=255,
+                        validators=[hosts.validators.validate_abs_path],
+                        verbose_name="config file",
+                    ),
+                ),
+                (
+                    "tier",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        help_text="1 starts first and is shed last; 5 starts last and is shed first.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                        verbose_name="priority tier",
+                    ),
+                ),
+                ("description", models.TextField(blank=True, verbose_name="what it does")),
+                (
+                    "observed_state",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("stopped", "Not running"),
+                            ("paused", "Paused"),
+                            ("crashed", "Crashed"),
+                            ("unknown", "Unknown"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                        verbose_name="observed state",
+                    ),
+                ),
+                (
+                    "observed_memory_mb",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="observed memory (MB)"),
+                ),
+                ("observed_at", models.DateTimeField(blank=True, null=True, verbose_name="observed at")),
+                (
+                    "depends_on",
+                    models.ManyToManyField(
+                        blank=True, related_name="dependants", to="hosts.vm", verbose_name="depends on"
+                    ),
+                ),
+                (
+                    "dr_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="vms",
+                        to="hosts.drgroup",
+                        verbose_name="DR group",
+                    ),
+                ),
+                (
+                    "home_host",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="home_vms",
+                        to="hosts.host",
+                        verbose_name="home host",
+                    ),
+                ),
+                (
+                    "observed_host",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="hosts.host",
+                        verbose_name="observed on",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'virtual machine',
-                'verbose_name_plural': 'virtual machines',
-                'ordering': ('tier', 'name'),
+                "verbose_name": "virtual machine",
+                "verbose_name_plural": "virtual machines",
+                "ordering": ("tier", "name"),
             },
         ),
         migrations.CreateModel(
-            name='VMAllocation',
+            name="VMAllocation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('memory_mb', models.PositiveIntegerField(verbose_name='memory (MB)')),
-                ('host', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='vm_allocations', to='hosts.host', verbose_name='host')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='vm_allocations', to='hosts.memoryprofile', verbose_name='profile')),
-                ('vm', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='allocations', to='hosts.vm', verbose_name='VM')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("memory_mb", models.PositiveIntegerField(verbose_name="memory (MB)")),
+                (
+                    "host",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="vm_allocations",
+                        to="hosts.host",
+                        verbose_name="host",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="vm_allocations",
+                        to="hosts.memoryprofile",
+                        verbose_name="profile",
+                    ),
+                ),
+                (
+                    "vm",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="allocations",
+                        to="hosts.vm",
+                        verbose_name="VM",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'VM allocation',
-                'verbose_name_plural': 'VM allocations',
-                'ordering': ('profile', 'host', 'vm'),
+                "verbose_name": "VM allocation",
+                "verbose_name_plural": "VM allocations",
+                "ordering": ("profile", "host", "vm"),
             },
         ),
         migrations.CreateModel(
-            name='VMDisk',
+            name="VMDisk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('target', models.CharField(max_length=255, validators=[hosts.validators.validate_abs_path], verbose_name='block device')),
-                ('vdev', models.CharField(max_length=16, validators=[hosts.validators.validate_bridge_name], verbose_name='virtual device')),
-                ('writable', models.BooleanField(default=True, verbose_name='writable')),
-                ('vm', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='disks', to='hosts.vm', verbose_name='VM')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "target",
+                    models.CharField(
+                        max_length=255,
+                        validators=[hosts.validators.validate_abs_path],
+                        verbose_name="block device",
+                    ),
+                ),
+                (
+                    "vdev",
+                    models.CharField(
+                        max_length=16,
+                        validators=[hosts.validators.validate_bridge_name],
+                        verbose_name="virtual device",
+                    ),
+                ),
+                ("writable", models.BooleanField(default=True, verbose_name="writable")),
+                (
+                    "vm",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="disks",
+                        to="hosts.vm",
+                        verbose_name="VM",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'VM disk',
-                'verbose_name_plural': 'VM disks',
-                'ordering': ('vm', 'vdev'),
+                "verbose_name": "VM disk",
+                "verbose_name_plural": "VM disks",
+                "ordering": ("vm", "vdev"),
             },
         ),
         migrations.CreateModel(
-            name='VMInterface',
+            name="VMInterface",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('index', models.PositiveSmallIntegerField(default=0, verbose_name='index')),
-                ('mac', models.CharField(max_length=17, unique=True, validators=[hosts.validators.validate_mac], verbose_name='MAC')),
-                ('bridge', models.CharField(max_length=15, validators=[hosts.validators.validate_bridge_name], verbose_name='bridge')),
-                ('lan_role', models.CharField(choices=[('user', 'User LAN'), ('backup', 'Backup LAN'), ('admin', 'Admin LAN'), ('isolated', 'Isolated (drill)')], max_length=16, verbose_name='LAN role')),
-                ('vm', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='interfaces', to='hosts.vm', verbose_name='VM')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("index", models.PositiveSmallIntegerField(default=0, verbose_name="index")),
+                (
+                    "mac",
+                    models.CharField(
+                        max_length=17,
+                        unique=True,
+                        validators=[hosts.validators.validate_mac],
+                        verbose_name="MAC",
+                    ),
+                ),
+                (
+                    "bridge",
+                    models.CharField(
+                        max_length=15,
+                        validators=[hosts.validators.validate_bridge_name],
+                        verbose_name="bridge",
+                    ),
+                ),
+                (
+                    "lan_role",
+                    models.CharField(
+                        choices=[
+                            ("user", "User LAN"),
+                            ("backup", "Backup LAN"),
+                            ("admin", "Admin LAN"),
+                            ("isolated", "Isolated (drill)"),
+                        ],
+                        max_length=16,
+                        verbose_name="LAN role",
+                    ),
+                ),
+                (
+                    "vm",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="interfaces",
+                        to="hosts.vm",
+                        verbose_name="VM",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'VM interface',
-                'verbose_name_plural': 'VM interfaces',
-                'ordering': ('vm', 'index'),
+                "verbose_name": "VM interface",
+                "verbose_name_plural": "VM interfaces",
+                "ordering": ("vm", "index"),
             },
         ),
         migrations.CreateModel(
-            name='HostAllocation',
+            name="HostAllocation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('dom0_memory_mb', models.PositiveIntegerField(verbose_name='dom0 memory (MB)')),
-                ('host', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dom0_allocations', to='hosts.host', verbose_name='host')),
-                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='host_allocations', to='hosts.memoryprofile', verbose_name='profile')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("dom0_memory_mb", models.PositiveIntegerField(verbose_name="dom0 memory (MB)")),
+                (
+                    "host",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dom0_allocations",
+                        to="hosts.host",
+                        verbose_name="host",
+                    ),
+                ),
+                (
+                    "profile",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="host_allocations",
+                        to="hosts.memoryprofile",
+                        verbose_name="profile",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'dom0 allocation',
-                'verbose_name_plural': 'dom0 allocations',
-                'ordering': ('profile', 'host'),
-                'constraints': [models.UniqueConstraint(fields=('profile', 'host'), name='hosts_hostallocation_unique_profile_host'), models.CheckConstraint(condition=models.Q(('dom0_memory_mb__gt', 0)), name='hosts_hostallocation_dom0_memory_positive')],
+                "verbose_name": "dom0 allocation",
+                "verbose_name_plural": "dom0 allocations",
+                "ordering": ("profile", "host"),
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("profile", "host"), name="hosts_hostallocation_unique_profile_host"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("dom0_memory_mb__gt", 0)),
+                        name="hosts_hostallocation_dom0_memory_positive",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='memoryprofile',
-            constraint=models.UniqueConstraint(condition=models.Q(('lost_site__isnull', False)), fields=('lost_site',), name='hosts_memoryprofile_one_per_lost_site'),
+            model_name="memoryprofile",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("lost_site__isnull", False)),
+                fields=("lost_site",),
+                name="hosts_memoryprofile_one_per_lost_site",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='host',
-            constraint=models.CheckConstraint(condition=models.Q(('ram_mb__gt', 0)), name='hosts_host_ram_positive'),
+            model_name="host",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("ram_mb__gt", 0)), name="hosts_host_ram_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='drgroup',
-            constraint=models.CheckConstraint(condition=models.Q(('source_array', models.F('target_array')), _negated=True), name='hosts_drgroup_source_is_not_target'),
+            model_name="drgroup",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("source_array", models.F("target_array")), _negated=True),
+                name="hosts_drgroup_source_is_not_target",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vm',
-            constraint=models.CheckConstraint(condition=models.Q(('tier__gte', 1), ('tier__lte', 5)), name='hosts_vm_tier_1_to_5'),
+            model_name="vm",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("tier__gte", 1), ("tier__lte", 5)), name="hosts_vm_tier_1_to_5"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vmallocation',
-            constraint=models.UniqueConstraint(fields=('profile', 'vm'), name='hosts_vmallocation_unique_profile_vm'),
+            model_name="vmallocation",
+            constraint=models.UniqueConstraint(
+                fields=("profile", "vm"), name="hosts_vmallocation_unique_profile_vm"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vmallocation',
-            constraint=models.CheckConstraint(condition=models.Q(('memory_mb__gt', 0)), name='hosts_vmallocation_memory_positive'),
+            model_name="vmallocation",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("memory_mb__gt", 0)), name="hosts_vmallocation_memory_positive"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='vmdisk',
-            constraint=models.UniqueConstraint(fields=('vm', 'vdev'), name='hosts_vmdisk_unique_vm_vdev'),
+            model_name="vmdisk",
+            constraint=models.UniqueConstraint(fields=("vm", "vdev"), name="hosts_vmdisk_unique_vm_vdev"),
         ),
         migrations.AddConstraint(
-            model_name='vminterface',
-            constraint=models.UniqueConstraint(fields=('vm', 'index'), name='hosts_vminterface_unique_vm_index'),
+            model_name="vminterface",
+            constraint=models.UniqueConstraint(
+                fields=("vm", "index"), name="hosts_vminterface_unique_vm_index"
+            ),
         ),
     ]

@@ -44,13 +44,12 @@ class Command(BaseCommand):
         fingerprints: dict[str, str] = {}
         key_path = ""
         if not no_lab_keys:
-            from hosts.lab.server import ensure_keys
-            from hosts.lab.server import fingerprints as lab_fingerprints
+            from hosts.lab.keys import ensure_keys
+            from hosts.lab.keys import fingerprints as lab_fingerprints
 
             lab_dir = settings.DRPORTAL_LAB_DIR
-            ensure_keys(lab_dir, hosts=sorted(known))
-            fingerprints = lab_fingerprints(lab_dir)
-            key_path = str(lab_dir / "keys" / "id_drportal")
+            key_path = str(ensure_keys(lab_dir))
+            fingerprints = {name: fp for name, fp in lab_fingerprints(lab_dir).items() if name in known}
         report = estate_load_reference(
             addresses=addresses, ssh_port=port, ssh_key_path=key_path, fingerprints=fingerprints
         )

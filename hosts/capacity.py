@@ -1,0 +1,572 @@
+"""The capacity proof: does every VM fit, without swap, in normal operation and with each site lost?
+
+Pure Python on purpose (no Django): the readiness view, the tests and ``bench/capacity.py`` share
+one algorithm, and it must stay fast (all what-ifs of 10,000 VMs on 500 hosts in well under 1 s).
+
+The customer's hard rule (seed digest): no VM and no dom0 may swap, so per host
+``sum(VM memory) + dom0 memory <= RAM - reserve_mb``.
+
+A scenario is checked in three steps:
+
+1. VMs whose current host survives stay there (as given: normal operation, or VMs already in the
+   alternate DC, thesis runbook step 1). They can overload their host; that is reported, not fixed.
+2. The others are unrecoverable when no surviving site holds a replica of their data.
+3. The rest are placed first-fit-decreasing: pinned VMs first (their only choice must not be taken
+   by a VM that could go elsewhere), then by priority (tier 1 first), larger VMs first within a tier.
+   A VM only goes to a host at a site with its replica, offering all its bridges, without a VM of
+   its anti-affinity group, and with room. A VM that fits nowhere is *unplaced*; the algorithm
+   never overcommits a host itself.
+
+``fits`` means every host fits and nothing is unplaced; unrecoverable VMs are a separate finding
+(memory cannot fix missing data). ``shortfall_mb`` is the sum of host overloads plus, for each VM
+left unplaced for lack of memory, what it lacks on the eligible host with the most room left.
+See ``_shed`` for the shedding rule.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+_NEG = -(1 << 62)  # padding for unused tree leaves: below any real free value
+# Re-checks spent making a shed set irreducible: each is a full placement, so big estates get fewer
+# (32 for up to ~3,000 VMs, 10 for 10,000).
+_PRUNE_BUDGET, _PRUNE_WORK = 32, 100_000
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    site: str
+    ram_mb: int
+    dom0_mb: int
+    bridges: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class VMSpec:
+    name: str
+    home_host: str
+    memory_mb: int
+    priority: int  # tier: 1 = most important ... 5
+    replica_sites: frozenset[str]  # sites holding its data: home site, plus the target array's site
+    pinned_host: str | None = None
+    anti_affinity: str | None = None  # VMs with the same key never share a host
+    bridges: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    lost_site: str | None
+    vm_memory: Mapping[str, int]  # missing VMs use VMSpec.memory_mb
+    dom0_memory: Mapping[str, int]  # missing hosts use HostSpec.dom0_mb
+    placement: Mapping[str, str] | None = None  # explicit host per VM; otherwise the home host
+
+
+@dataclass
+class Unrecoverable:
+    vm: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"vm": self.vm, "reason": self.reason}
+
+
+@dataclass
+class HostResult:
+    host: str
+    site: str
+    ram_mb: int
+    reserve_mb: int
+    dom0_mb: int
+    used_mb: int  # VMs + dom0
+    free_mb: int  # RAM - reserve - used, never below 0 (see shortfall_mb)
+    fits: bool
+    placed: list[tuple[str, int]]
+    shortfall_mb: int  # MB over RAM - reserve
+
+    def as_dict(self) -> dict:
+        data = {k: v for k, v in self.__dict__.items() if k != "placed"}
+        data["placed"] = [{"vm": vm, "memory_mb": mb} for vm, mb in self.placed]
+        return data
+
+
+@dataclass
+class CapacityResult:
+    scenario: str
+    hosts: list[HostResult]  # surviving hosts only, in input order
+    unrecoverable: list[Unrecoverable]
+    unplaced: list[str]
+    fits: bool
+    shortfall_mb: int
+    shed: list[str]  # least important first; [] if it fits or nothing can make it fit
+    lost_site: str | None = None
+    unplaced_reasons: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "scenario": self.scenario,
+            "lost_site": self.lost_site,
+            "fits": self.fits,
+            "shortfall_mb": self.shortfall_mb,
+            "hosts": [h.as_dict() for h in self.hosts],
+            "unrecoverable": [u.as_dict() for u in self.unrecoverable],
+            "unplaced": list(self.unplaced),
+            "unplaced_reasons": dict(self.unplaced_reasons),
+            "shed": list(self.shed),
+        }
+
+
+class _FreeIndex:
+    """Max segment tree of free MB over the hosts of one class, in host order.
+
+    First fit over 500 hosts for 10,000 VMs is millions of comparisons in Python; the tree finds
+    the first host with enough room at or after a position in O(log n)."""
+
+    __slots__ = ("size", "tree")
+
+    def __init__(self, free: list[int]) -> None:
+        size = 1
+        while size < len(free):
+            size *= 2
+        tree = [_NEG] * (2 * size)
+        tree[size : size + len(free)] = free
+        for i in range(size - 1, 0, -1):
+            tree[i] = max(tree[2 * i], tree[2 * i + 1])
+        self.size, self.tree = size, tree
+
+    def first(self, need: int, start: int = 0) -> int:
+        """Position of the first leaf >= start with free >= need, or -1."""
+        tree, size = self.tree, self.size
+        if start >= size:
+            return -1
+        i = start + size
+        while tree[i] < need:
+            while i & 1:  # right child: climb until we can step right
+                i >>= 1
+            if i == 0:
+                return -1
+            i += 1
+        while i < size:
+            i *= 2
+            if tree[i] < need:
+                i += 1
+        return i - size
+
+    def set(self, pos: int, value: int) -> None:
+        tree = self.tree
+        i = pos + self.size
+        tree[i] = value
+        i >>= 1
+        while i:
+            tree[i] = max(tree[2 * i], tree[2 * i + 1])
+            i >>= 1
+
+
+@dataclass
+class _Run:
+    load: list[int]  # VM memory per surviving host (dom0 excluded: it is in usable)
+    placed: list[list[tuple[str, int]]]
+    unplaced: dict[str, tuple[str, str]]  # vm -> (kind: memory | affinity | structural, reason)
+    fits: bool
+    deficit: int = 0
+
+
+class _Context:
+    """Everything about a scenario that does not depend on which VMs are shed."""
+
+    def __init__(self, hosts: list[HostSpec], vms: list[VMSpec], scenario: Scenario, reserve_mb: int):
+        self.scenario = scenario
+        self.hosts = [h for h in hosts if h.site != scenario.lost_site]
+        self.index = {h.name: i for i, h in enumerate(self.hosts)}
+        self.dom0 = [scenario.dom0_memory.get(h.name, h.dom0_mb) for h in self.hosts]
+        self.usable = [h.ram_mb - reserve_mb - d for h, d in zip(self.hosts, self.dom0, strict=True)]
+        self.reserve_mb = reserve_mb
+        self.surviving = surviving = {h.site for h in self.hosts}
+        # Hosts alike in site and bridges form a class with its own free-capacity index.
+        self.classes: dict[tuple[str, frozenset[str]], list[int]] = {}
+        for i, h in enumerate(self.hosts):
+            self.classes.setdefault((h.site, h.bridges), []).append(i)
+        self.vms = {vm.name: vm for vm in vms}
+        self.mem = {vm.name: scenario.vm_memory.get(vm.name, vm.memory_mb) for vm in vms}
+        self.fixed: list[tuple[str, int]] = []  # (vm, host index) staying where they are
+        self.unrecoverable: list[Unrecoverable] = []
+        self.structural: dict[str, str] = {}  # unplaceable whatever the load: must be shed
+        movers: list[VMSpec] = []
+        eligible_cache: dict[tuple[frozenset[str], frozenset[str]], list[tuple[str, frozenset[str]]]] = {}
+        self.eligible: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        for vm in vms:
+            current = (scenario.placement or {}).get(vm.name, vm.home_host)
+            if current in self.index:
+                self.fixed.append((vm.name, self.index[current]))
+                continue
+            if not vm.replica_sites & surviving:
+                only = "/".join(sorted(vm.replica_sites)) or "nowhere"
+                why = " (its DR group has no target array)" if len(vm.replica_sites) <= 1 else ""
+                self.unrecoverable.append(
+                    Unrecoverable(
+                        vm.name, f"no replica at {'/'.join(sorted(surviving))}: data only at {only}{why}"
+                    )
+                )
+                continue
+            movers.append(vm)
+            key = (vm.replica_sites, vm.bridges)
+            if key not in eligible_cache:
+                eligible_cache[key] = [
+                    c for c in self.classes if c[0] in vm.replica_sites and vm.bridges <= c[1]
+                ]
+            self.eligible[vm.name] = eligible_cache[key]
+            reason = self._structural(vm)
+            if reason:
+                self.structural[vm.name] = reason
+        movers.sort(key=lambda v: (v.pinned_host is None, v.priority, -self.mem[v.name], v.name))
+        self.movers = movers
+        self._hosts_for: dict[int, list[int]] = {}
+
+    def hosts_for(self, name: str) -> list[int]:
+        """Indices of the hosts a moving VM may use (load ignored), in host order."""
+        vm = self.vms[name]
+        if vm.pinned_host is not None:
+            return [self.index[vm.pinned_host]]
+        key = id(self.eligible[name])  # shared per (replica sites, bridges)
+        if key not in self._hosts_for:
+            self._hosts_for[key] = sorted(i for c in self.eligible[name] for i in self.classes[c])
+        return self._hosts_for[key]
+
+    def _structural(self, vm: VMSpec) -> str | None:
+        if vm.pinned_host is None:
+            if self.eligible[vm.name]:
+                return None
+            needs = f" offering {', '.join(sorted(vm.bridges))}" if vm.bridges else ""
+            return f"no surviving host at a replica site ({'/'.join(sorted(vm.replica_sites))}){needs}"
+        pin = vm.pinned_host
+        if pin not in self.index:
+            return f"pinned to {pin}, which is lost or unknown"
+        host = self.hosts[self.index[pin]]
+        if host.site not in vm.replica_sites:
+            return f"pinned to {pin}: no replica at {host.site}"
+        if not vm.bridges <= host.bridges:
+            return f"pinned to {pin}: lacks bridge(s) {', '.join(sorted(vm.bridges - host.bridges))}"
+        return None
+
+    def run(self, shed: frozenset[str] = frozenset(), probe: bool = False) -> _Run:
+        """Place everything but ``shed``. ``probe`` only answers fits, stopping at the first failure."""
+        n = len(self.hosts)
+        load, groups = [0] * n, [set() for _ in range(n)]
+        placed: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+        for name, i in self.fixed:
+            if name not in shed:
+                load[i] += self.mem[name]
+                placed[i].append((name, self.mem[name]))
+                if self.vms[name].anti_affinity:
+                    groups[i].add(self.vms[name].anti_affinity)
+        unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
+        if probe and (unplaced or any(ld > u for ld, u in zip(load, self.usable, strict=True))):
+            return _Run(load, placed, unplaced, False)
+        trees, where = {}, [(None, 0)] * n
+        for key, members in self.classes.items():
+            trees[key] = _FreeIndex([self.usable[i] - load[i] for i in members])
+            for pos, i in enumerate(members):
+                where[i] = (trees[key], pos)
+        short: list[VMSpec] = []
+        for vm in self.movers:
+            name, need, group = vm.name, self.mem[vm.name], vm.anti_affinity
+            if name in shed or name in self.structural:
+                continue
+            best, blocked = -1, False
+            if vm.pinned_host is not None:
+                i = self.index[vm.pinned_host]
+                blocked = group in groups[i]
+                best = i if not blocked and self.usable[i] - load[i] >= need else -1
+            else:
+                for key in self.eligible[name]:
+                    tree, members, pos = trees[key], self.classes[key], 0
+                    while (pos := tree.first(need, pos)) >= 0:
+                        i = members[pos]
+                        if group is None or group not in groups[i]:
+                            best = i if best < 0 or i < best else best
+                            break
+                        blocked, pos = True, pos + 1
+            if best < 0:
+                if probe:
+                    return _Run(load, placed, {name: ("memory", "")}, False)
+                kind = "affinity" if blocked else "memory"
+                unplaced[name] = (kind, self._reason(vm, need, kind, trees, load))
+                if kind == "memory":
+                    short.append(vm)
+                continue
+            load[best] += need
+            placed[best].append((name, need))
+            if group:
+                groups[best].add(group)
+            tree, pos = where[best]
+            tree.set(pos, self.usable[best] - load[best])
+        fits = not unplaced and all(ld <= u for ld, u in zip(load, self.usable, strict=True))
+        run = _Run(load, placed, unplaced, fits)
+        # Notional deficits: each short VM is charged to the eligible host with most room left.
+        for vm in short:
+            need = self.mem[vm.name]
+            if vm.pinned_host is not None:
+                i = self.index[vm.pinned_host]
+                tree, pos = where[i]
+            else:
+                tree = max((trees[k] for k in self.eligible[vm.name]), key=lambda t: t.tree[1])
+                pos = tree.first(tree.tree[1])
+            free = tree.tree[pos + tree.size]
+            run.deficit += need - max(free, 0)
+            tree.set(pos, free - need)
+        return run
+
+    def _reason(self, vm: VMSpec, need: int, kind: str, trees: dict, load: list[int]) -> str:
+        if vm.pinned_host is not None:
+            i = self.index[vm.pinned_host]
+            if kind == "affinity":
+                return f"pinned to {vm.pinned_host}: anti-affinity group {vm.anti_affinity} already there"
+            return f"pinned to {vm.pinned_host}: needs {need} MB, {max(self.usable[i] - load[i], 0)} MB free"
+        most = max(trees[k].tree[1] for k in self.eligible[vm.name])
+        where = f"hosts at {'/'.join(sorted(vm.replica_sites & self.surviving))}" + (
+            f" offering {', '.join(sorted(vm.bridges))}" if vm.bridges else ""
+        )
+        if kind == "affinity":
+            return f"every one of the {where} with {need} MB free runs anti-affinity group {vm.anti_affinity}"
+        return f"needs {need} MB; of the {where}, the one with most room has {max(most, 0)} MB free"
+
+    def result(self, run: _Run, shed: list[str]) -> CapacityResult:
+        hosts = []
+        for i, h in enumerate(self.hosts):
+            over = run.load[i] - self.usable[i]
+            used, placed = run.load[i] + self.dom0[i], run.placed[i]
+            hosts.append(
+                HostResult(
+                    h.name,
+                    h.site,
+                    h.ram_mb,
+                    self.reserve_mb,
+                    self.dom0[i],
+                    used,
+                    max(-over, 0),
+                    over <= 0,
+                    placed,
+                    max(over, 0),
+                )
+            )
+        return CapacityResult(
+            scenario=self.scenario.name,
+            hosts=hosts,
+            unrecoverable=self.unrecoverable,
+            unplaced=list(run.unplaced),
+            fits=run.fits,
+            shortfall_mb=sum(h.shortfall_mb for h in hosts) + run.deficit,
+            shed=shed,
+            lost_site=self.scenario.lost_site,
+            unplaced_reasons={vm: reason for vm, (_, reason) in run.unplaced.items()},
+        )
+
+
+def _room(
+    members: list[tuple[str, int, int]], excess: int, must: list[str], above: float
+) -> list[str] | None:
+    """Fewest VMs of the least important tiers on one host that free ``excess`` MB, or None.
+
+    ``members`` are (vm, MB, tier) on the host; ``must`` go anyway (anti-affinity) and count
+    towards the MB; only VMs of a tier number above ``above`` may go. Cut-off first: the least
+    important tier T such that shedding every VM of tier >= T is enough; then the largest of those
+    first (ties: less important, then name). Given T this is the minimum count: the k largest VMs
+    free the most memory any k VMs can."""
+    gone = set(must)
+    excess -= sum(mb for name, mb, _ in members if name in gone)
+    pool = [m for m in members if m[2] > above and m[0] not in gone]
+    chosen: list[tuple[str, int, int]] = []
+    for tier in sorted({t for _, _, t in pool}, reverse=True):
+        if excess <= 0:
+            break
+        chosen = [m for m in pool if m[2] >= tier]
+        if sum(mb for _, mb, _ in chosen) >= excess:
+            break
+    else:
+        if excess > 0:
+            return None
+    out = list(must)
+    for name, mb, _ in sorted(chosen, key=lambda m: (-m[1], -m[2], m[0])):
+        if excess <= 0:
+            break
+        out.append(name)
+        excess -= mb
+    return out
+
+
+def _proposal(ctx: _Context, run: _Run) -> set[str]:
+    """One round of shedding for a run that does not fit; see ``_shed``."""
+    tier = {name: vm.priority for name, vm in ctx.vms.items()}
+    least = max(tier.values())  # a single VM of this tier is the best any host can offer
+    members = [[(vm, mb, tier[vm]) for vm, mb in row] for row in run.placed]
+    free = [u - ld for u, ld in zip(ctx.usable, run.load, strict=True)]
+    by_tier: list[dict[int, int]] = [{} for _ in members]  # MB per tier per host: cheap rejection
+    for i, row in enumerate(members):
+        for _, mb, t in row:
+            by_tier[i][t] = by_tier[i].get(t, 0) + mb
+    new: set[str] = set()
+
+    def drop(i: int, names: list[str]) -> None:
+        for _, mb, t in (m for m in members[i] if m[0] in names):
+            free[i] += mb
+            by_tier[i][t] -= mb
+        members[i] = [m for m in members[i] if m[0] not in names]
+        new.update(names)
+
+    for i in range(len(members)):  # overloaded hosts are independent of each other
+        if free[i] < 0:
+            drop(i, _room(members[i], -free[i], [], float("-inf")) or [])
+    for name in run.unplaced:  # in placement order: most important first
+        vm, need, group = ctx.vms[name], ctx.mem[name], ctx.vms[name].anti_affinity
+        best: tuple[tuple[int, int, int], int, list[str]] | None = None
+        for i in ctx.hosts_for(name):
+            if free[i] + sum(mb for t, mb in by_tier[i].items() if t > vm.priority) < need:
+                continue
+            must = [m[0] for m in members[i] if group and ctx.vms[m[0]].anti_affinity == group]
+            if any(tier[m] <= vm.priority for m in must):
+                continue  # never shed a VM at least as important as the one it makes room for
+            found = _room(members[i], need - free[i], must, vm.priority)
+            if found is not None:
+                key = (-min((tier[n] for n in found), default=1 << 30), len(found), i)
+                best = min(best, (key, i, found)) if best else (key, i, found)
+                if key[:2] <= (-least, 1):
+                    break
+        if best is None:  # no host can make room with less important VMs: shed this one
+            new.add(name)
+            continue
+        _, i, found = best
+        drop(i, found)
+        members[i].append((name, need, vm.priority))
+        by_tier[i][vm.priority] = by_tier[i].get(vm.priority, 0) + need
+        free[i] -= need
+    return new
+
+
+def _shed(ctx: _Context, base: _Run) -> list[str]:
+    """The smallest set of least important VMs whose shedding makes the scenario fit.
+
+    The rule, importance before count, problem by problem:
+
+    1. Structurally unplaceable VMs (pinned to a lost host, no host with their bridges) are shed:
+       nothing else can make them run.
+    2. Each overloaded host sheds its own VMs by ``_room``: from the least important tiers needed,
+       the largest first, as few as possible for that host.
+    3. Each unplaced VM, most important first, gets room on the eligible host where that costs the
+       least important VMs (all strictly less important than it, anti-affinity peers included),
+       then the fewest, then the first host; if no host can, the VM itself is shed.
+    4. The placement is re-run with the proposal (first fit may cascade); 2-3 repeat on what still
+       fails, usually zero or one more round.
+    5. Irreducible: restore shed VMs, most important first, wherever it still fits without them
+       (a bounded number of re-checks, see _PRUNE_BUDGET), so no VM is shed that is not needed.
+
+    Returns [] when nothing can make it fit (a dom0 alone exceeds its host). Every set returned has
+    been verified by a full placement. Minimal means per problem and irreducible, not a global
+    optimum: that is bin packing, NP-hard.
+    """
+    shed = set(ctx.structural)
+    run = ctx.run(frozenset(shed)) if shed else base
+    while not run.fits:
+        more = _proposal(ctx, run) - shed
+        if not more:
+            return []
+        shed |= more
+        run = ctx.run(frozenset(shed))
+    budget = min(_PRUNE_BUDGET, max(4, _PRUNE_WORK // max(len(ctx.vms), 1)))
+    for name in sorted(shed - set(ctx.structural), key=lambda n: (ctx.vms[n].priority, ctx.mem[n], n))[
+        :budget
+    ]:
+        if ctx.run(frozenset(shed - {name}), probe=True).fits:
+            shed.discard(name)
+    return sorted(shed, key=lambda n: (-ctx.vms[n].priority, -ctx.mem[n], n))
+
+
+def check_scenario(
+    hosts: Iterable[HostSpec], vms: Iterable[VMSpec], scenario: Scenario, *, reserve_mb: int = 0
+) -> CapacityResult:
+    """Check one scenario (see the module docstring) and propose what to shed if it does not fit."""
+    ctx = _Context(list(hosts), list(vms), scenario, reserve_mb)
+    base = ctx.run()
+    return ctx.result(base, [] if base.fits else _shed(ctx, base))
+
+
+def what_ifs(
+    hosts: Iterable[HostSpec],
+    vms: Iterable[VMSpec],
+    *,
+    dr_memory: Mapping[str, int],
+    dom0_dr_memory: Mapping[str, int],
+    normal_memory: Mapping[str, int],
+    dom0_normal_memory: Mapping[str, int],
+    reserve_mb: int = 0,
+) -> list[CapacityResult]:
+    """ "normal operation" (every VM on its home host) plus "<SITE> lost" per site, in host order.
+
+    With a site lost every VM runs at its DR memory, also those already at the surviving site
+    (thesis runbook step 4 reduces their memory)."""
+    hosts, vms = list(hosts), list(vms)
+    home = {vm.name: vm.home_host for vm in vms}
+    normal = Scenario("normal operation", None, normal_memory, dom0_normal_memory, home)
+    results = [check_scenario(hosts, vms, normal, reserve_mb=reserve_mb)]
+    for site in dict.fromkeys(h.site for h in hosts):
+        lost = Scenario(f"{site} lost", site, dr_memory, dom0_dr_memory)
+        results.append(check_scenario(hosts, vms, lost, reserve_mb=reserve_mb))
+    return results
+
+
+def synthetic_estate(n_vms: int, n_hosts: int, seed: int = 7) -> tuple[list[HostSpec], list[VMSpec], dict]:
+    """A deterministic two-site estate for tests and the benchmark, shaped like the reference one.
+
+    Hosts alternate WSL/KA; WSL-homed VMs replicate to KA, a third of KA-homed VMs to WSL. Host RAM
+    is sized so normal operation runs at about 60 %, which leaves room for a site loss at DR memory
+    (half the normal memory). Returns (hosts, vms, memory maps for ``what_ifs``)."""
+    rnd = random.Random(seed)
+    sites = ("WSL", "KA")
+    names = [f"xen{sites[i % 2].lower()}{i:03d}" for i in range(n_hosts)]
+    extra = {n for n in names if rnd.random() < 0.2}  # some hosts also offer a DMZ bridge
+    load = dict.fromkeys(names, 0)
+    vms, normal, dr = [], {}, {}
+    previous = 0
+    for v in range(n_vms):
+        h = rnd.randrange(n_hosts)
+        if v % 10 == 1 and n_hosts > 1:  # the second VM of a clustered pair: never its partner's host
+            h = (previous + 1 + rnd.randrange(n_hosts - 1)) % n_hosts
+        name, home, previous = f"vm{v:05d}", names[h], h
+        site, dmz = sites[h % 2], home in extra and rnd.random() < 0.3
+        normal[name] = rnd.choice((512, 1024, 1024, 2048, 4096, 8192))
+        dr[name] = max(256, normal[name] // 2)
+        load[home] += normal[name]
+        replicas = {site} | ({"KA"} if site == "WSL" else {"WSL"} if rnd.random() < 0.33 else set())
+        group = f"ha{v // 2}" if v % 10 < 2 else None  # pairs of clustered VMs
+        vms.append(
+            VMSpec(
+                name,
+                home,
+                normal[name],
+                rnd.randint(1, 5),
+                frozenset(replicas),
+                None,
+                group,
+                frozenset({"xenbr0", "xenbr1"} | ({"dmz"} if dmz else set())),
+            )
+        )
+    hosts = [
+        HostSpec(
+            n,
+            sites[i % 2],
+            max(4096, (int(load[n] / 0.6) // 1024 + 1) * 1024),
+            1024,
+            frozenset({"xenbr0", "xenbr1"} | ({"dmz"} if n in extra else set())),
+        )
+        for i, n in enumerate(names)
+    ]
+    dom0_normal, dom0_dr = {n: 1024 for n in names}, {n: 512 for n in names}
+    memory = {
+        "dr_memory": dr,
+        "dom0_dr_memory": dom0_dr,
+        "normal_memory": normal,
+        "dom0_normal_memory": dom0_normal,
+    }
+    return hosts, vms, memory

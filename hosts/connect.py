@@ -1,0 +1,49 @@
+"""From inventory rows to driver objects: the one place that knows both."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from .drivers.ssh import SSHTarget
+from .models import Host, StorageArray
+
+
+def ssh_target(host: Host | StorageArray) -> SSHTarget:
+    """The SSH target of a dom0 or of an array's management host, with its pinned key."""
+    if isinstance(host, StorageArray):
+        return SSHTarget(
+            name=host.name,
+            address=host.management_address,
+            port=host.management_port,
+            user=host.management_user,
+            key_path=_key_path(getattr(host, "ssh_key_path", "")),
+            fingerprint=host.host_key_fingerprint or None,
+            connect_timeout=settings.DRPORTAL_SSH_CONNECT_TIMEOUT,
+            command_timeout=settings.DRPORTAL_SSH_COMMAND_TIMEOUT,
+        )
+    return SSHTarget(
+        name=host.name,
+        address=host.address,
+        port=host.ssh_port,
+        user=host.ssh_user,
+        key_path=_key_path(host.ssh_key_path),
+        fingerprint=host.host_key_fingerprint or None,
+        connect_timeout=settings.DRPORTAL_SSH_CONNECT_TIMEOUT,
+        command_timeout=settings.DRPORTAL_SSH_COMMAND_TIMEOUT,
+    )
+
+
+def _key_path(path: str) -> str:
+    # Arrays have no key of their own in the inventory: the workers' default key serves.
+    return path or str(settings.DRPORTAL_SSH_KEY)
+
+
+def storage_driver(array: StorageArray, runner):
+    """The storage driver of one array copy, options from the inventory record."""
+    from .drivers.storage import get_driver
+
+    if array.kind == "eva-ca":
+        return get_driver("eva-ca", runner, system=array.system_name or array.name.upper())
+    if array.kind == "manual":
+        return get_driver("manual", None, array=array.name, team="storage team")
+    return get_driver(array.kind, runner)
