@@ -1,4 +1,4 @@
-"""Thesis table 1 (disaster classes) and table 2 (decision criteria), with descriptions."""
+"""Thesis table 1 (disaster classes) and table 2 (decision criteria), and run states."""
 
 from __future__ import annotations
 
@@ -25,3 +25,67 @@ class EventCategoryChoices(models.TextChoices):
     DELIBERATE = "deliberate", _("Deliberate acts (terror, sabotage, hackers, viruses)")
     ORGANISATIONAL = "organisational", _("Organisational failure")
     HUMAN_ERROR = "human-error", _("Human error")
+
+
+class RunKindChoices(models.TextChoices):
+    FAILOVER = "failover", _("Failover")
+    DRILL = "drill", _("Drill")
+    FAILBACK = "failback", _("Failback")
+
+
+class RunModeChoices(models.TextChoices):
+    DISASTER = "disaster", _("Disaster (source site lost)")
+    PLANNED = "planned", _("Planned (source site up)")
+
+
+class RunStateChoices(models.TextChoices):
+    RUNNING = "running", _("Running")
+    PAUSED = "paused", _("Paused")
+    WAITING = "waiting", _("Waiting for a person")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    ABORTED = "aborted", _("Aborted")
+
+    @classmethod
+    def active(cls) -> tuple[str, ...]:
+        return (cls.RUNNING, cls.PAUSED, cls.WAITING)
+
+
+class StepStateChoices(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
+
+
+class ActionStateChoices(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Done")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
+    MANUAL = "manual", _("Waiting for a person")
+    ATTENTION = "attention", _("Needs attention")
+
+    @classmethod
+    def finished_ok(cls) -> tuple[str, ...]:
+        return (cls.SUCCEEDED, cls.SKIPPED)
+
+
+class CheckOutcomeChoices(models.TextChoices):
+    OK = "ok", _("ok")
+    DOWN = "down", _("down")
+    NOTE = "note", _("note")
+
+
+STEPS = (
+    # number, key, name, planned minutes (thesis table 3.5; preflight from table 3.4)
+    (0, "preflight", _("Preflight: mirror consistent, surviving dom0 up, network, capacity"), 0),
+    (1, "inventory", _("Find the VMs already running at the surviving site"), 5),
+    (2, "storage", _("Fail the DR groups over to the surviving site"), 30),
+    (3, "integrity", _("Check the data on the surviving array"), 30),
+    (4, "shrink", _("Set running VMs and dom0 to their disaster memory"), 15),
+    (5, "start", _("Start the remaining VMs with their disaster memory"), 15),
+    (6, "verify", _("Functional tests of the virtual machines"), 30),
+)

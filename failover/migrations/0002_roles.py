@@ -14,8 +14,9 @@ HOSTS_MODELS = (
     "memoryprofile",
     "vmallocation",
     "hostallocation",
+    "functionalcheck",
 )
-FAILOVER_MODELS = ("disaster",)
+FAILOVER_MODELS = ("disaster", "run", "step", "action", "runevent")
 
 
 def create_roles(apps, schema_editor):
@@ -62,7 +63,7 @@ def drop_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("failover", "0001_initial"),
-        ("hosts", "0001_initial"),
+        ("hosts", "0003_vm_address_functionalcheck"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

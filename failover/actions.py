@@ -1,0 +1,354 @@
+"""What each kind of action does: observe first, act only when the estate is not yet in
+the target state, then observe again — an action is done only when the estate says so.
+
+Handlers run outside any transaction and know the estate only through the drivers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hosts.connect import ssh_target, storage_driver
+from hosts.drivers.base import CommandResult, DriverError
+from hosts.drivers.ssh import SSHConnectError, SSHConnection, SSHPool, SSHTarget, SSHTimeout
+from hosts.drivers.storage import StorageError
+from hosts.drivers.xen import XenDriver
+from hosts.models import FunctionalCheck, Host, StorageArray
+
+from .models import Action, Run
+
+
+class ActionFailed(DriverError):
+    """The estate did not reach the target state; the message says what it shows instead."""
+
+
+@dataclass
+class Observation:
+    done: bool | None  # True: in the target state; False: not yet (safe to act); None: cannot tell
+    detail: str
+    facts: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    detail: str
+    result: dict = field(default_factory=dict)
+    outcome: str = ""  # functional tests: ok, down, note
+    undo: dict = field(default_factory=dict)
+
+
+class Context:
+    """One action's execution: its run, a connection pool, and a log of every command."""
+
+    def __init__(self, action: Action, pool: SSHPool) -> None:
+        self.action = action
+        self.run: Run = action.run
+        self.params = action.params
+        self.pool = pool
+        self.lines: list[str] = []
+
+    def note(self, line: str) -> None:
+        self.lines.append(line)
+
+    def log_command(self, result: CommandResult) -> None:
+        text = f"[{result.host}] $ {result.command}  -> exit {result.exit_status} ({result.seconds:.2f} s)"
+        output = (result.stdout.strip() + "\n" + result.stderr.strip()).strip()
+        if output:
+            text += "\n" + "\n".join("    " + line for line in output.splitlines()[:40])
+        self.lines.append(text)
+
+    def host(self, name: str) -> Host:
+        return Host.objects.get(name=name)
+
+    def conn(self, target: SSHTarget) -> SSHConnection:
+        conn = self.pool.get(target)
+        conn.on_result = self.log_command
+        return conn
+
+    def xen(self, host_name: str) -> XenDriver:
+        host = self.host(host_name)
+        return XenDriver(self.conn(ssh_target(host)), host.toolstack)
+
+    def storage(self, array_name: str):
+        array = StorageArray.objects.get(name=array_name)
+        runner = None if array.kind == "manual" else self.conn(ssh_target(array))
+        return storage_driver(array, runner)
+
+
+# -- the handlers ---------------------------------------------------------------------------
+
+
+class Handler:
+    """Read-only handlers observe nothing: running them again is always safe."""
+
+    side_effects = False
+
+    def observe(self, ctx: Context) -> Observation:
+        return Observation(False, "read-only check: runs every time")
+
+    def act(self, ctx: Context) -> Outcome:
+        raise NotImplementedError
+
+
+class CheckHost(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        info = ctx.xen(ctx.action.host).info()
+        return Outcome(
+            f"{ctx.action.host} answers: {info.total_memory_mb} MB RAM, {info.free_memory_mb} MB free, "
+            f"{info.nr_cpus} CPUs, Xen {info.xen_version}",
+            {"total_mb": info.total_memory_mb, "free_mb": info.free_memory_mb},
+        )
+
+
+class CheckGroup(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        status = ctx.storage(ctx.params["array"]).status(ctx.params["group"])
+        result = {"role": status.role, "replication": status.replication, "lag_seconds": status.lag_seconds}
+        if status.role != "primary" and status.replication in ("broken", "none"):
+            raise ActionFailed(
+                f"{status.group}: replica is not consistent ({status.replication}): {status.detail}"
+            )
+        return Outcome(f"{status.group}: {status.role}, {status.replication}; {status.detail}", result)
+
+
+class InventoryHost(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        domains = ctx.xen(ctx.action.host).list_domains()
+        running = {d.name: d.memory_mb for d in domains if d.is_alive and not d.is_dom0}
+        listed = ", ".join(f"{n} ({mb} MB)" for n, mb in sorted(running.items())) or "none"
+        return Outcome(f"already running on {ctx.action.host}: {listed}", {"running": running})
+
+
+def _source_reachable(ctx: Context, array_name: str) -> tuple[bool, str]:
+    """Try the lost side's array with a short timeout: in a disaster it must not answer."""
+    array = StorageArray.objects.get(name=array_name)
+    if array.kind == "manual":
+        return False, "manual array: the storage team fences it"
+    target = ssh_target(array)
+    target = SSHTarget(
+        name=target.name,
+        address=target.address,
+        port=target.port,
+        user=target.user,
+        key_path=target.key_path,
+        fingerprint=target.fingerprint,
+        connect_timeout=min(target.connect_timeout, 5.0),
+        command_timeout=10.0,
+    )
+    try:
+        with SSHConnection(target) as conn:
+            conn.run(["true"])
+    except (SSHConnectError, SSHTimeout) as exc:
+        return False, str(exc)
+    except DriverError as exc:
+        return True, f"answers, but: {exc}"
+    return True, f"{array_name} answers on {target.address}:{target.port}"
+
+
+class FailoverGroup(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        status = ctx.storage(ctx.params["array"]).status(ctx.params["group"])
+        present_to = ctx.params.get("present_to")
+        done = status.is_primary and (not present_to or present_to in status.presented_to)
+        return Observation(
+            done,
+            f"{status.group} at {ctx.params['array']}: {status.role}, presented to "
+            f"{', '.join(status.presented_to) or 'nobody'}",
+            {"role": status.role, "presented_to": list(status.presented_to)},
+        )
+
+    def fence_check(self, ctx: Context) -> str:
+        """No split brain: fail over only when the source side is fenced."""
+        run = ctx.run
+        group = ctx.params["group"]
+        if run.mode == "disaster":
+            disaster = run.disaster
+            if disaster is None or disaster.isolation_confirmed_at is None:
+                raise ActionFailed(
+                    f"refusing to fail over {group}: nobody has confirmed that {run.lost_site.code} is isolated "
+                    "(the MoD confirms isolation on the declaration)"
+                )
+            reachable, how = _source_reachable(ctx, ctx.params["source_array"])
+            if reachable:
+                raise ActionFailed(
+                    f"refusing to fail over {group}: the source array {ctx.params['source_array']} is still "
+                    f"reachable ({how}); fence it (power it off or cut its links) first, then Retry"
+                )
+            return (
+                f"source fenced: isolation confirmed by {disaster.isolation_confirmed_by} at "
+                f"{disaster.isolation_confirmed_at:%Y-%m-%d %H:%M}; {ctx.params['source_array']} unreachable ({how})"
+            )
+        source = ctx.storage(ctx.params["source_array"]).status(group)
+        if source.is_primary and source.presented_to:
+            raise ActionFailed(
+                f"refusing a planned failover of {group}: the source copy is still presented to "
+                f"{', '.join(source.presented_to)}; shut the VMs down and demote it first"
+            )
+        return f"source demoted: {source.detail}"
+
+    def act(self, ctx: Context) -> Outcome:
+        group, array = ctx.params["group"], ctx.params["array"]
+        driver = ctx.storage(array)
+        status = driver.status(group)
+        if not status.is_primary:
+            ctx.note(self.fence_check(ctx))
+            force = ctx.run.mode == "disaster" and driver.kind == "drbd"
+            status = driver.promote(group, force=force)
+        present_to = ctx.params.get("present_to")
+        if present_to and present_to not in status.presented_to:
+            status = driver.present(group, present_to)
+        return Outcome(
+            f"{group} is primary at {array} and presented to {', '.join(status.presented_to)}",
+            {"role": status.role, "presented_to": list(status.presented_to)},
+            undo={
+                "kind": "reverse_group",
+                "group": group,
+                "array": array,
+                "source_array": ctx.params["source_array"],
+            },
+        )
+
+
+class IntegrityCheck(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        report = ctx.storage(ctx.params["array"]).integrity_check(ctx.params["group"])
+        findings = list(report.findings)
+        host = ctx.params.get("host")
+        missing = []
+        if host:
+            conn = ctx.conn(ssh_target(ctx.host(host)))
+            for device in ctx.params.get("devices", ()):
+                if conn.run(["test", "-b", device]).exit_status != 0:
+                    missing.append(device)
+        if missing:
+            findings.append(f"problem: {host} does not see block device(s) {', '.join(missing)}")
+        if not report.ok or missing:
+            raise ActionFailed("; ".join(f for f in findings if f.startswith("problem:")))
+        return Outcome("; ".join(findings) or "consistent", {"findings": findings})
+
+
+class SetMemory(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        name, target = ctx.params["vm"], ctx.params["memory_mb"]
+        domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
+        if domain is None or not domain.is_alive:
+            return Observation(None, f"{name} is not running on {ctx.action.host}")
+        return Observation(
+            domain.memory_mb == target,
+            f"{name} has {domain.memory_mb} MB (target {target} MB)",
+            {"memory_mb": domain.memory_mb},
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        before = self.observe(ctx)
+        if before.done is None:
+            raise ActionFailed(before.detail)
+        name, target = ctx.params["vm"], ctx.params["memory_mb"]
+        ctx.xen(ctx.action.host).mem_set(name, target)
+        # xl returns before the balloon driver has finished: confirm, briefly.
+        after = _confirm(lambda: self.observe(ctx))
+        if not after.done:
+            raise ActionFailed(f"mem-set sent, but {after.detail}")
+        return Outcome(
+            f"{name}: {before.facts.get('memory_mb')} MB -> {target} MB",
+            {"memory_mb": target},
+            undo={
+                "kind": "set_memory",
+                "vm": name,
+                "host": ctx.action.host,
+                "memory_mb": before.facts.get("memory_mb"),
+            },
+        )
+
+
+class StartVM(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        name = ctx.params["vm"]
+        domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
+        if domain is None:
+            return Observation(False, f"{name} is not running on {ctx.action.host}")
+        if domain.is_alive:
+            return Observation(
+                True,
+                f"{name} runs on {ctx.action.host} with {domain.memory_mb} MB ({domain.state})",
+                {"memory_mb": domain.memory_mb},
+            )
+        return Observation(
+            None, f"{name} is on {ctx.action.host} but {domain.state}: a person must look at it"
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        name, memory = ctx.params["vm"], ctx.params["memory_mb"]
+        ctx.xen(ctx.action.host).create(ctx.params["config_path"], memory)
+        after = _confirm(lambda: self.observe(ctx))
+        if not after.done:
+            raise ActionFailed(f"xl create returned, but {after.detail}")
+        return Outcome(
+            f"started {name} on {ctx.action.host} with {memory} MB",
+            {"memory_mb": memory},
+            undo={"kind": "shutdown_vm", "vm": name, "host": ctx.action.host},
+        )
+
+
+class CheckNoSwap(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        xen = ctx.xen(ctx.action.host)
+        info = xen.info()
+        used = sum(d.memory_mb for d in xen.list_domains() if d.domid is not None)
+        if used > info.total_memory_mb:
+            raise ActionFailed(f"{ctx.action.host}: domains hold {used} MB of {info.total_memory_mb} MB")
+        return Outcome(
+            f"{ctx.action.host}: {used} of {info.total_memory_mb} MB in use, {info.free_memory_mb} MB free: no swapping",
+            {"used_mb": used, "total_mb": info.total_memory_mb},
+        )
+
+
+class FunctionalCheckHandler(Handler):
+    def act(self, ctx: Context) -> Outcome:
+        from .checks import run_check
+
+        check = FunctionalCheck.objects.select_related("vm").get(pk=ctx.params["check_id"])
+        verdict = run_check(check, pool=ctx.pool)
+        ctx.note(f"{check.kind} check '{check.name}': {verdict.outcome}: {verdict.detail}")
+        if verdict.outcome != "ok":
+            raise CheckDown(verdict.outcome, verdict.detail)
+        return Outcome(verdict.detail, {"outcome": verdict.outcome}, outcome=verdict.outcome)
+
+
+class CheckDown(ActionFailed):
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(detail)
+        self.outcome = outcome
+
+
+def _confirm(observe: Callable[[], Observation], tries: int = 10, pause: float = 0.3) -> Observation:
+    seen = observe()
+    for _ in range(tries - 1):
+        if seen.done:
+            return seen
+        time.sleep(pause)
+        seen = observe()
+    return seen
+
+
+HANDLERS: dict[str, Handler] = {
+    "check_host": CheckHost(),
+    "check_group": CheckGroup(),
+    "inventory_host": InventoryHost(),
+    "failover_group": FailoverGroup(),
+    "integrity_check": IntegrityCheck(),
+    "set_memory": SetMemory(),
+    "start_vm": StartVM(),
+    "check_no_swap": CheckNoSwap(),
+    "functional_check": FunctionalCheckHandler(),
+}
+
+__all__ = ["HANDLERS", "ActionFailed", "CheckDown", "Context", "Observation", "Outcome", "StorageError"]

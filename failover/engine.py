@@ -1,0 +1,334 @@
+"""The runbook engine: a state machine in the database, driven by short Celery tasks.
+
+- ``advance(run_id)`` locks the run row, queues every action that may start now (its
+  step reached, its dependencies done, its host under the concurrency bound) with a
+  conditional UPDATE, and finishes steps and the run. Tasks are sent after commit.
+- ``execute(action_id)`` claims one queued action (conditional UPDATE; a duplicate
+  message finds nothing to claim), acts over SSH *outside* any transaction while a
+  heartbeat renews its lease, and records the result guarded by the attempt number.
+- ``reap()`` (Celery beat) re-sends queued actions whose message was lost, and for
+  running actions whose lease expired (the worker died) observes the estate and either
+  finishes them, puts them back (the effect provably did not happen) or marks them
+  "needs attention" with the reason. It never re-runs an action blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from hosts.drivers.base import DriverError
+from hosts.drivers.ssh import SSHPool
+from hosts.drivers.storage import ManualStepRequired
+
+from .actions import HANDLERS, CheckDown, Context
+from .choices import ActionStateChoices as A
+from .choices import RunStateChoices as R
+from .choices import StepStateChoices as S
+from .events import record_event
+from .models import Action, Run, RunGroupClaim, Step
+
+log = logging.getLogger(__name__)
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+ACTIVE_ACTION = (A.QUEUED, A.RUNNING)
+
+
+def _send(action_ids: list[int]) -> None:
+    from .tasks import execute_action
+
+    for action_id in action_ids:
+        execute_action.delay(action_id)
+
+
+def _ok(action: Action) -> bool:
+    """Finished in a way that lets the run go on."""
+    return action.state in A.finished_ok() or (action.state == A.FAILED and action.optional)
+
+
+# -- advance ------------------------------------------------------------------------------
+
+
+def advance(run_id: int) -> None:
+    queued: list[int] = []
+    with transaction.atomic():
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.state not in (R.RUNNING, R.WAITING):
+            return
+        actions = list(run.actions.all().prefetch_related("depends_on").order_by("step__number", "order", "pk"))
+        steps = {s.pk: s for s in run.steps.all()}
+        by_id = {a.pk: a for a in actions}
+        now = timezone.now()
+
+        # Steps are barriers, as in the runbook: step N starts when every action of the
+        # earlier steps is done (or skipped, or an optional check that failed).
+        open_step = None
+        for step in sorted(steps.values(), key=lambda s: s.number):
+            members = [a for a in actions if a.step_id == step.pk]
+            if all(_ok(a) for a in members):
+                if step.state != S.DONE:
+                    Step.objects.filter(pk=step.pk).update(
+                        state=S.DONE, finished_at=now, started_at=step.started_at or now
+                    )
+                    record_event(run_id=run.pk, kind="step_done", message=f"Step {step.number} done: {step.name}",
+                                 data={"step": step.number})
+                continue
+            open_step = step
+            break
+
+        if open_step is None:
+            _finish_run(run, now)
+            return
+
+        busy = defaultdict(int)
+        for a in actions:
+            if a.state in ACTIVE_ACTION:
+                busy[a.host] += 1
+        limit = settings.DRPORTAL_MAX_ACTIONS_PER_HOST
+        started_step = False
+        for action in actions:
+            if action.step_id != open_step.pk or action.state != A.PENDING:
+                continue
+            if not all(_ok(by_id[d.pk]) if d.pk in by_id else True for d in action.depends_on.all()):
+                continue
+            if action.host and busy[action.host] >= limit:
+                continue
+            if Action.objects.filter(pk=action.pk, state=A.PENDING).update(state=A.QUEUED, queued_at=now):
+                busy[action.host] += 1
+                queued.append(action.pk)
+                started_step = True
+        if started_step and open_step.state == S.PENDING:
+            Step.objects.filter(pk=open_step.pk, state=S.PENDING).update(state=S.RUNNING, started_at=now)
+            record_event(run_id=run.pk, kind="step_started", message=f"Step {open_step.number} started: {open_step.name}",
+                         data={"step": open_step.number})
+
+        in_flight = any(a.state in ACTIVE_ACTION for a in actions) or queued
+        blocked = [a for a in actions if a.state in (A.FAILED, A.MANUAL, A.ATTENTION) and not _ok(a)]
+        if not in_flight and blocked and run.state == R.RUNNING:
+            Run.objects.filter(pk=run.pk).update(state=R.WAITING)
+            names = ", ".join(f"{a.kind} {a.target} ({a.get_state_display().lower()})" for a in blocked[:5])
+            record_event(
+                run_id=run.pk,
+                kind="run_waiting",
+                message=f"Waiting for a person: {names}. Retry, skip with a reason, or mark done by hand.",
+            )
+        elif run.state == R.WAITING and (queued or not blocked):
+            Run.objects.filter(pk=run.pk).update(state=R.RUNNING)
+            record_event(run_id=run.pk, kind="run_resumed", message="Going on")
+        transaction.on_commit(lambda: _send(queued))
+
+
+def _finish_run(run: Run, now) -> None:
+    steps = list(run.steps.order_by("number"))
+    started = run.disaster.detected_at if run.disaster else run.created_at
+    summary = {
+        "recovery_seconds": (now - started).total_seconds(),
+        "run_seconds": (now - run.created_at).total_seconds(),
+        "steps": [
+            {
+                "number": s.number,
+                "key": s.key,
+                "planned_minutes": s.planned_minutes,
+                "actual_minutes": ((s.finished_at or now) - (s.started_at or now)).total_seconds() / 60,
+            }
+            for s in steps
+        ],
+        "deadline_met": (now <= run.disaster.deadline) if run.disaster else None,
+    }
+    Run.objects.filter(pk=run.pk).update(state=R.SUCCEEDED, finished_at=now, summary=summary)
+    RunGroupClaim.objects.filter(run=run, active=True).update(active=False)
+    failed_checks = run.actions.filter(optional=True, state=A.FAILED).count()
+    record_event(
+        run_id=run.pk,
+        kind="run_succeeded",
+        message=(
+            f"Recovery complete in {summary['run_seconds']:.1f} s of run time"
+            + (f"; {failed_checks} functional test(s) not ok, see the test table" if failed_checks else "")
+        ),
+        data=summary,
+    )
+
+
+# -- execute ------------------------------------------------------------------------------
+
+
+class _Heartbeat:
+    """Renews the lease of one attempt while it runs; stops when the attempt is over."""
+
+    def __init__(self, action_id: int, attempt: int) -> None:
+        self.action_id, self.attempt = action_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{action_id}", daemon=True)
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        lease = settings.DRPORTAL_ACTION_LEASE_S
+        try:
+            while not self._stop.wait(lease / 3):
+                Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=lease)
+                )
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def execute(action_id: int) -> None:
+    now = timezone.now()
+    lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
+    claimed = Action.objects.filter(pk=action_id, state=A.QUEUED, run__state__in=(R.RUNNING, R.WAITING)).update(
+        state=A.RUNNING,
+        attempt=F("attempt") + 1,
+        lease_expires_at=now + lease,
+        claimed_by=WORKER_ID,
+        started_at=now,
+        error="",
+    )
+    if not claimed:
+        return  # a duplicate message, or the run was paused/aborted meanwhile
+    action = Action.objects.select_related("run__disaster__isolation_confirmed_by", "run__lost_site").get(pk=action_id)
+    attempt = action.attempt
+    with transaction.atomic():
+        record_event(
+            run_id=action.run_id,
+            kind="action_started",
+            message=f"{action.target}: {action.kind.replace('_', ' ')} (attempt {attempt})",
+            action_id=action.pk,
+        )
+    handler = HANDLERS[action.kind]
+    state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
+    with SSHPool() as pool, _Heartbeat(action.pk, attempt):
+        ctx = Context(action, pool)
+        try:
+            seen = handler.observe(ctx)
+            if seen.done:
+                state, detail, result = A.SUCCEEDED, f"already done: {seen.detail}", seen.facts
+            else:
+                done = handler.act(ctx)
+                state, detail, result, undo, outcome = A.SUCCEEDED, done.detail, done.result, done.undo, done.outcome
+        except ManualStepRequired as exc:
+            state, detail = A.MANUAL, str(exc)
+        except CheckDown as exc:
+            state, outcome, detail = A.FAILED, exc.outcome, str(exc)
+        except DriverError as exc:
+            state, detail = A.FAILED, str(exc)
+        except Exception as exc:  # a bug must not leave the action running forever
+            log.exception("action %s crashed", action_id)
+            state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    _record(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines))
+    advance(action.run_id)
+
+
+def _record(action: Action, attempt: int, state: str, detail: str, result: dict, undo: dict, outcome: str,
+            output: str, *, by: str = "") -> bool:
+    """Store the result of ``attempt``; refused (False) if the attempt is no longer the
+    current one (the reaper or a person has decided meanwhile)."""
+    with transaction.atomic():
+        updated = Action.objects.filter(pk=action.pk, attempt=attempt, state=A.RUNNING).update(
+            state=state,
+            finished_at=timezone.now(),
+            lease_expires_at=None,
+            result=result,
+            undo=undo,
+            outcome=outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+            output=output[-20000:],
+            error="" if state == A.SUCCEEDED else detail,
+        )
+        if not updated:
+            return False
+        verb = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}[state]
+        record_event(
+            run_id=action.run_id,
+            kind=f"action_{state}",
+            message=f"{action.target}: {verb}{by}: {detail}",
+            action_id=action.pk,
+            data={"state": state, "attempt": attempt, "outcome": outcome},
+        )
+    return True
+
+
+# -- the reaper ---------------------------------------------------------------------------
+
+
+def reap() -> dict:
+    now = timezone.now()
+    report = {"resent": 0, "finished": 0, "requeued": 0, "attention": 0, "advanced": 0}
+    stale = now - timedelta(seconds=settings.DRPORTAL_REQUEUE_AFTER_S)
+    lost = list(
+        Action.objects.filter(state=A.QUEUED, queued_at__lt=stale, run__state__in=(R.RUNNING, R.WAITING))
+        .values_list("pk", flat=True)
+    )
+    if lost:
+        Action.objects.filter(pk__in=lost, state=A.QUEUED).update(queued_at=now)
+        _send(lost)
+        report["resent"] = len(lost)
+    for action in Action.objects.filter(state=A.RUNNING, lease_expires_at__lt=now).select_related(
+        "run__disaster", "run__lost_site"
+    ):
+        verdict = _reap_one(action)
+        report[verdict] += 1
+        advance(action.run_id)
+    for run_id in Run.objects.filter(state=R.RUNNING).values_list("pk", flat=True):
+        if not Action.objects.filter(run_id=run_id, state__in=ACTIVE_ACTION).exists():
+            advance(run_id)
+            report["advanced"] += 1
+    return report
+
+
+def _reap_one(action: Action) -> str:
+    attempt = action.attempt
+    handler = HANDLERS[action.kind]
+    with SSHPool() as pool:
+        ctx = Context(action, pool)
+        try:
+            seen = handler.observe(ctx)
+        except DriverError as exc:
+            seen = None
+            reason = f"cannot observe after the worker died: {exc}"
+    if seen is not None and seen.done:
+        _record(action, attempt, A.SUCCEEDED, f"finished: observed {seen.detail}", seen.facts, {}, "",
+                "\n".join(ctx.lines), by=" (by the reaper, after its worker died)")
+        return "finished"
+    if seen is not None and seen.done is False:
+        # The effect provably did not happen (or the action has none): safe to go again.
+        with transaction.atomic():
+            if Action.objects.filter(pk=action.pk, attempt=attempt, state=A.RUNNING).update(
+                state=A.PENDING, lease_expires_at=None
+            ):
+                record_event(
+                    run_id=action.run_id,
+                    kind="action_requeued",
+                    message=f"{action.target}: its worker died; observed {seen.detail}; trying again",
+                    action_id=action.pk,
+                )
+        return "requeued"
+    if seen is not None:
+        reason = f"its worker died and the estate is in an unexpected state: {seen.detail}"
+    with transaction.atomic():
+        if Action.objects.filter(pk=action.pk, attempt=attempt, state=A.RUNNING).update(
+            state=A.ATTENTION, lease_expires_at=None, error=reason
+        ):
+            record_event(
+                run_id=action.run_id,
+                kind="action_attention",
+                message=f"{action.target}: needs attention: {reason}. Look, then Retry, Skip or Mark done.",
+                action_id=action.pk,
+            )
+    return "attention"

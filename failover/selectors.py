@@ -1,0 +1,63 @@
+"""Reads of runs for the board, the CLI and the API."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from .models import Run
+
+
+def run_summary(*, run_id: int) -> dict:
+    """The run as the CLI's --json and the board's header show it: id, state, and per
+    step and action their state, attempts and minutes."""
+    run = Run.objects.select_related("disaster", "lost_site", "target_site").get(pk=run_id)
+    steps = list(run.steps.order_by("number"))
+    actions = list(run.actions.order_by("step__number", "order", "pk"))
+    now = timezone.now()
+
+    def minutes(start, end) -> float | None:
+        if start is None:
+            return None
+        return round(((end or now) - start).total_seconds() / 60, 4)
+
+    return {
+        "run": run.pk,
+        "kind": run.kind,
+        "mode": run.mode,
+        "state": run.state,
+        "lost_site": run.lost_site.code,
+        "target_site": run.target_site.code,
+        "created_at": run.created_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "deadline": run.disaster.deadline.isoformat() if run.disaster else None,
+        "recovery_seconds": run.summary.get("recovery_seconds"),
+        "run_seconds": run.summary.get("run_seconds"),
+        "overrides": run.overrides,
+        "steps": [
+            {
+                "number": s.number,
+                "key": s.key,
+                "name": s.name,
+                "state": s.state,
+                "planned_minutes": s.planned_minutes,
+                "actual_minutes": minutes(s.started_at, s.finished_at),
+                "actions": [
+                    {
+                        "id": a.pk,
+                        "kind": a.kind,
+                        "target": a.target,
+                        "host": a.host,
+                        "state": a.state,
+                        "attempts": a.attempt,
+                        "minutes": minutes(a.started_at, a.finished_at),
+                        "outcome": a.outcome,
+                        "error": a.error,
+                        "reason": a.reason,
+                    }
+                    for a in actions
+                    if a.step_id == s.pk
+                ],
+            }
+            for s in steps
+        ],
+    }

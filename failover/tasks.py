@@ -1,0 +1,22 @@
+"""Celery tasks: thin, fetch by id, call the engine."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import engine
+
+
+@shared_task(name="failover.tasks.execute_action", ignore_result=True)
+def execute_action(action_id: int) -> None:
+    engine.execute(action_id)
+
+
+@shared_task(name="failover.tasks.advance_run", ignore_result=True)
+def advance_run(run_id: int) -> None:
+    engine.advance(run_id)
+
+
+@shared_task(name="failover.tasks.reap", ignore_result=True)
+def reap() -> dict:
+    return engine.reap()
