@@ -25,14 +25,15 @@ See ``_shed`` for the shedding rule.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import combinations
 
 _NEG = -(1 << 62)  # padding for unused tree leaves: below any real free value
 # Re-checks spent making a shed set irreducible: each is a full placement, so big estates get fewer
 # (32 for up to ~3,000 VMs, 10 for 10,000).
 _PRUNE_BUDGET, _PRUNE_WORK = 32, 100_000
+_EXACT_MAX = 12  # VMs in play up to which the shed set is searched exhaustively (<= 4,096 subsets)
 
 
 @dataclass(frozen=True)
@@ -448,39 +449,58 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
 def _shed(ctx: _Context, base: _Run) -> list[str]:
     """The smallest set of least important VMs whose shedding makes the scenario fit.
 
-    The rule, importance before count, problem by problem:
+    The rule is importance before count: the most important VM shed must be as unimportant as
+    possible (never shed a tier-2 VM if tier-3..5 VMs can do it), then shed as few VMs as possible,
+    then prefer less important and larger VMs. Structurally unplaceable VMs (pinned to a lost host,
+    no host with their bridges) are always shed: nothing else can make them run.
 
-    1. Structurally unplaceable VMs (pinned to a lost host, no host with their bridges) are shed:
-       nothing else can make them run.
-    2. Each overloaded host sheds its own VMs by ``_room``: from the least important tiers needed,
-       the largest first, as few as possible for that host.
-    3. Each unplaced VM, most important first, gets room on the eligible host where that costs the
-       least important VMs (all strictly less important than it, anti-affinity peers included),
-       then the fewest, then the first host; if no host can, the VM itself is shed.
-    4. The placement is re-run with the proposal (first fit may cascade); 2-3 repeat on what still
-       fails, usually zero or one more round.
-    5. Irreducible: restore shed VMs, most important first, wherever it still fits without them
-       (a bounded number of re-checks, see _PRUNE_BUDGET), so no VM is shed that is not needed.
+    Up to _EXACT_MAX VMs in play (the reference estate has six) the set is exactly optimal for
+    that rule: per cut-off tier, subsets by size, each verified by a full placement.
 
-    Returns [] when nothing can make it fit (a dom0 alone exceeds its host). Every set returned has
-    been verified by a full placement. Minimal means per problem and irreducible, not a global
-    optimum: that is bin packing, NP-hard.
+    Larger estates go problem by problem (bin packing is NP-hard, and 10,000 VMs must stay fast):
+    1. each overloaded host sheds its own VMs by ``_room`` (least important tiers needed, largest
+       first: the fewest VMs for that host);
+    2. each unplaced VM, most important first, gets room on the eligible host where that costs the
+       least important VMs (all strictly less important than it, anti-affinity peers included), then
+       the fewest, then the first host; if no host can, the VM itself is shed;
+    3. the placement is re-run (first fit may cascade) and 1-2 repeat on what still fails;
+    4. shed VMs are restored, most important first, wherever it still fits without them (a bounded
+       number of re-checks, see _PRUNE_BUDGET).
+
+    Returns [] when nothing can make it fit (a dom0 alone exceeds its host).
     """
-    shed = set(ctx.structural)
-    run = ctx.run(frozenset(shed)) if shed else base
+    forced = frozenset(ctx.structural)
+
+    def fits(names: Iterable[str]) -> bool:
+        return ctx.run(forced | frozenset(names), probe=True).fits
+
+    def ordered(names: Iterable[str]) -> list[str]:
+        return sorted(names, key=lambda n: (-ctx.vms[n].priority, -ctx.mem[n], n))
+
+    if fits(()):
+        return ordered(forced)
+    pool = ordered([n for row in base.placed for n, _ in row] + [n for n in base.unplaced if n not in forced])
+    if len(pool) <= _EXACT_MAX:
+        for tier in sorted({ctx.vms[n].priority for n in pool}, reverse=True):
+            cut = [n for n in pool if ctx.vms[n].priority >= tier]
+            if fits(cut):
+                for k in range(1, len(cut) + 1):
+                    found = next((c for c in combinations(cut, k) if fits(c)), None)
+                    if found:
+                        return ordered(forced | set(found))
+        return []
+    shed, run = set(forced), ctx.run(forced)
     while not run.fits:
         more = _proposal(ctx, run) - shed
         if not more:
             return []
         shed |= more
         run = ctx.run(frozenset(shed))
-    budget = min(_PRUNE_BUDGET, max(4, _PRUNE_WORK // max(len(ctx.vms), 1)))
-    for name in sorted(shed - set(ctx.structural), key=lambda n: (ctx.vms[n].priority, ctx.mem[n], n))[
-        :budget
-    ]:
+    budget = min(_PRUNE_BUDGET, max(4, _PRUNE_WORK // len(ctx.vms)))
+    for name in sorted(shed - forced, key=lambda n: (ctx.vms[n].priority, ctx.mem[n], n))[:budget]:
         if ctx.run(frozenset(shed - {name}), probe=True).fits:
             shed.discard(name)
-    return sorted(shed, key=lambda n: (-ctx.vms[n].priority, -ctx.mem[n], n))
+    return ordered(shed)
 
 
 def check_scenario(
@@ -502,7 +522,7 @@ def what_ifs(
     dom0_normal_memory: Mapping[str, int],
     reserve_mb: int = 0,
 ) -> list[CapacityResult]:
-    """ "normal operation" (every VM on its home host) plus "<SITE> lost" per site, in host order.
+    """The "normal operation" check (every VM on its home host), then "<SITE> lost" per site in host order.
 
     With a site lost every VM runs at its DR memory, also those already at the surviving site
     (thesis runbook step 4 reduces their memory)."""
@@ -514,59 +534,3 @@ def what_ifs(
         lost = Scenario(f"{site} lost", site, dr_memory, dom0_dr_memory)
         results.append(check_scenario(hosts, vms, lost, reserve_mb=reserve_mb))
     return results
-
-
-def synthetic_estate(n_vms: int, n_hosts: int, seed: int = 7) -> tuple[list[HostSpec], list[VMSpec], dict]:
-    """A deterministic two-site estate for tests and the benchmark, shaped like the reference one.
-
-    Hosts alternate WSL/KA; WSL-homed VMs replicate to KA, a third of KA-homed VMs to WSL. Host RAM
-    is sized so normal operation runs at about 60 %, which leaves room for a site loss at DR memory
-    (half the normal memory). Returns (hosts, vms, memory maps for ``what_ifs``)."""
-    rnd = random.Random(seed)
-    sites = ("WSL", "KA")
-    names = [f"xen{sites[i % 2].lower()}{i:03d}" for i in range(n_hosts)]
-    extra = {n for n in names if rnd.random() < 0.2}  # some hosts also offer a DMZ bridge
-    load = dict.fromkeys(names, 0)
-    vms, normal, dr = [], {}, {}
-    previous = 0
-    for v in range(n_vms):
-        h = rnd.randrange(n_hosts)
-        if v % 10 == 1 and n_hosts > 1:  # the second VM of a clustered pair: never its partner's host
-            h = (previous + 1 + rnd.randrange(n_hosts - 1)) % n_hosts
-        name, home, previous = f"vm{v:05d}", names[h], h
-        site, dmz = sites[h % 2], home in extra and rnd.random() < 0.3
-        normal[name] = rnd.choice((512, 1024, 1024, 2048, 4096, 8192))
-        dr[name] = max(256, normal[name] // 2)
-        load[home] += normal[name]
-        replicas = {site} | ({"KA"} if site == "WSL" else {"WSL"} if rnd.random() < 0.33 else set())
-        group = f"ha{v // 2}" if v % 10 < 2 else None  # pairs of clustered VMs
-        vms.append(
-            VMSpec(
-                name,
-                home,
-                normal[name],
-                rnd.randint(1, 5),
-                frozenset(replicas),
-                None,
-                group,
-                frozenset({"xenbr0", "xenbr1"} | ({"dmz"} if dmz else set())),
-            )
-        )
-    hosts = [
-        HostSpec(
-            n,
-            sites[i % 2],
-            max(4096, (int(load[n] / 0.6) // 1024 + 1) * 1024),
-            1024,
-            frozenset({"xenbr0", "xenbr1"} | ({"dmz"} if n in extra else set())),
-        )
-        for i, n in enumerate(names)
-    ]
-    dom0_normal, dom0_dr = {n: 1024 for n in names}, {n: 512 for n in names}
-    memory = {
-        "dr_memory": dr,
-        "dom0_dr_memory": dom0_dr,
-        "normal_memory": normal,
-        "dom0_normal_memory": dom0_normal,
-    }
-    return hosts, vms, memory

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
+from collections.abc import Iterable
+from itertools import combinations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.capacity import synthetic_estate
 from hosts import reference as ref
 from hosts.capacity import (
     CapacityResult,
@@ -15,7 +19,6 @@ from hosts.capacity import (
     Scenario,
     VMSpec,
     check_scenario,
-    synthetic_estate,
     what_ifs,
 )
 
@@ -162,8 +165,8 @@ def test_the_more_important_vm_gets_the_room_and_larger_vms_go_first_within_a_ti
     assert host(result, "b1").placed == [("high", 900)]
     assert host(result, "b2").placed == [("mid-big", 500)]  # 500 before 400: first-fit *decreasing*
     assert result.unplaced == ["mid", "low"]
-    # Room for mid would cost mid-big, which is as important: mid itself goes, like low.
-    assert result.shed == ["low", "mid"]
+    # Two either way (low, and one tier-3 VM); the larger one goes first, then mid fits on b2.
+    assert result.shed == ["low", "mid-big"]
 
 
 # --- placement rules -------------------------------------------------------------------------------
@@ -244,6 +247,28 @@ def test_an_explicit_placement_is_checked_as_given():
     assert host(result, "xenwsl01").placed == [] and not result.fits
 
 
+def test_large_estates_shed_per_overloaded_host_the_fewest_of_the_least_important_vms():
+    hosts = [HostSpec(f"h{i}", "A", 6000, 0) for i in range(3)]
+    vms = [
+        VMSpec(f"h{i}-t{t}", f"h{i}", 1000 + 100 * t, t, frozenset({"A"}))
+        for i in range(3)
+        for t in range(1, 6)
+    ]
+    result = check_scenario(hosts, vms, Scenario("normal operation", None, {}, {}))  # 15 VMs in play
+    assert [h.shortfall_mb for h in result.hosts] == [500, 500, 500]
+    assert result.shed == ["h0-t5", "h1-t5", "h2-t5"]
+
+
+def test_a_shrunken_synthetic_estate_sheds_sets_that_make_every_scenario_fit():
+    hosts, vms, memory = synthetic_estate(600, 30, seed=3)
+    small = [dataclasses.replace(h, ram_mb=h.ram_mb * 11 // 20) for h in hosts]
+    for result in what_ifs(small, vms, **memory):
+        assert_sound(small, vms, result)
+        if not result.fits:
+            assert result.shed and len(result.shed) < len(vms) // 3
+            assert fits_without(small, vms, memory, 0, result.scenario, result.shed)
+
+
 # --- properties ------------------------------------------------------------------------------------
 
 
@@ -277,31 +302,31 @@ def test_a_synthetic_estate_of_2000_vms_on_100_hosts_is_sound():
     assert results[0].fits and results[2].unrecoverable
 
 
-estates = st.tuples(
-    st.lists(
-        st.tuples(st.sampled_from("ABC"), st.integers(2, 16), st.integers(0, 3), st.booleans()),
-        min_size=1,
-        max_size=5,
-    ),
-    st.lists(
-        st.tuples(
-            st.integers(0, 4),  # home host (modulo the host count)
-            st.integers(1, 12),  # memory in 256 MB
-            st.integers(1, 5),
-            st.sets(st.sampled_from("ABC")),
-            st.one_of(st.none(), st.integers(0, 4)),  # pin
-            st.sampled_from([None, None, "g0", "g1"]),
-            st.booleans(),  # needs the dmz bridge
+def estates(max_vms: int) -> st.SearchStrategy:
+    """Small random estates: up to 5 hosts on up to 3 sites, pins, anti-affinity, a dmz bridge."""
+    return st.tuples(
+        st.lists(
+            st.tuples(st.sampled_from("ABC"), st.integers(2, 16), st.integers(0, 3), st.booleans()),
+            min_size=1,
+            max_size=5,
         ),
-        max_size=12,
-    ),
-    st.integers(0, 2).map(lambda k: 128 * k),  # reserve
-)
+        st.lists(
+            st.tuples(
+                st.integers(0, 4),  # home host (modulo the host count)
+                st.integers(1, 12),  # memory in 256 MB
+                st.integers(1, 5),
+                st.sets(st.sampled_from("ABC")),
+                st.one_of(st.none(), st.integers(0, 4)),  # pin
+                st.sampled_from([None, None, "g0", "g1"]),
+                st.booleans(),  # needs the dmz bridge
+            ),
+            max_size=max_vms,
+        ),
+        st.integers(0, 2).map(lambda k: 128 * k),  # reserve
+    )
 
 
-@settings(max_examples=150, deadline=None)
-@given(estates)
-def test_small_random_estates_never_overload_a_host_and_shedding_the_reported_set_makes_them_fit(estate):
+def build(estate) -> tuple[list[HostSpec], list[VMSpec], dict, int]:
     raw_hosts, raw_vms, reserve = estate
     hosts = [
         HostSpec(f"h{i}", site, ram * 512, d0 * 64, frozenset({"xenbr0"} | ({"dmz"} if dmz else set())))
@@ -321,15 +346,42 @@ def test_small_random_estates_never_overload_a_host_and_shedding_the_reported_se
         "normal_memory": {},
         "dom0_normal_memory": {},
     }
-    results = what_ifs(hosts, vms, **memory, reserve_mb=reserve)
-    for result in results:
+    return hosts, vms, memory, reserve
+
+
+def fits_without(hosts, vms, memory, reserve, scenario: str, shed: Iterable[str]) -> bool:
+    rest = [vm for vm in vms if vm.name not in set(shed)]
+    return scenarios(hosts, rest, memory, reserve_mb=reserve)[scenario].fits
+
+
+@settings(max_examples=150, deadline=None)
+@given(estates(max_vms=20))  # above 12 VMs in play the shedding takes its large-estate path
+def test_small_random_estates_never_overload_a_host_and_shedding_the_reported_set_makes_them_fit(estate):
+    hosts, vms, memory, reserve = build(estate)
+    for result in what_ifs(hosts, vms, **memory, reserve_mb=reserve):
         assert_sound(hosts, vms, result)
         if result.fits:
             assert result.shed == []
             continue
         assert result.shed, "dom0 and reserve always fit, so some shed set exists"
-        rest = [vm for vm in vms if vm.name not in result.shed]
-        assert scenarios(hosts, rest, memory, reserve_mb=reserve)[result.scenario].fits
+        assert fits_without(hosts, vms, memory, reserve, result.scenario, result.shed)
         for name in result.shed:  # irreducible: every shed VM is needed
-            back = [vm for vm in vms if vm.name not in result.shed or vm.name == name]
-            assert not scenarios(hosts, back, memory, reserve_mb=reserve)[result.scenario].fits
+            assert not fits_without(hosts, vms, memory, reserve, result.scenario, set(result.shed) - {name})
+
+
+@settings(max_examples=60, deadline=None)
+@given(estates(max_vms=7))
+def test_small_estates_shed_the_least_important_then_fewest_vms_of_all_possible_sets(estate):
+    hosts, vms, memory, reserve = build(estate)
+    tier = {vm.name: vm.priority for vm in vms}
+    for result in what_ifs(hosts, vms, **memory, reserve_mb=reserve):
+        if result.fits:
+            continue
+        in_play = [vm.name for vm in vms if vm.name not in {u.vm for u in result.unrecoverable}]
+        best = min(
+            (-min(tier[n] for n in subset), len(subset))
+            for k in range(1, len(in_play) + 1)
+            for subset in combinations(in_play, k)
+            if fits_without(hosts, vms, memory, reserve, result.scenario, subset)
+        )
+        assert (-min(tier[n] for n in result.shed), len(result.shed)) == best
