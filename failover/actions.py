@@ -14,7 +14,7 @@ from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import CommandResult, DriverError
 from hosts.drivers.ssh import SSHConnectError, SSHConnection, SSHPool, SSHTarget, SSHTimeout
 from hosts.drivers.storage import StorageError
-from hosts.drivers.xen import XenDriver
+from hosts.drivers.xen import DuplicateDomain, XenDriver
 from hosts.models import FunctionalCheck, Host, StorageArray
 
 from .models import Action, Run
@@ -287,7 +287,15 @@ class StartVM(Handler):
 
     def act(self, ctx: Context) -> Outcome:
         name, memory = ctx.params["vm"], ctx.params["memory_mb"]
-        ctx.xen(ctx.action.host).create(ctx.params["config_path"], memory)
+        try:
+            ctx.xen(ctx.action.host).create(ctx.params["config_path"], memory)
+        except DuplicateDomain:
+            # An earlier attempt's create (its worker died mid-way) won the race: Xen
+            # refuses a second domain of that name, so there is nothing to undo.
+            seen = self.observe(ctx)
+            if seen.done:
+                return Outcome(f"{name} was started by an earlier attempt: {seen.detail}", seen.facts)
+            raise
         after = _confirm(lambda: self.observe(ctx))
         if not after.done:
             raise ActionFailed(f"xl create returned, but {after.detail}")

@@ -44,10 +44,15 @@ ACTIVE_ACTION = (A.QUEUED, A.RUNNING)
 
 
 def _send(action_ids: list[int]) -> None:
+    """Ring the workers. A failure to send loses nothing: the action is QUEUED in the
+    database and the reaper sends it again after DRPORTAL_REQUEUE_AFTER_S."""
     from .tasks import execute_action
 
     for action_id in action_ids:
-        execute_action.delay(action_id)
+        try:
+            execute_action.delay(action_id)
+        except Exception as exc:  # the broker is down; the reaper re-sends
+            log.warning("action %s queued but not sent (%s); the reaper will send it", action_id, exc)
 
 
 def _ok(action: Action) -> bool:
@@ -64,7 +69,9 @@ def advance(run_id: int) -> None:
         run = Run.objects.select_for_update().filter(pk=run_id).first()
         if run is None or run.state not in (R.RUNNING, R.WAITING):
             return
-        actions = list(run.actions.all().prefetch_related("depends_on").order_by("step__number", "order", "pk"))
+        actions = list(
+            run.actions.all().prefetch_related("depends_on").order_by("step__number", "order", "pk")
+        )
         steps = {s.pk: s for s in run.steps.all()}
         by_id = {a.pk: a for a in actions}
         now = timezone.now()
@@ -79,8 +86,12 @@ def advance(run_id: int) -> None:
                     Step.objects.filter(pk=step.pk).update(
                         state=S.DONE, finished_at=now, started_at=step.started_at or now
                     )
-                    record_event(run_id=run.pk, kind="step_done", message=f"Step {step.number} done: {step.name}",
-                                 data={"step": step.number})
+                    record_event(
+                        run_id=run.pk,
+                        kind="step_done",
+                        message=f"Step {step.number} done: {step.name}",
+                        data={"step": step.number},
+                    )
                 continue
             open_step = step
             break
@@ -108,8 +119,12 @@ def advance(run_id: int) -> None:
                 started_step = True
         if started_step and open_step.state == S.PENDING:
             Step.objects.filter(pk=open_step.pk, state=S.PENDING).update(state=S.RUNNING, started_at=now)
-            record_event(run_id=run.pk, kind="step_started", message=f"Step {open_step.number} started: {open_step.name}",
-                         data={"step": open_step.number})
+            record_event(
+                run_id=run.pk,
+                kind="step_started",
+                message=f"Step {open_step.number} started: {open_step.name}",
+                data={"step": open_step.number},
+            )
 
         in_flight = any(a.state in ACTIVE_ACTION for a in actions) or queued
         blocked = [a for a in actions if a.state in (A.FAILED, A.MANUAL, A.ATTENTION) and not _ok(a)]
@@ -193,7 +208,9 @@ class _Heartbeat:
 def execute(action_id: int) -> None:
     now = timezone.now()
     lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
-    claimed = Action.objects.filter(pk=action_id, state=A.QUEUED, run__state__in=(R.RUNNING, R.WAITING)).update(
+    claimed = Action.objects.filter(
+        pk=action_id, state=A.QUEUED, run__state__in=(R.RUNNING, R.WAITING)
+    ).update(
         state=A.RUNNING,
         attempt=F("attempt") + 1,
         lease_expires_at=now + lease,
@@ -203,7 +220,9 @@ def execute(action_id: int) -> None:
     )
     if not claimed:
         return  # a duplicate message, or the run was paused/aborted meanwhile
-    action = Action.objects.select_related("run__disaster__isolation_confirmed_by", "run__lost_site").get(pk=action_id)
+    action = Action.objects.select_related("run__disaster__isolation_confirmed_by", "run__lost_site").get(
+        pk=action_id
+    )
     attempt = action.attempt
     with transaction.atomic():
         record_event(
@@ -222,7 +241,13 @@ def execute(action_id: int) -> None:
                 state, detail, result = A.SUCCEEDED, f"already done: {seen.detail}", seen.facts
             else:
                 done = handler.act(ctx)
-                state, detail, result, undo, outcome = A.SUCCEEDED, done.detail, done.result, done.undo, done.outcome
+                state, detail, result, undo, outcome = (
+                    A.SUCCEEDED,
+                    done.detail,
+                    done.result,
+                    done.undo,
+                    done.outcome,
+                )
         except ManualStepRequired as exc:
             state, detail = A.MANUAL, str(exc)
         except CheckDown as exc:
@@ -236,8 +261,18 @@ def execute(action_id: int) -> None:
     advance(action.run_id)
 
 
-def _record(action: Action, attempt: int, state: str, detail: str, result: dict, undo: dict, outcome: str,
-            output: str, *, by: str = "") -> bool:
+def _record(
+    action: Action,
+    attempt: int,
+    state: str,
+    detail: str,
+    result: dict,
+    undo: dict,
+    outcome: str,
+    output: str,
+    *,
+    by: str = "",
+) -> bool:
     """Store the result of ``attempt``; refused (False) if the attempt is no longer the
     current one (the reaper or a person has decided meanwhile)."""
     with transaction.atomic():
@@ -247,7 +282,8 @@ def _record(action: Action, attempt: int, state: str, detail: str, result: dict,
             lease_expires_at=None,
             result=result,
             undo=undo,
-            outcome=outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+            outcome=outcome
+            or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
             output=output[-20000:],
             error="" if state == A.SUCCEEDED else detail,
         )
@@ -272,8 +308,9 @@ def reap() -> dict:
     report = {"resent": 0, "finished": 0, "requeued": 0, "attention": 0, "advanced": 0}
     stale = now - timedelta(seconds=settings.DRPORTAL_REQUEUE_AFTER_S)
     lost = list(
-        Action.objects.filter(state=A.QUEUED, queued_at__lt=stale, run__state__in=(R.RUNNING, R.WAITING))
-        .values_list("pk", flat=True)
+        Action.objects.filter(
+            state=A.QUEUED, queued_at__lt=stale, run__state__in=(R.RUNNING, R.WAITING)
+        ).values_list("pk", flat=True)
     )
     if lost:
         Action.objects.filter(pk__in=lost, state=A.QUEUED).update(queued_at=now)
@@ -303,8 +340,17 @@ def _reap_one(action: Action) -> str:
             seen = None
             reason = f"cannot observe after the worker died: {exc}"
     if seen is not None and seen.done:
-        _record(action, attempt, A.SUCCEEDED, f"finished: observed {seen.detail}", seen.facts, {}, "",
-                "\n".join(ctx.lines), by=" (by the reaper, after its worker died)")
+        _record(
+            action,
+            attempt,
+            A.SUCCEEDED,
+            f"finished: observed {seen.detail}",
+            seen.facts,
+            {},
+            "",
+            "\n".join(ctx.lines),
+            by=" (by the reaper, after its worker died)",
+        )
         return "finished"
     if seen is not None and seen.done is False:
         # The effect provably did not happen (or the action has none): safe to go again.

@@ -55,7 +55,9 @@ def check_declaration(
     if disaster_class not in DisasterClassChoices.values:
         errors["disaster_class"] = f"{disaster_class!r} is not a disaster class (1, 2 or 3)"
     if category not in EventCategoryChoices.values:
-        errors["category"] = f"{category!r} is not an event category ({', '.join(EventCategoryChoices.values)})"
+        errors["category"] = (
+            f"{category!r} is not an event category ({', '.join(EventCategoryChoices.values)})"
+        )
     if detected_at > timezone.now() + dt.timedelta(minutes=5):
         errors["detected_at"] = "the event cannot be detected in the future"
     if plan.blocking and not override_reason.strip():
@@ -143,7 +145,9 @@ def disaster_declare(
     return Declaration(run=run, created=True)
 
 
-def _run_create(*, plan: Plan, disaster: Disaster | None, user, kind: str, override_reason: str, groups) -> Run:
+def _run_create(
+    *, plan: Plan, disaster: Disaster | None, user, kind: str, override_reason: str, groups
+) -> Run:
     target = Site.objects.get(code=plan.target_site)
     run = Run.objects.create(
         disaster=disaster,
@@ -166,7 +170,11 @@ def _run_create(*, plan: Plan, disaster: Disaster | None, user, kind: str, overr
         raise IntegrityError("a failover for this site is already active")
     steps = {
         number: Step.objects.create(
-            run=run, number=number, key=key, name=str(name), planned_minutes=plan.step_minutes.get(number, minutes)
+            run=run,
+            number=number,
+            key=key,
+            name=str(name),
+            planned_minutes=plan.step_minutes.get(number, minutes),
         )
         for number, key, name, minutes in STEPS
     }
@@ -213,9 +221,15 @@ def _run_create(*, plan: Plan, disaster: Disaster | None, user, kind: str, overr
 
 
 def _kick(run_id: int) -> None:
+    """Ask a worker to advance the run; if the broker is down, the reaper advances it."""
     from .tasks import advance_run
 
-    advance_run.delay(run_id)
+    try:
+        advance_run.delay(run_id)
+    except Exception as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("run %s not kicked (%s); the reaper will advance it", run_id, exc)
 
 
 # -- operator controls --------------------------------------------------------------------
@@ -226,8 +240,16 @@ def _require_operator(user) -> None:
         raise PermissionDenied("only the Manager on Duty operates a run")
 
 
-def _action_transition(*, user, action_id: int, allowed: tuple[str, ...], to: str, verb: str, reason: str = "",
-                       need_reason: bool = False) -> Action:
+def _action_transition(
+    *,
+    user,
+    action_id: int,
+    allowed: tuple[str, ...],
+    to: str,
+    verb: str,
+    reason: str = "",
+    need_reason: bool = False,
+) -> Action:
     _require_operator(user)
     if need_reason and not reason.strip():
         raise ValidationError({"reason": f"{verb} needs a reason (it goes into the report)"})
@@ -240,12 +262,15 @@ def _action_transition(*, user, action_id: int, allowed: tuple[str, ...], to: st
             updates["finished_at"] = timezone.now()
         if not Action.objects.filter(pk=action_id, state__in=allowed).update(**updates):
             raise ValidationError(
-                {"action": f"{action.target} is {action.get_state_display().lower()}: it cannot be {verb} now"}
+                {
+                    "action": f"{action.target} is {action.get_state_display().lower()}: it cannot be {verb} now"
+                }
             )
         record_event(
             run_id=action.run_id,
             kind=f"action_{verb.replace(' ', '_')}",
-            message=f"{action.target}: {verb} by {user.get_username()}" + (f" — reason: {reason}" if reason else ""),
+            message=f"{action.target}: {verb} by {user.get_username()}"
+            + (f" — reason: {reason}" if reason else ""),
             action_id=action.pk,
             user=user,
         )
@@ -255,7 +280,11 @@ def _action_transition(*, user, action_id: int, allowed: tuple[str, ...], to: st
 
 def action_retry(*, user, action_id: int) -> Action:
     return _action_transition(
-        user=user, action_id=action_id, allowed=(A.FAILED, A.ATTENTION, A.MANUAL), to=A.PENDING, verb="retried"
+        user=user,
+        action_id=action_id,
+        allowed=(A.FAILED, A.ATTENTION, A.MANUAL),
+        to=A.PENDING,
+        verb="retried",
     )
 
 
@@ -283,12 +312,16 @@ def action_mark_done(*, user, action_id: int, reason: str) -> Action:
     )
 
 
-def _run_transition(*, user, run_id: int, allowed: tuple[str, ...], to: str, verb: str, reason: str = "") -> Run:
+def _run_transition(
+    *, user, run_id: int, allowed: tuple[str, ...], to: str, verb: str, reason: str = ""
+) -> Run:
     _require_operator(user)
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run_id)
         if run.state not in allowed:
-            raise ValidationError({"run": f"run {run.pk} is {run.get_state_display().lower()}: it cannot be {verb}"})
+            raise ValidationError(
+                {"run": f"run {run.pk} is {run.get_state_display().lower()}: it cannot be {verb}"}
+            )
         updates = {"state": to}
         if to == R.ABORTED:
             updates["finished_at"] = timezone.now()
@@ -314,7 +347,9 @@ def _run_transition(*, user, run_id: int, allowed: tuple[str, ...], to: str, ver
 
 
 def run_pause(*, user, run_id: int) -> Run:
-    return _run_transition(user=user, run_id=run_id, allowed=(R.RUNNING, R.WAITING), to=R.PAUSED, verb="paused")
+    return _run_transition(
+        user=user, run_id=run_id, allowed=(R.RUNNING, R.WAITING), to=R.PAUSED, verb="paused"
+    )
 
 
 def run_resume(*, user, run_id: int) -> Run:
@@ -324,4 +359,6 @@ def run_resume(*, user, run_id: int) -> Run:
 def run_abort(*, user, run_id: int, reason: str) -> Run:
     if not reason.strip():
         raise ValidationError({"reason": "aborting a run needs a reason (it goes into the report)"})
-    return _run_transition(user=user, run_id=run_id, allowed=R.active(), to=R.ABORTED, verb="aborted", reason=reason)
+    return _run_transition(
+        user=user, run_id=run_id, allowed=R.active(), to=R.ABORTED, verb="aborted", reason=reason
+    )

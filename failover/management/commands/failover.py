@@ -31,12 +31,16 @@ class Command(BaseCommand):
         parser.add_argument("--category", required=True, choices=EventCategoryChoices.values)
         parser.add_argument("--detected-at", help="ISO time the event was noticed (default: now)")
         parser.add_argument("--confirm-isolated", action="store_true", help="the lost site is fenced")
-        parser.add_argument("--override", default="", metavar="REASON", help="start despite blocking problems")
+        parser.add_argument(
+            "--override", default="", metavar="REASON", help="start despite blocking problems"
+        )
         parser.add_argument("--user", default="mod", help="the Manager on Duty declaring (default: mod)")
         parser.add_argument("--notes", default="")
         parser.add_argument("--yes", action="store_true", help="do not ask before starting")
         parser.add_argument("--wait", action="store_true", help="wait until the run ends")
-        parser.add_argument("--timeout", type=float, default=900, help="--wait gives up after this many seconds")
+        parser.add_argument(
+            "--timeout", type=float, default=900, help="--wait gives up after this many seconds"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **o):
@@ -117,5 +121,3 @@ class Command(BaseCommand):
                 )
         if summary["state"] != RunStateChoices.SUCCEEDED:
             sys.exit(1)
-
-
