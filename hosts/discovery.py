@@ -17,6 +17,7 @@ from .drivers.xen import XenDriver, detect_toolstack
 from .drivers.xen_parse import Domain, DomainDetail
 from .models import VM, Host, MemoryProfile, Site, VMAllocation, VMDisk, VMInterface
 from .services import NORMAL_PROFILE
+from .validators import validate_bridge_name
 
 LAN_ROLE_BY_BRIDGE = {"xenbr0": LanRoleChoices.USER, "xenbr1": LanRoleChoices.BACKUP}
 
@@ -98,6 +99,10 @@ class DiscoveryReport:
     skipped: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     dom0_memory_mb: int | None = None
+    # Inventory VMs last seen running here that the host no longer lists: kept, marked stopped.
+    not_running: list[str] = field(default_factory=list)
+    # Bridges the host's running domains are attached to that its record lacked.
+    bridges_learned: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,6 +138,7 @@ def host_discover(*, host: Host) -> DiscoveryReport:
     now = timezone.now()
     with transaction.atomic():
         normal = MemoryProfile.objects.filter(name=NORMAL_PROFILE, lost_site__isnull=True).first()
+        report.bridges_learned = _learn_bridges(host, domains, details)
         for domain in domains:
             report.found.append(
                 {
@@ -159,6 +165,7 @@ def host_discover(*, host: Host) -> DiscoveryReport:
                 )
                 continue
             getattr(report, outcome).append(domain.name)
+        report.not_running = _mark_not_running(host, {domain.name for domain in domains}, now)
         host.last_seen = now
         update = ["last_seen"]
         if report.dom0_memory_mb is not None:
@@ -166,6 +173,38 @@ def host_discover(*, host: Host) -> DiscoveryReport:
             update.append("dom0_memory_mb")
         host.save(update_fields=update)
     return report
+
+
+def _learn_bridges(host: Host, domains: list[Domain], details: list[DomainDetail]) -> list[str]:
+    """A running domain's vifs are attached to bridges the host has. Without this, every
+    NIC of a host enrolled without ``--bridge`` is refused by the inventory."""
+    alive = {d.name for d in domains if not d.is_dom0 and _skip_reason(d) is None}
+    seen = {nic.bridge for d in details if d.name in alive for nic in d.nics}
+    learned = []
+    for bridge in sorted(seen - set(host.bridges or ())):
+        try:
+            validate_bridge_name(bridge)
+        except ValidationError:
+            continue  # the NIC itself will be refused, with the reason
+        learned.append(bridge)
+    if learned:
+        host.bridges = [*(host.bridges or ()), *learned]
+        host.save(update_fields=["bridges"])
+    return learned
+
+
+def _mark_not_running(host: Host, listed: set[str], now) -> list[str]:
+    """VMs last observed on ``host`` that it no longer lists: never deleted, but no longer
+    shown as running there either."""
+    names = []
+    for vm in VM.objects.filter(observed_host=host).exclude(name__in=listed).order_by("name"):
+        names.append(vm.name)
+        if vm.observed_state != DomainStateChoices.STOPPED or vm.observed_memory_mb is not None:
+            vm.observed_state = DomainStateChoices.STOPPED
+            vm.observed_memory_mb = None
+            vm.observed_at = now
+            vm.save(update_fields=["observed_state", "observed_memory_mb", "observed_at"])
+    return names
 
 
 def _record(host: Host, domain: Domain, detail: DomainDetail | None, normal, now) -> str:

@@ -34,6 +34,10 @@ class Command(BaseCommand):
         for key in ("created", "updated", "unchanged"):
             if getattr(report, key):
                 self.stdout.write(f"  {key}: {', '.join(getattr(report, key))}")
+        if report.not_running:
+            self.stdout.write(f"  not running any more (kept): {', '.join(report.not_running)}")
+        if report.bridges_learned:
+            self.stdout.write(f"  bridges learned: {', '.join(report.bridges_learned)}")
         for skip in report.skipped:
             self.stdout.write(f"  skipped {skip['name']}: {skip['reason']}")
         for warning in report.warnings:
