@@ -20,7 +20,8 @@ FINGERPRINT_RE = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
 
 
 def validate_domain_name(value: str) -> None:
-    if not DOMAIN_NAME_RE.fullmatch(value or ""):
+    # All digits would be read by xl as a domain id (see hosts.drivers.xen.validate_domain_name).
+    if not DOMAIN_NAME_RE.fullmatch(value or "") or value.isdigit():
         raise ValidationError(
             _(
                 "%(value)r is not a valid Xen domain name: use 1-64 letters, digits, '.', '_' or '-', "

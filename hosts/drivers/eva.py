@@ -276,8 +276,9 @@ class EvaDriver(StorageDriver):
         return parse_group_list(self._run(LS_DR_GROUPS).stdout)
 
     def _fields(self, group: str) -> dict[str, str]:
+        command = LS_DR_GROUP.format(path=group_path(group))  # refuses a bad name before any command
         try:
-            result = self._run(LS_DR_GROUP.format(path=group_path(group)))
+            result = self._run(command)
         except StorageError as exc:
             # The wording of "no such group" is unknown: ask the list instead.
             try:

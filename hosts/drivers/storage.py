@@ -106,7 +106,7 @@ class ManualStepRequired(DriverError):
 
 
 def check_name(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _NAME.match(value):
+    if not isinstance(value, str) or not _NAME.fullmatch(value):
         raise StorageError(f"invalid {what} {value!r}: use letters, digits, '.', '_' or '-' (max 63)")
     return value
 

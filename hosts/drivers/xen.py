@@ -95,8 +95,9 @@ def validate_domain_name(name: str) -> str:
 
 
 def _validate_path(path: str) -> str:
-    if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in "\0\n\r"):
-        raise ValueError(f"invalid path {path!r}: must be absolute, on one line")
+    if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in "\0\n\r="):
+        # '=' too: `xl create` reads a KEY=VALUE word as a config override, not a file.
+        raise ValueError(f"invalid path {path!r}: must be absolute, on one line, without '='")
     return path
 
 
