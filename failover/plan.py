@@ -108,9 +108,11 @@ def _look(target_hosts: list[Host], vms_to_start: list[VM], groups: list[DRGroup
         if paths:
             # One round trip for all config files: GNU ls names each missing one.
             result = conn.run(["ls", "-d", "--", *paths])
-            look.missing_files[host.name] = [
-                p for p in paths if f"'{p}'" in result.stderr or f" {p}:" in result.stderr
-            ]
+            missing = [p for p in paths if f"'{p}'" in result.stderr or f" {p}:" in result.stderr]
+            if result.exit_status not in (0, 2) or (result.exit_status == 2 and not missing):
+                # An answer we cannot read is not "nothing missing".
+                look.unreachable[host.name] = f"cannot check config files: {result.stderr.strip()}"
+            look.missing_files[host.name] = missing
         bridges = conn.run(["brctl", "show"])
         if bridges.ok:
             look.bridges[host.name] = parse_brctl_show(bridges.stdout)

@@ -95,3 +95,17 @@ def test_the_registry_resolves_bare_names_and_standard_paths() -> None:
     assert tools.resolve("/bin/ls") is CORE_TOOLS["ls"]
     assert tools.resolve("/opt/evil/ls") is None
     assert tools.resolve("nonexistent") is None
+
+
+def test_ls_takes_double_dash_as_the_end_of_its_options():
+    from hosts.lab.state import reference_state
+    from hosts.lab.tools.base import ToolContext
+    from hosts.lab.tools.core import tool_ls
+
+    state = reference_state()
+    status, out, err = tool_ls(
+        ToolContext("xenka01", state, 0), ["ls", "-d", "--", "/etc/xen/vm/lws-xen01", "/nope"]
+    )
+    assert status == 2
+    assert out == "/etc/xen/vm/lws-xen01\n"
+    assert err == "ls: cannot access '/nope': No such file or directory\n"

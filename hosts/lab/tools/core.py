@@ -176,8 +176,11 @@ def tool_ls(ctx: ToolContext, argv: list[str]) -> ToolResult:
     """GNU ls, non-tty output (one name per line); flags -l, -d, -1, -a (no dotfiles exist)."""
     long = directory_itself = False
     paths: list[str] = []
+    options_done = False
     for word in argv[1:]:
-        if word.startswith("-") and len(word) > 1 and not paths:
+        if word == "--" and not options_done:
+            options_done = True  # GNU: everything after "--" is a name
+        elif word.startswith("-") and len(word) > 1 and not paths and not options_done:
             for flag in word[1:]:
                 if flag == "l":
                     long = True
