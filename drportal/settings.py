@@ -125,8 +125,11 @@ LOGOUT_REDIRECT_URL = "login"
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Messages are acknowledged on receipt: the database, not the broker, knows what is left
+# to do. A worker killed mid-task loses its message, and the reaper (which observes the
+# estate before deciding) takes over; late acks would only add a redelivery an hour later
+# and, with Redis, kombu's restore of unacked messages on reconnect crashes the worker.
+CELERY_TASK_ACKS_LATE = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -160,6 +163,8 @@ DRPORTAL_MAX_ACTIONS_PER_HOST = int(os.environ.get("DRPORTAL_MAX_ACTIONS_PER_HOS
 # A running action's lease; the worker renews it every third of it. An expired lease
 # means the worker died: the reaper observes and decides, it never re-runs blindly.
 DRPORTAL_ACTION_LEASE_S = float(os.environ.get("DRPORTAL_ACTION_LEASE_S", "30"))
+# No action may run longer than this (every command has its own timeout well below it).
+DRPORTAL_ACTION_MAX_S = float(os.environ.get("DRPORTAL_ACTION_MAX_S", "1800"))
 # A queued action not claimed within this long had its message lost (Redis restart).
 DRPORTAL_REQUEUE_AFTER_S = float(os.environ.get("DRPORTAL_REQUEUE_AFTER_S", "20"))
 DRPORTAL_REAPER_INTERVAL_S = float(os.environ.get("DRPORTAL_REAPER_INTERVAL_S", "5"))

@@ -190,6 +190,19 @@ class VM(models.Model):
         blank=True,
         help_text=_("Where its functional checks reach it (IP or DNS name)."),
     )
+    # The VM's own SSH, for functional checks that run a command on it (the workers' key,
+    # settings.DRPORTAL_SSH_KEY, logs in; the host key is pinned like a dom0's).
+    ssh_port = models.PositiveIntegerField(
+        verbose_name=_("SSH port"), default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    ssh_user = models.CharField(verbose_name=_("SSH user"), max_length=32, default="root")
+    host_key_fingerprint = models.CharField(
+        verbose_name=_("pinned host key"),
+        max_length=51,
+        blank=True,
+        validators=[validate_fingerprint],
+        help_text=_("SHA256 fingerprint of the VM's SSH host key; SSH checks refuse any other key."),
+    )
     observed_state = models.CharField(
         verbose_name=_("observed state"),
         max_length=16,

@@ -18,6 +18,7 @@ from .choices import ReplicationStateChoices
 from .models import (
     VM,
     DRGroup,
+    FunctionalCheck,
     Host,
     HostAllocation,
     MemoryProfile,
@@ -76,8 +77,11 @@ def estate_load_reference(
 ) -> LoadReport:
     """Load the thesis estate (seed digest) exactly. Running it twice changes nothing.
 
-    ``addresses`` overrides the loopback lab addresses per host or array name;
-    ``fingerprints`` pins host keys (the lab's, when it has made them)."""
+    ``addresses`` overrides the loopback lab addresses per host, array or VM name;
+    ``fingerprints`` pins host keys (the lab's, when it has made them), per host, array or
+    VM (a VM's own SSH, for its functional checks; on ``ssh_port`` like the dom0s).
+    Functional checks (thesis tables 3.1, 3.2) are created or brought back to the
+    reference; checks added by hand are left alone."""
     addresses = addresses or {}
     fingerprints = fingerprints or {}
     port = ssh_port or reference.LAB_PORT
@@ -152,6 +156,10 @@ def estate_load_reference(
                 "config_path": reference.vm_config_path(v["name"]),
                 "tier": v["tier"],
                 "description": v["description"],
+                "address": addresses.get(v["name"], v["address"]),
+                "ssh_port": port,
+                "ssh_user": "root",
+                "host_key_fingerprint": fingerprints.get(v["name"], ""),
             },
         )
         for index, nic in enumerate(reference.vm_nics(v)):
@@ -168,6 +176,26 @@ def estate_load_reference(
                 lookup={"vm": vm, "vdev": disk["vdev"]},
                 values={"target": disk["target"], "writable": disk["mode"] == "w"},
             )
+    for c in reference.functional_checks():
+        _upsert(
+            FunctionalCheck,
+            report,
+            lookup={"vm": vms[c["vm"]], "name": c["name"]},
+            values={
+                field: c[field]
+                for field in (
+                    "kind",
+                    "url",
+                    "expect_status",
+                    "expect_text",
+                    "verify_tls",
+                    "port",
+                    "command",
+                    "expect_exit",
+                    "timeout_s",
+                )
+            },
+        )
     for v in reference.VMS:
         wanted = {vms[name].pk for name in v["depends_on"]}
         have = set(vms[v["name"]].depends_on.values_list("pk", flat=True))

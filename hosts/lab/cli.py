@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import fingerprints, rekey_host
 from hosts.lab.state import LabStore, default_faults, default_lab_dir, read_journal, reset, seed_synthetic
@@ -21,6 +22,7 @@ from hosts.reference import LAB_PORT
 
 Result = tuple[int, str]
 FAULT_MODES = ("down", "up", "hang", "slow", "fail-next", "rekey")
+VM_FAULT_MODES = ("service-down", "service-up", "rekey")
 STATUS_JOURNAL_LINES = 50
 
 
@@ -42,7 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     sub.add_parser("reset", help="back to the reference estate in normal operation (journal kept)")
 
-    fault = sub.add_parser("fault", help="HOST down|up|hang|slow SECONDS|fail-next [MESSAGE]|rekey")
+    fault = sub.add_parser(
+        "fault",
+        help="HOST down|up|hang|slow SECONDS|fail-next [MESSAGE]|rekey; "
+        "VM service-down PORT|ssh|all, service-up [PORT|ssh|all], rekey",
+    )
     fault.add_argument("host")
     fault.add_argument("mode", metavar="MODE")
     fault.add_argument("fault_args", nargs="*", metavar="ARG")
@@ -68,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "fingerprints", help="SHA256 host key fingerprints, as ssh-keygen -lf prints them"
     )
     prints.add_argument("--json", dest="as_json", action="store_true")
+    prints.add_argument("--vms", action="store_true", help="the VMs' own SSH host keys instead")
 
     synthetic = sub.add_parser("synthetic", help="add synthetic dom0s and VMs (benchmarks)")
     synthetic.add_argument("--hosts", dest="synthetic_hosts", type=int, default=50)
@@ -99,7 +106,7 @@ def dispatch(options: Mapping[str, Any], out: Callable[[str], object] | None = N
             lab_dir, since=options["since"], limit=options["limit"], as_json=options["as_json"]
         )
     if action == "fingerprints":
-        return lab_fingerprints(lab_dir, as_json=options["as_json"])
+        return lab_fingerprints(lab_dir, as_json=options["as_json"], vms=options.get("vms", False))
     if action == "synthetic":
         return lab_synthetic(lab_dir, hosts=options["synthetic_hosts"], vms=options["synthetic_vms"])
     return 2, f"unknown lab action {action!r}\n"
@@ -156,7 +163,12 @@ def _check_host(state: dict, host: str) -> str | None:
 def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
     """``up`` means healthy again: it also clears slow and fail-next (not the host key)."""
     store = LabStore(lab_dir)
-    error = _check_host(store.read(), host)
+    state = store.read()
+    if vm_services.is_vm(state, host):
+        return lab_vm_fault(store, host, mode, args)
+    if mode in {"service-down", "service-up"} and host in state["hosts"]:
+        return 2, f"{host} is a lab host, not a VM; service faults are for VMs\n"
+    error = _check_host(state, host)
     if error:
         return 2, error
     if mode not in FAULT_MODES:
@@ -188,6 +200,25 @@ def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
             faults["fail_next"] = " ".join(args) or "lab: injected failure"
         summary = _fault_text(faults)
     return 0, f"{host}: {summary}\n"
+
+
+def lab_vm_fault(store: LabStore, vm: str, mode: str, args: list[str]) -> Result:
+    """A VM's services: ``service-down PORT|ssh|all`` (one or more), ``service-up`` (all, or
+    the ones named), ``rekey`` (a new SSH host key for the VM)."""
+    if mode not in VM_FAULT_MODES:
+        return (
+            2,
+            f"unknown fault '{mode}' for VM {vm}; use one of: service-down PORT|ssh|all, service-up, rekey\n",
+        )
+    if mode == "rekey":
+        if args:
+            return 2, f"fault rekey takes no arguments (got: {' '.join(args)})\n"
+        return 0, f"{vm}: new host key {vm_services.rekey_vm(store, vm)}\n"
+    try:
+        summary = vm_services.set_services(store, vm, args, down=mode == "service-down")
+    except ValueError as exc:
+        return 2, f"{exc}\n"
+    return 0, summary + "\n"
 
 
 def lab_latency(
@@ -233,11 +264,14 @@ def lab_journal(lab_dir: Path, *, since: int = 0, limit: int = 100, as_json: boo
     return 0, "".join(_journal_line(entry) for entry in entries)
 
 
-def lab_fingerprints(lab_dir: Path, *, as_json: bool = False) -> Result:
-    prints = fingerprints(lab_dir)
+def lab_fingerprints(lab_dir: Path, *, as_json: bool = False, vms: bool = False) -> Result:
+    prints = vm_services.vm_fingerprints(lab_dir) if vms else fingerprints(lab_dir)
     if as_json:
         return 0, json.dumps(prints, indent=1) + "\n"
-    addresses = {name: info["address"] for name, info in LabStore(lab_dir).read()["hosts"].items()}
+    state = LabStore(lab_dir).read()
+    addresses = {name: info["address"] for name, info in state["hosts"].items()}
+    if vms:
+        addresses = {name: spec["address"] for name, spec in vm_services.specs(state).items()}
     return 0, "".join(f"{host:<12} {addresses[host]:<15} {fp}\n" for host, fp in prints.items())
 
 
@@ -309,8 +343,23 @@ def status_data(lab_dir: Path) -> dict:
         "hosts": hosts,
         "groups": groups,
         "latency": state.get("latency", {}),
+        "services": _services_data(state),
         "tool_load_errors": dict(tools.LOAD_ERRORS),
         "journal": read_journal(lab_dir)[-STATUS_JOURNAL_LINES:],
+    }
+
+
+def _services_data(state: dict) -> dict:
+    alive = vm_services.alive_vms(state)
+    return {
+        vm: {
+            "address": spec["address"],
+            "running_on": alive.get(vm),
+            "ports": {str(entry["port"]): entry["kind"] for entry in spec.get("ports", ())},
+            "down": spec.get("down") or [],
+            "summary": vm_services.describe(vm, spec),
+        }
+        for vm, spec in vm_services.specs(state).items()
     }
 
 
@@ -344,6 +393,11 @@ def lab_status(lab_dir: Path, *, as_json: bool = False) -> Result:
             for side_host, side in group["sides"].items()
         )
         lines.append(f"  {name:<20} {group['replication']:<10} {lag:<11} {sides}\n")
+    if data["services"]:
+        lines.append("VM services (served while the VM runs):\n")
+        for info in data["services"].values():
+            where = f"running on {info['running_on']}" if info["running_on"] else "not running"
+            lines.append(f"  {info['summary']}  [{where}]\n")
     latency = data["latency"]
     if latency.get("default_seconds") or latency.get("per_command"):
         per = ", ".join(f"{cmd!r} {secs:g} s" for cmd, secs in latency.get("per_command", {}).items())

@@ -8,6 +8,8 @@ files are replaced atomically, so a server reading a key never sees half of one.
     keys/id_drportal       the portal's client key (private, 0600) and .pub
     keys/authorized_keys   public keys the lab accepts (the client key, seeded once)
     keys/known_hosts       written by a running server: "[address]:port type base64"
+    keys/host_<vm>         SSH host key of a VM's own SSH (hosts/lab/services.py)
+    keys/tls_cert.pem      the self-signed certificate of the VMs' HTTPS services, and tls_key.pem
 """
 
 from __future__ import annotations
@@ -124,9 +126,13 @@ def write_known_hosts(lab_dir: str | os.PathLike[str], port: int) -> Path:
     """An OpenSSH known_hosts for the lab as served on ``port`` (for `ssh -o UserKnownHostsFile`)."""
     state = LabStore(lab_dir).read()
     lines = []
-    for host, info in state["hosts"].items():
+    # The dom0s and arrays, then the VMs' own SSH (hosts/lab/services.py).
+    addresses = {host: info["address"] for host, info in state["hosts"].items()}
+    for vm, spec in state.get("services", {}).items():
+        addresses.setdefault(vm, spec["address"])
+    for host, address in addresses.items():
         key = load_host_key(lab_dir, host)
-        where = info["address"] if port == 22 else f"[{info['address']}]:{port}"
+        where = address if port == 22 else f"[{address}]:{port}"
         lines.append(f"{where} {key.get_name()} {key.get_base64()}\n")
     path = keys_dir(lab_dir) / "known_hosts"
     tmp = path.with_name("known_hosts.tmp")

@@ -14,12 +14,17 @@ Faults are re-read on every connection and command, and by a supervisor thread e
 ones are cut) and reopens it when the host is back up. "hang" accepts TCP and then
 never speaks (no banner, no answer) until the client gives up.
 
+The VMs are served too, while their domain runs (hosts/lab/services.py): their SSH on
+this same port at their service address, with its own host key and a few VM-side tools,
+and their HTTP(S)/TCP service ports.
+
 Run: ``python -m hosts.lab.server --lab-dir DIR --port N`` (prints "lab ready ...").
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +44,7 @@ from pathlib import Path
 
 import paramiko
 
+from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
 from hosts.lab.sshd import Listener, Session, bind, close_quietly, latency_for
@@ -88,6 +94,8 @@ class LabServer:
         self._threads: set[threading.Thread] = set()
         self._generations: dict[str, int] = {}
         self._ssh_log_name = "hosts.lab.ssh"
+        # The VMs' service ports (HTTP, HTTPS, TCP); their SSH is served like a dom0's.
+        self.services = vm_services.ServiceManager(self.lab_dir, self.only_hosts)
         # paramiko logs every client that hangs up mid-handshake as an ERROR; in the lab
         # that is routine (probes, the "down"/"hang" faults), so only show it on request.
         logging.getLogger(self._ssh_log_name).setLevel(logging.DEBUG if verbose else logging.CRITICAL)
@@ -97,7 +105,9 @@ class LabServer:
     def start(self) -> LabServer:
         ensure_keys(self.lab_dir)
         snapshot = self.store.snapshot()
-        unknown = sorted((self.only_hosts or set()) - set(snapshot["hosts"]))
+        unknown = sorted(
+            (self.only_hosts or set()) - set(snapshot["hosts"]) - set(vm_services.specs(snapshot))
+        )
         if unknown:
             known = ", ".join(sorted(snapshot["hosts"]))
             raise LabError(f"unknown lab host '{unknown[0]}'; known: {known}")
@@ -114,12 +124,14 @@ class LabServer:
         write_known_hosts(self.lab_dir, self.port)
         info = {"pid": os.getpid(), "port": self.port, "started": time.time(), "hosts": served}
         (self.lab_dir / "server.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        self._supervise_once()  # the running VMs' SSH and service ports, before "ready"
         self._spawn(self._supervise, "lab-supervisor")
         self.ready.set()
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        self.services.stop()
         with self._lock:
             listeners = list(self._listeners.values())
             transports = [t for group in self._transports.values() for t in group]
@@ -168,9 +180,21 @@ class LabServer:
             if self.only_hosts is None or name in self.only_hosts
         }
 
+    def _served_all(self, snapshot: dict) -> dict[str, str]:
+        """The dom0s and arrays, plus the SSH of every VM that runs now (on any dom0)."""
+        served = self._served(snapshot)
+        for vm, address in vm_services.ssh_endpoints(snapshot, self.only_hosts).items():
+            served.setdefault(vm, address)
+        return served
+
     @staticmethod
     def _faults(snapshot: dict, host: str) -> dict:
         return snapshot.get("faults", {}).get(host) or default_faults()
+
+    def _key_generation(self, snapshot: dict, name: str) -> int:
+        if name in snapshot["hosts"]:
+            return int(self._faults(snapshot, name).get("key_generation", 0))
+        return vm_services.key_generation(snapshot, name)
 
     def _bind_all(self, served: dict[str, str], snapshot: dict) -> dict[str, socket.socket]:
         up = [h for h in served if self._faults(snapshot, h).get("mode") != "down"]
@@ -242,16 +266,27 @@ class LabServer:
 
     def _supervise_once(self) -> None:
         snapshot = self.store.snapshot()
-        served = self._served(snapshot)
+        served = self._served_all(snapshot)
         to_cut: list[paramiko.Transport | socket.socket] = []
         with self._lock:
             for host, listener in list(self._listeners.items()):
                 if host not in served or served[host] != listener.address:
-                    listener.retired = True  # removed by a reset, or moved: its thread closes it
+                    listener.retired = True  # removed by a reset, moved, a VM stopped: its thread closes it
                     del self._listeners[host]
+                    sock = listener.sock
+                    if sock is not None:
+                        # Refuse new connections now, not at the thread's next poll; its
+                        # accept() fails, it sees "retired" and closes the socket.
+                        with contextlib.suppress(OSError):
+                            sock.shutdown(socket.SHUT_RDWR)
+                    if host not in snapshot["hosts"]:
+                        # A VM that stops takes its live SSH sessions with it.
+                        to_cut += [*self._transports.get(host, ()), *self._held.get(host, ())]
             for host, address in served.items():
                 if host not in self._listeners:
-                    self._add_listener(host, address, None)
+                    # A VM's SSH opens at once (a dom0's opens in its listener thread).
+                    sock = None if host in snapshot["hosts"] else self._try_bind(address)
+                    self._add_listener(host, address, sock)
                 listener = self._listeners[host]
                 down = self._faults(snapshot, host).get("mode") == "down"
                 if down and listener.want_open:
@@ -260,10 +295,17 @@ class LabServer:
                 listener.want_open = not down
         for item in to_cut:
             item.close()
-        generations = {h: self._faults(snapshot, h).get("key_generation", 0) for h in served}
+        self.services.sync(snapshot)
+        generations = {h: self._key_generation(snapshot, h) for h in served}
         if generations != self._generations:
             self._generations = generations
             write_known_hosts(self.lab_dir, self.port)
+
+    def _try_bind(self, address: str) -> socket.socket | None:
+        try:
+            return bind(address, self.port)
+        except OSError:
+            return None  # the listener thread keeps trying
 
     # -- connections --------------------------------------------------------------------
 
@@ -294,7 +336,8 @@ class LabServer:
         return key
 
     def _connection(self, host: str, conn: socket.socket) -> None:
-        faults = self._faults(self.store.snapshot(), host)
+        snapshot = self.store.snapshot()
+        faults = self._faults(snapshot, host)
         if faults.get("mode") == "down":
             conn.close()  # raced the supervisor: act as if the host died right now
             return
@@ -303,7 +346,7 @@ class LabServer:
             return
         transport = paramiko.Transport(conn)
         transport.set_log_channel(self._ssh_log_name)
-        transport.add_server_key(self._host_key(host, faults.get("key_generation", 0)))
+        transport.add_server_key(self._host_key(host, self._key_generation(snapshot, host)))
         session = Session(self.lab_dir)
         with self._lock:
             self._transports[host].add(transport)
@@ -429,6 +472,8 @@ def execute_command(
 
 
 def _dispatch(state: dict, host: str, argv: list[str] | None, arrived: float, notes: list[str]) -> ToolResult:
+    if host not in state["hosts"]:
+        return vm_services.dispatch(state, host, argv, arrived, notes)  # a VM's own SSH
     faults = state.setdefault("faults", {}).setdefault(host, default_faults())
     if faults.get("fail_next"):
         message = str(faults["fail_next"])

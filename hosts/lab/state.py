@@ -382,6 +382,8 @@ def reference_state() -> dict:
         "groups": groups,
         "faults": {name: default_faults() for name in hosts},
         "latency": {"default_seconds": 0.0, "per_command": {}},
+        # What each VM serves on its address while it runs (hosts/lab/services.py).
+        "services": {vm["name"]: reference.vm_services(vm["name"]) for vm in reference.VMS},
     }
 
 

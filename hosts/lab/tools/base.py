@@ -39,6 +39,16 @@ state["groups"][group_name] = {
 state["faults"][host] = {"mode": "up" | "down" | "hang", "slow_seconds": 0.0,
                           "fail_next": None | "message", "key_generation": 0}
 state["latency"] = {"default_seconds": 0.0, "per_command": {"xl create": 0.0, ...}}
+state["services"][vm_name] = {                     # served while the domain runs (hosts/lab/services.py)
+    "address": "127.0.3.1",
+    "ports": [{"port": 443, "kind": "https", "pages": {"/statusboard/": "<html>..."}},
+              {"port": 3128, "kind": "http", "status": 400, "body": "..."},
+              {"port": 25, "kind": "tcp", "banner": "220 ..."}],
+    "units": {"apache2": [443], "dhcpd": []},      # systemd units and the ports they need
+    "files": {"/etc/statusboard/config.php": "..."},
+    "down": [] | [25, "ssh"] | ["all"],            # lab fault VM service-down PORT|ssh|all
+    "key_generation": 0,                           # bumped by lab fault VM rekey
+}
 
 Invariant the array tools enforce: at most one side of a group has role "primary" among
 sides whose host is not down; split brain is refused as an error, never stored.

@@ -46,10 +46,12 @@ class Command(BaseCommand):
         if not no_lab_keys:
             from hosts.lab.keys import ensure_keys
             from hosts.lab.keys import fingerprints as lab_fingerprints
+            from hosts.lab.services import vm_fingerprints
 
             lab_dir = settings.DRPORTAL_LAB_DIR
             key_path = str(ensure_keys(lab_dir))
             fingerprints = {name: fp for name, fp in lab_fingerprints(lab_dir).items() if name in known}
+            fingerprints |= vm_fingerprints(lab_dir)  # the VMs' own SSH, for functional checks
         report = estate_load_reference(
             addresses=addresses, ssh_port=port, ssh_key_path=key_path, fingerprints=fingerprints
         )
