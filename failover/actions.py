@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hosts.connect import ssh_target, storage_driver
-from hosts.drivers.base import CommandResult, DriverError
+from hosts.drivers.base import CommandResult, DriverError, quote_command
 from hosts.drivers.ssh import SSHConnectError, SSHConnection, SSHPool, SSHTarget, SSHTimeout
 from hosts.drivers.storage import StorageError
 from hosts.drivers.xen import DuplicateDomain, XenDriver
@@ -39,6 +39,24 @@ class Outcome:
     undo: dict = field(default_factory=dict)
 
 
+class LoggedRunner:
+    """A shared connection seen through one action: every command it sends, and every
+    failure, goes into that action's log (connections are shared between actions)."""
+
+    def __init__(self, conn: SSHConnection, ctx: Context) -> None:
+        self._conn, self._ctx = conn, ctx
+        self.name = conn.name
+
+    def run(self, argv, *, timeout: float | None = None) -> CommandResult:
+        try:
+            result = self._conn.run(argv, timeout=timeout)
+        except DriverError as exc:
+            self._ctx.lines.append(f"[{self.name}] $ {quote_command(argv)}  -> {exc}")
+            raise
+        self._ctx.log_command(result)
+        return result
+
+
 class Context:
     """One action's execution: its run, a connection pool, and a log of every command."""
 
@@ -62,10 +80,8 @@ class Context:
     def host(self, name: str) -> Host:
         return Host.objects.get(name=name)
 
-    def conn(self, target: SSHTarget) -> SSHConnection:
-        conn = self.pool.get(target)
-        conn.on_result = self.log_command
-        return conn
+    def conn(self, target: SSHTarget) -> LoggedRunner:
+        return LoggedRunner(self.pool.get(target), self)
 
     def xen(self, host_name: str) -> XenDriver:
         host = self.host(host_name)

@@ -18,12 +18,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections import defaultdict
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from hosts.drivers.base import DriverError
@@ -41,6 +42,17 @@ log = logging.getLogger(__name__)
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 ACTIVE_ACTION = (A.QUEUED, A.RUNNING)
+BLOCKED = (A.FAILED, A.MANUAL, A.ATTENTION)
+NOT_OK = (A.PENDING, A.QUEUED, A.RUNNING, *BLOCKED)
+
+
+def _kick_later(run_id: int) -> None:
+    from .tasks import advance_run
+
+    try:
+        advance_run.apply_async((run_id,), countdown=0.05)
+    except Exception as exc:  # the broker is down; the reaper advances the run
+        log.warning("run %s: advance not sent (%s); the reaper will advance it", run_id, exc)
 
 
 def _send(action_ids: list[int]) -> None:
@@ -55,33 +67,35 @@ def _send(action_ids: list[int]) -> None:
             log.warning("action %s queued but not sent (%s); the reaper will send it", action_id, exc)
 
 
-def _ok(action: Action) -> bool:
-    """Finished in a way that lets the run go on."""
-    return action.state in A.finished_ok() or (action.state == A.FAILED and action.optional)
-
-
 # -- advance ------------------------------------------------------------------------------
 
 
+def _not_ok(actions):
+    """Actions that keep their step open: not finished, or failed and not optional."""
+    return actions.filter(state__in=NOT_OK).exclude(state=A.FAILED, optional=True)
+
+
 def advance(run_id: int) -> None:
+    """A handful of queries whatever the size of the run: it runs after every action."""
     queued: list[int] = []
     with transaction.atomic():
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.state not in (R.RUNNING, R.WAITING):
+        run = Run.objects.select_for_update(skip_locked=True).filter(pk=run_id).first()
+        if run is None:
+            # Another advance (or an event writer) holds the run: it may have read the
+            # state before our change committed, so ask for one more pass, later.
+            if Run.objects.filter(pk=run_id, state__in=(R.RUNNING, R.WAITING)).exists():
+                transaction.on_commit(lambda: _kick_later(run_id))
             return
-        actions = list(
-            run.actions.all().prefetch_related("depends_on").order_by("step__number", "order", "pk")
-        )
-        steps = {s.pk: s for s in run.steps.all()}
-        by_id = {a.pk: a for a in actions}
+        if run.state not in (R.RUNNING, R.WAITING):
+            return
         now = timezone.now()
+        open_steps = set(_not_ok(run.actions.all()).values_list("step_id", flat=True).distinct())
 
         # Steps are barriers, as in the runbook: step N starts when every action of the
         # earlier steps is done (or skipped, or an optional check that failed).
         open_step = None
-        for step in sorted(steps.values(), key=lambda s: s.number):
-            members = [a for a in actions if a.step_id == step.pk]
-            if all(_ok(a) for a in members):
+        for step in run.steps.order_by("number"):
+            if step.pk not in open_steps:
                 if step.state != S.DONE:
                     Step.objects.filter(pk=step.pk).update(
                         state=S.DONE, finished_at=now, started_at=step.started_at or now
@@ -100,24 +114,29 @@ def advance(run_id: int) -> None:
             _finish_run(run, now)
             return
 
-        busy = defaultdict(int)
-        for a in actions:
-            if a.state in ACTIVE_ACTION:
-                busy[a.host] += 1
+        in_step = run.actions.filter(step=open_step)
+        tier = _not_ok(in_step).aggregate(tier=Min("tier"))["tier"]
+        busy = defaultdict(
+            int,
+            run.actions.filter(state__in=ACTIVE_ACTION)
+            .values_list("host")
+            .annotate(n=Count("pk"))
+            .values_list("host", "n"),
+        )
         limit = settings.DRPORTAL_MAX_ACTIONS_PER_HOST
-        started_step = False
-        for action in actions:
-            if action.step_id != open_step.pk or action.state != A.PENDING:
+        ready = (
+            in_step.filter(state=A.PENDING, tier=tier)
+            .exclude(depends_on__state__in=NOT_OK)
+            .order_by("order", "pk")
+            .values_list("pk", "host")
+        )
+        for action_id, host in ready:
+            if host and busy[host] >= limit:
                 continue
-            if not all(_ok(by_id[d.pk]) if d.pk in by_id else True for d in action.depends_on.all()):
-                continue
-            if action.host and busy[action.host] >= limit:
-                continue
-            if Action.objects.filter(pk=action.pk, state=A.PENDING).update(state=A.QUEUED, queued_at=now):
-                busy[action.host] += 1
-                queued.append(action.pk)
-                started_step = True
-        if started_step and open_step.state == S.PENDING:
+            if Action.objects.filter(pk=action_id, state=A.PENDING).update(state=A.QUEUED, queued_at=now):
+                busy[host] += 1
+                queued.append(action_id)
+        if queued and open_step.state == S.PENDING:
             Step.objects.filter(pk=open_step.pk, state=S.PENDING).update(state=S.RUNNING, started_at=now)
             record_event(
                 run_id=run.pk,
@@ -126,11 +145,11 @@ def advance(run_id: int) -> None:
                 data={"step": open_step.number},
             )
 
-        in_flight = any(a.state in ACTIVE_ACTION for a in actions) or queued
-        blocked = [a for a in actions if a.state in (A.FAILED, A.MANUAL, A.ATTENTION) and not _ok(a)]
+        in_flight = bool(queued) or run.actions.filter(state__in=ACTIVE_ACTION).exists()
+        blocked = list(_not_ok(run.actions.all()).filter(state__in=BLOCKED).order_by("pk")[:5])
         if not in_flight and blocked and run.state == R.RUNNING:
             Run.objects.filter(pk=run.pk).update(state=R.WAITING)
-            names = ", ".join(f"{a.kind} {a.target} ({a.get_state_display().lower()})" for a in blocked[:5])
+            names = ", ".join(f"{a.kind} {a.target} ({a.get_state_display().lower()})" for a in blocked)
             record_event(
                 run_id=run.pk,
                 kind="run_waiting",
@@ -188,8 +207,11 @@ class _Heartbeat:
         from django.db import connection
 
         lease = settings.DRPORTAL_ACTION_LEASE_S
+        # A handler stuck past every timeout must not hold its action forever: after
+        # DRPORTAL_ACTION_MAX_S the lease runs out and the reaper observes and decides.
+        give_up = time.monotonic() + settings.DRPORTAL_ACTION_MAX_S
         try:
-            while not self._stop.wait(lease / 3):
+            while not self._stop.wait(lease / 3) and time.monotonic() < give_up:
                 Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
                     lease_expires_at=timezone.now() + timedelta(seconds=lease)
                 )
@@ -203,6 +225,21 @@ class _Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+_POOL: SSHPool | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def shared_pool() -> SSHPool:
+    """One SSH connection per host for the whole worker process, shared by its threads
+    (paramiko multiplexes a channel per command). Handshakes are the dearest part of a
+    short action; the host key is still checked on every (re)connection."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = SSHPool()
+        return _POOL
 
 
 def execute(action_id: int) -> None:
@@ -233,8 +270,8 @@ def execute(action_id: int) -> None:
         )
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
-    with SSHPool() as pool, _Heartbeat(action.pk, attempt):
-        ctx = Context(action, pool)
+    with _Heartbeat(action.pk, attempt):
+        ctx = Context(action, shared_pool())
         try:
             seen = handler.observe(ctx)
             if seen.done:

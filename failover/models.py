@@ -181,6 +181,7 @@ class Action(models.Model):
     )
     params = models.JSONField(default=dict, blank=True)
     order = models.PositiveIntegerField(default=0)
+    tier = models.PositiveSmallIntegerField(default=0, help_text=_("within a step, lower tiers go first"))
     optional = models.BooleanField(default=False, help_text=_("a failure is recorded and the run goes on"))
     depends_on = models.ManyToManyField(to="self", symmetrical=False, blank=True, related_name="dependants")
     state = models.CharField(

@@ -188,6 +188,7 @@ def _run_create(
             host=planned.host,
             params=planned.params,
             order=order,
+            tier=planned.params.get("tier", 0) if planned.kind == "start_vm" else 0,
             optional=planned.optional,
         )
     through = Action.depends_on.through

@@ -28,6 +28,7 @@ from failover.models import Run
 from failover.plan import build_plan
 from failover.services import disaster_declare
 from hosts.lab.keys import client_key_path, fingerprints
+from hosts.lab.services import vm_fingerprints
 from hosts.permissions import ROLE_HELPDESK, ROLE_MOD, sync_roles
 from hosts.services import estate_load_reference
 from tests.lab.conftest import Lab
@@ -164,7 +165,7 @@ def estate(transactional_db, lab, settings):
     estate_load_reference(
         ssh_port=lab.port,
         ssh_key_path=str(client_key_path(lab.lab_dir)),
-        fingerprints=fingerprints(lab.lab_dir),
+        fingerprints=fingerprints(lab.lab_dir) | vm_fingerprints(lab.lab_dir),
     )
     User = get_user_model()
     mod = User.objects.create_user("mod", password="x")

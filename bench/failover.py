@@ -1,0 +1,547 @@
+#!/usr/bin/env python
+"""Benchmark the failover engine against the lab; prints JSON.
+
+(a) The reference failover (WSL lost) with zero lab latency: seconds from the
+    declaration to the run's end. Target: under 10 s (the thesis plans 125 minutes of
+    manual work).
+(b) A synthetic estate of 500 VMs on 50 surviving hosts with per-command lab latencies:
+    the run's wall time divided by the critical-path lower bound of those latencies.
+    Target: at most 1.10.
+
+The lower bound of (b) is computed from what the run actually sent: every action's
+commands (kept in its output) cost their configured latency; within a step (and a
+tier) actions run in parallel, bounded by the per-host limit; steps are barriers.
+Connection set-up, the database and Celery are the overhead being measured.
+
+Usage: python bench/failover.py [--rounds 3] [--vms 500] [--hosts 50] [--skip-synthetic]
+Needs PostgreSQL and Redis as on the development machine; DATABASE_URL (a database it
+may drop and create, default .../drportal_bench) and REDIS_URL (default db 13) override.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+LATENCIES = {
+    "default": 0.01,
+    "xl list": 0.02,
+    "xl info": 0.02,
+    "xl create": 0.5,
+    "xl mem-set": 0.2,
+    "sssu": 0.05,
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def start_lab(lab_dir: Path, log_dir: Path) -> tuple[subprocess.Popen, int]:
+    out = log_dir / "lab.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hosts.lab.server", "--lab-dir", str(lab_dir), "--port", "0"],
+        cwd=REPO,
+        stdout=out.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        match = re.search(r"lab ready port=(\d+)", out.read_text())
+        if match:
+            return proc, int(match.group(1))
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise RuntimeError(f"lab did not start: {out.read_text()[-2000:]}")
+
+
+def start_worker(log_dir: Path, concurrency: int) -> subprocess.Popen:
+    out = log_dir / "worker.log"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "drportal",
+            "worker",
+            "-B",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--schedule",
+            str(log_dir / "beat"),
+        ],
+        cwd=REPO,
+        stdout=out.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    time.sleep(4)  # WARNING level prints no "ready": give it the boot time it needs
+    if proc.poll() is not None:
+        raise RuntimeError(f"worker died: {out.read_text()[-2000:]}")
+    return proc
+
+
+def wait_run(run_id: int, timeout: float = 900):
+    from failover.models import Run
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = Run.objects.get(pk=run_id)
+        if run.state in ("succeeded", "failed", "aborted", "waiting"):
+            return run
+        time.sleep(0.1)  # the run's own timestamps are measured, not this loop
+    raise RuntimeError(f"run {run_id} did not finish in {timeout} s")
+
+
+def declare(lost_site: str):
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from failover.plan import build_plan
+    from failover.services import disaster_declare
+
+    started = time.perf_counter()
+    plan = build_plan(lost_site=lost_site)
+    planned = time.perf_counter() - started
+    if plan.blocking:
+        raise RuntimeError(f"plan blocked: {[p.message for p in plan.blocking]}")
+    declaration = disaster_declare(
+        user=get_user_model().objects.get(username="mod"),
+        lost_site=lost_site,
+        disaster_class=2,
+        category="power",
+        detected_at=timezone.now(),
+        plan=plan,
+        confirm_isolated=True,
+    )
+    return declaration.run, planned
+
+
+# -- (a) the reference failover -----------------------------------------------------------
+
+
+def bench_reference(lab_dir: Path, port: int, rounds: int) -> dict:
+    from django.core.management import call_command
+
+    from hosts.lab import cli
+    from hosts.lab.state import LabStore, seed_reference
+
+    call_command("load_reference_estate", "--port", str(port), stdout=io.StringIO())
+    call_command("create_demo_users", stdout=io.StringIO())
+    results = []
+    for number in range(rounds):
+        seed_reference(LabStore(lab_dir))
+        cli.lab_fault(lab_dir, "xenwsl01", "down", [])
+        cli.lab_fault(lab_dir, "eva-wsl", "down", [])
+        run, planned = declare("WSL")
+        run = wait_run(run.pk)
+        if run.state != "succeeded":
+            stuck = [(a.target, a.state, a.error) for a in run.actions.exclude(state="succeeded")[:5]]
+            raise RuntimeError(f"reference run {run.pk} ended {run.state}: {stuck}")
+        seconds = (run.finished_at - run.created_at).total_seconds()
+        results.append(
+            {"round": number + 1, "declaration_to_done_s": round(seconds, 3), "plan_s": round(planned, 3)}
+        )
+        log(f"reference round {number + 1}: {seconds:.2f} s (plan preview {planned:.2f} s)")
+    best = min(r["declaration_to_done_s"] for r in results)
+    return {
+        "rounds": results,
+        "best_s": best,
+        "median_s": statistics.median(r["declaration_to_done_s"] for r in results),
+        "target_s": 10.0,
+        "meets_target": best < 10.0,
+    }
+
+
+# -- (b) the synthetic estate -------------------------------------------------------------
+
+
+def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int = 256) -> dict:
+    """Lab state: site SRC (lost) runs the VMs; site DST has ``hosts`` dom0s holding their
+    config files; each VM's LUN is a DR group SRC -> DST."""
+    from hosts import reference
+    from hosts.lab.keys import ensure_keys
+    from hosts.lab.state import LabStore, _cfg_text, _dom0_domain, _domu, default_faults, synthetic_address
+
+    src = [f"src{i + 1:03d}" for i in range(hosts)]
+    dst = [f"dst{i + 1:03d}" for i in range(hosts)]
+    per_host = -(-vms // hosts)
+    total = 256 + per_host * vm_mb + 1024
+    state = {
+        "version": 1,
+        "hosts": {},
+        "groups": {},
+        "faults": {},
+        "latency": {"default_seconds": 0.0, "per_command": {}},
+    }
+    layout = {"src": src, "dst": dst, "vms": []}
+    for index, name in enumerate(src + dst):
+        state["hosts"][name] = {
+            "kind": "dom0",
+            "site": "SRC" if name in src else "DST",
+            "address": synthetic_address(index),
+            "toolstack": "xl",
+            "total_memory_mb": total,
+            "nr_cpus": 8,
+            "xen_version": "4.17.3",
+            "bridges": list(reference.BRIDGES),
+            "files": {},
+            "domains": [_dom0_domain(256, total, 8, 100.0)],
+            "next_domid": 1,
+        }
+        state["faults"][name] = default_faults()
+    for offset, (array, site) in enumerate((("src-eva", "SRC"), ("dst-eva", "DST"))):
+        state["hosts"][array] = {
+            "kind": "array",
+            "site": site,
+            "address": synthetic_address(2 * hosts + offset),
+            "array_kind": "eva-ca",
+            "system": array.upper(),
+        }
+        state["faults"][array] = default_faults()
+    for number in range(vms):
+        name = f"vm{number + 1:04d}"
+        home, target = src[number % hosts], dst[number % hosts]
+        vm = {
+            "name": name,
+            "memory_mb": vm_mb,
+            "max_memory_mb": vm_mb,
+            "vcpus": 1,
+            "nics": [
+                {"mac": f"00:16:3e:{number >> 8 & 0xFF:02x}:{number & 0xFF:02x}:{slot + 1:02x}", "bridge": br}
+                for slot, br in enumerate(reference.BRIDGES)
+            ],
+            "disks": [{"target": f"/dev/vg_{name}/lvol1", "vdev": "xvda1", "mode": "w"}],
+        }
+        for host in (home, target):
+            state["hosts"][host]["files"][reference.vm_config_path(name)] = _cfg_text(vm)
+        host_state = state["hosts"][home]
+        host_state["domains"].append(_domu(name, host_state["next_domid"], vm_mb, 1, vm["nics"], vm["disks"]))
+        host_state["next_domid"] += 1
+        state["groups"][f"DRG-{name}"] = {
+            "kind": "eva-ca",
+            "mode": "async",
+            "devices": [vm["disks"][0]["target"]],
+            "sides": {
+                "src-eva": {"role": "primary", "presented_to": [home], "disk_state": "UpToDate"},
+                "dst-eva": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
+            },
+            "replication": "consistent",
+            "lag_seconds": 2.0,
+        }
+        layout["vms"].append({"name": name, "home": home, "target": target, "vm": vm, "tier": 1 + number % 3})
+    store = LabStore(lab_dir)
+    store.replace(state)
+    ensure_keys(lab_dir)
+    return layout
+
+
+def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int = 256) -> None:
+    from django.db import transaction
+
+    from hosts.lab.keys import client_key_path, fingerprints
+    from hosts.lab.state import LabStore
+    from hosts.models import (
+        VM,
+        DRGroup,
+        Host,
+        HostAllocation,
+        MemoryProfile,
+        Site,
+        StorageArray,
+        VMAllocation,
+        VMDisk,
+        VMInterface,
+    )
+
+    state = LabStore(lab_dir).read()
+    fps = fingerprints(lab_dir)
+    key = str(client_key_path(lab_dir))
+    with transaction.atomic():
+        MemoryProfile.objects.all().delete()
+        src_site = Site.objects.create(code="SRC", name="Source", role="primary")
+        dst_site = Site.objects.create(code="DST", name="Destination", role="alternate")
+        arrays = {
+            name: StorageArray.objects.create(
+                site=site,
+                name=name,
+                kind="eva-ca",
+                system_name=name.upper(),
+                management_address=state["hosts"][name]["address"],
+                management_port=port,
+                host_key_fingerprint=fps[name],
+            )
+            for name, site in (("src-eva", src_site), ("dst-eva", dst_site))
+        }
+        hosts = {}
+        for name in layout["src"] + layout["dst"]:
+            hosts[name] = Host.objects.create(
+                site=src_site if name in layout["src"] else dst_site,
+                name=name,
+                address=state["hosts"][name]["address"],
+                ssh_port=port,
+                ssh_key_path=key,
+                host_key_fingerprint=fps[name],
+                ram_mb=state["hosts"][name]["total_memory_mb"],
+                cpus=8,
+                bridges=["xenbr0", "xenbr1"],
+            )
+        groups = DRGroup.objects.bulk_create(
+            [
+                DRGroup(
+                    name=f"DRG-{v['name']}",
+                    source_array=arrays["src-eva"],
+                    target_array=arrays["dst-eva"],
+                    mode="async",
+                    replication_state="consistent",
+                )
+                for v in layout["vms"]
+            ]
+        )
+        vms = VM.objects.bulk_create(
+            [
+                VM(
+                    name=v["name"],
+                    home_host=hosts[v["home"]],
+                    dr_group=g,
+                    vcpus=1,
+                    storage_gb=10,
+                    config_path=f"/etc/xen/vm/{v['name']}",
+                    tier=v["tier"],
+                )
+                for v, g in zip(layout["vms"], groups, strict=True)
+            ]
+        )
+        VMInterface.objects.bulk_create(
+            [
+                VMInterface(
+                    vm=vm,
+                    index=i,
+                    mac=nic["mac"],
+                    bridge=nic["bridge"],
+                    lan_role="user" if i == 0 else "backup",
+                )
+                for vm, v in zip(vms, layout["vms"], strict=True)
+                for i, nic in enumerate(v["vm"]["nics"])
+            ]
+        )
+        VMDisk.objects.bulk_create(
+            [
+                VMDisk(vm=vm, target=v["vm"]["disks"][0]["target"], vdev="xvda1")
+                for vm, v in zip(vms, layout["vms"], strict=True)
+            ]
+        )
+        normal = MemoryProfile.objects.create(name="normal operation")
+        lost = MemoryProfile.objects.create(name="SRC lost", lost_site=src_site)
+        VMAllocation.objects.bulk_create(
+            [
+                VMAllocation(profile=normal, vm=vm, host=hosts[v["home"]], memory_mb=vm_mb)
+                for vm, v in zip(vms, layout["vms"], strict=True)
+            ]
+            + [
+                VMAllocation(profile=lost, vm=vm, host=hosts[v["target"]], memory_mb=vm_mb)
+                for vm, v in zip(vms, layout["vms"], strict=True)
+            ]
+        )
+        HostAllocation.objects.bulk_create(
+            [HostAllocation(profile=normal, host=h, dom0_memory_mb=256) for h in hosts.values()]
+            + [HostAllocation(profile=lost, host=hosts[n], dom0_memory_mb=256) for n in layout["dst"]]
+        )
+
+
+COMMAND_LINE = re.compile(r"^\[(?P<host>[^\]]+)\] \$ (?P<command>.*?)  -> exit")
+
+
+def latency_of(command: str) -> float:
+    import shlex
+
+    argv = shlex.split(command)
+    name = os.path.basename(argv[0])
+    if len(argv) > 1 and f"{name} {argv[1]}" in LATENCIES:
+        return LATENCIES[f"{name} {argv[1]}"]
+    return LATENCIES.get(name, LATENCIES["default"])
+
+
+def lower_bound(run, limit: int) -> dict:
+    """Steps (and tiers within a step) are barriers; within one, actions run in parallel,
+    at most ``limit`` per host: no schedule can beat max(longest action, busiest host / limit)."""
+    phases: dict[tuple[int, int], list[tuple[str, float]]] = defaultdict(list)
+    spans: dict[tuple[int, int], list] = defaultdict(list)
+    for action in run.actions.select_related("step"):
+        cost = sum(
+            latency_of(m["command"]) for line in action.output.splitlines() if (m := COMMAND_LINE.match(line))
+        )
+        phases[(action.step.number, action.tier)].append((action.host, cost))
+        spans[(action.step.number, action.tier)] += [action.started_at, action.finished_at]
+    total, parts = 0.0, []
+    for key in sorted(phases):
+        per_host = defaultdict(float)
+        for host, cost in phases[key]:
+            per_host[host] += cost
+        bound = max(max(cost for _h, cost in phases[key]), max(per_host.values()) / limit)
+        total += bound
+        actual = (max(spans[key]) - min(spans[key])).total_seconds()
+        parts.append(
+            {
+                "step": key[0],
+                "tier": key[1],
+                "actions": len(phases[key]),
+                "bound_s": round(bound, 3),
+                "actual_s": round(actual, 3),
+            }
+        )
+    return {"lower_bound_s": total, "phases": parts}
+
+
+def bench_synthetic(lab_dir: Path, log_dir: Path, *, hosts: int, vms: int) -> dict:
+    from django.conf import settings
+
+    from hosts.lab import cli
+
+    layout = seed_synthetic_two_sites(lab_dir, hosts=hosts, vms=vms)
+    lab, port = start_lab(lab_dir, log_dir)
+    try:
+        load_synthetic_inventory(layout, lab_dir, port)
+        for name in [*layout["src"], "src-eva"]:
+            cli.lab_fault(lab_dir, name, "down", [])
+        cli.lab_latency(
+            lab_dir,
+            default_seconds=LATENCIES["default"],
+            per_command=[(k, str(v)) for k, v in LATENCIES.items() if k != "default"],
+        )
+        run, planned = declare("SRC")
+        log(f"synthetic: plan preview {planned:.1f} s, run {run.pk} started")
+        run = wait_run(run.pk)
+        if run.state != "succeeded":
+            stuck = [(a.target, a.state, a.error) for a in run.actions.exclude(state="succeeded")[:5]]
+            raise RuntimeError(f"synthetic run {run.pk} ended {run.state}: {stuck}")
+        wall = (run.finished_at - run.created_at).total_seconds()
+        bound = lower_bound(run, settings.DRPORTAL_MAX_ACTIONS_PER_HOST)
+        ratio = wall / bound["lower_bound_s"]
+        log(f"synthetic: {wall:.1f} s wall, lower bound {bound['lower_bound_s']:.1f} s, ratio {ratio:.3f}")
+        return {
+            "vms": vms,
+            "hosts": hosts,
+            "actions": run.actions.count(),
+            "latencies_s": LATENCIES,
+            "max_actions_per_host": settings.DRPORTAL_MAX_ACTIONS_PER_HOST,
+            "plan_preview_s": round(planned, 2),
+            "wall_s": round(wall, 2),
+            "lower_bound_s": round(bound["lower_bound_s"], 2),
+            "ratio": round(ratio, 3),
+            "target_ratio": 1.10,
+            "meets_target": ratio <= 1.10,
+            "phases": bound["phases"],
+        }
+    finally:
+        lab.terminate()
+        lab.wait(10)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--vms", type=int, default=500)
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=32, help="worker threads")
+    parser.add_argument("--skip-synthetic", action="store_true")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="drportal-bench-"))
+    lab_dir = work / "lab"
+    os.environ.update(
+        DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/drportal_bench"),
+        REDIS_URL=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"),
+        DRPORTAL_VAR_DIR=str(work),
+        DRPORTAL_LAB_DIR=str(lab_dir),
+        DRPORTAL_SSH_KEY=str(lab_dir / "keys" / "id_drportal"),
+        DJANGO_SETTINGS_MODULE="drportal.settings",
+        LOG_LEVEL="WARNING",
+    )
+    recreate_database(os.environ["DATABASE_URL"])
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, check=True)
+    import django
+
+    django.setup()
+    import redis
+
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+    from hosts.lab.keys import ensure_keys
+    from hosts.lab.state import LabStore, seed_reference
+
+    seed_reference(LabStore(lab_dir))
+    ensure_keys(lab_dir)
+    worker = start_worker(work, args.concurrency)
+    result: dict = {
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "worker_threads": args.concurrency,
+    }
+    try:
+        lab, port = start_lab(lab_dir, work)
+        try:
+            result["reference"] = bench_reference(lab_dir, port, args.rounds)
+        finally:
+            lab.terminate()
+            lab.wait(10)
+        if not args.skip_synthetic:
+            # A fresh database and worker: the synthetic estate is the only estate.
+            os.killpg(worker.pid, 15)
+            worker.wait(20)
+            from django.db import connections
+
+            connections.close_all()
+            recreate_database(os.environ["DATABASE_URL"])
+            subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=REPO, check=True)
+            from django.core.management import call_command
+
+            call_command("create_demo_users", stdout=io.StringIO())
+            synthetic_lab = work / "synthetic-lab"
+            os.environ["DRPORTAL_SSH_KEY"] = str(synthetic_lab / "keys" / "id_drportal")
+            worker = start_worker(work, args.concurrency)
+            from django.conf import settings
+
+            settings.DRPORTAL_SSH_KEY = Path(os.environ["DRPORTAL_SSH_KEY"])
+            result["synthetic"] = bench_synthetic(synthetic_lab, work, hosts=args.hosts, vms=args.vms)
+    finally:
+        os.killpg(worker.pid, 15)
+        worker.wait(20)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
