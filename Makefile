@@ -21,6 +21,7 @@ services:
 
 # The demo: SQLite file, the lab (simulated estate over SSH), the web UI on :$(DEMO_PORT).
 demo: setup services
+	mkdir -p var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py lab reset
 	$(PY) manage.py load_reference_estate

@@ -294,6 +294,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
                     {"vm": vm_name, "memory_mb": target_mb},
                 )
             )
+            actions.extend(_checks(vm, running_host, after=f"shrink:{vm_name}"))
             continue
         if vm.config_path in look.missing_files.get(host_name, ()):
             plan.blocking.append(
@@ -325,19 +326,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
                 depends,
             )
         )
-        for check in vm.checks.all():
-            actions.append(
-                PlannedAction(
-                    f"verify:{vm_name}:{check.pk}",
-                    6,
-                    "functional_check",
-                    f"{vm_name}: {check.name}",
-                    host_name,
-                    {"vm": vm_name, "check_id": check.pk, "check": check.name},
-                    [f"start:{vm_name}"],
-                    optional=True,
-                )
-            )
+        actions.extend(_checks(vm, host_name, after=f"start:{vm_name}"))
     for group in groups.values():
         target_host = placement.get(group.vms.first().name) if group.vms.exists() else None
         actions.append(
@@ -396,6 +385,24 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     plan.actions = _order_starts(actions)
     plan.groups = sorted(groups)
     return plan
+
+
+def _checks(vm: VM, host_name: str, *, after: str) -> list[PlannedAction]:
+    """Step 6, thesis tables 3.1/3.2: every check of every VM at the surviving site, those
+    that ran there already included. A failed check is recorded; the run goes on."""
+    return [
+        PlannedAction(
+            f"verify:{vm.name}:{check.pk}",
+            6,
+            "functional_check",
+            f"{vm.name}: {check.name}",
+            host_name,
+            {"vm": vm.name, "check_id": check.pk, "check": check.name},
+            [after],
+            optional=True,
+        )
+        for check in vm.checks.all()
+    ]
 
 
 def _order_starts(actions: list[PlannedAction]) -> list[PlannedAction]:

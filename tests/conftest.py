@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import random
+import socket
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
+from hosts import reference
 from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD
 
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
@@ -47,3 +51,33 @@ def load_reference_command(db):
         call_command("load_reference_estate", "--no-lab-keys", *args)
 
     return run
+
+
+# The lab's VM services listen on fixed ports; each test session takes a free /24 for
+# them, so a demo lab or another test run on this machine cannot answer in their place.
+_AVOID = {0, 1, 2, 3, 255}  # the reference estate's own 127.0.1-3.x
+
+
+def _octet_is_free(octet: int) -> bool:
+    probes = []
+    try:
+        for index, vm in enumerate(reference.VMS, start=1):
+            for entry in reference.vm_services(vm["name"])["ports"]:
+                sock = socket.socket()
+                probes.append(sock)
+                sock.bind((f"127.0.{octet}.{index}", entry["port"]))
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in probes:
+            sock.close()
+
+
+@pytest.fixture(scope="session")
+def vm_addresses() -> dict[str, str]:
+    """{VM: 127.0.N.i} on a /24 where every service port is free right now."""
+    for octet in random.sample(sorted(set(range(20, 250)) - _AVOID), 40):
+        if _octet_is_free(octet):
+            return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
+    pytest.skip("no loopback /24 with the service ports free")

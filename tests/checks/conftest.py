@@ -8,7 +8,6 @@ cannot answer in our place.
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,33 +22,6 @@ from hosts.lab.server import LabServer, start_lab_in_thread
 from hosts.lab.services import vm_fingerprints
 from hosts.lab.state import LabStore, seed_reference
 from hosts.models import VM, FunctionalCheck
-
-_AVOID = {0, 1, 2, 3, 255}  # the reference estate's own 127.0.1-3.x
-
-
-def _octet_is_free(octet: int) -> bool:
-    probes = []
-    try:
-        for index, vm in enumerate(reference.VMS, start=1):
-            for entry in reference.vm_services(vm["name"])["ports"]:
-                sock = socket.socket()
-                probes.append(sock)
-                sock.bind((f"127.0.{octet}.{index}", entry["port"]))
-        return True
-    except OSError:
-        return False
-    finally:
-        for sock in probes:
-            sock.close()
-
-
-@pytest.fixture(scope="session")
-def vm_addresses() -> dict[str, str]:
-    """{VM: 127.0.N.i} on a /24 where every service port is free right now."""
-    for octet in random.sample(sorted(set(range(20, 250)) - _AVOID), 40):
-        if _octet_is_free(octet):
-            return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
-    pytest.skip("no loopback /24 with the service ports free")
 
 
 class Lab:

@@ -145,12 +145,16 @@ def flush_redis(url: str) -> None:
 
 
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
+def lab(tmp_path: Path, vm_addresses: dict[str, str]) -> Iterator[Lab]:
     from hosts.lab.keys import ensure_keys
     from hosts.lab.state import LabStore, seed_reference
 
     lab_dir = tmp_path / "lab"
-    seed_reference(LabStore(lab_dir))
+    store = LabStore(lab_dir)
+    seed_reference(store)
+    with store.transaction() as state:
+        for vm, address in vm_addresses.items():
+            state["services"][vm]["address"] = address
     ensure_keys(lab_dir)
     handle = Lab(lab_dir).start()
     yield handle
@@ -158,11 +162,12 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def estate(transactional_db, lab, settings):
+def estate(transactional_db, lab, settings, vm_addresses):
     """The reference estate in the database, pointing at the lab, and the role users."""
     settings.DRPORTAL_SSH_KEY = client_key_path(lab.lab_dir)  # the arrays' key (they name none)
     sync_roles(Group, Permission)
     estate_load_reference(
+        addresses=vm_addresses,
         ssh_port=lab.port,
         ssh_key_path=str(client_key_path(lab.lab_dir)),
         fingerprints=fingerprints(lab.lab_dir) | vm_fingerprints(lab.lab_dir),

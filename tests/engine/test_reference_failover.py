@@ -91,3 +91,24 @@ def test_declaring_again_after_success_finds_everything_already_done(lab, estate
     assert second.state == RunStateChoices.SUCCEEDED
     assert side_effects(lab)[before:] == []  # observe first: nothing is done twice
     assert Run.objects.count() == 2
+
+
+def test_a_functional_test_that_fails_is_recorded_as_down_and_the_recovery_goes_on(lab, estate, worker):
+    """Thesis table 3.2: the printer database was 'down' in the test; the recovery went on."""
+    lose_wsl(lab)
+    lab.fault("tomcat-xen01", "service-down", "8081")
+    run = wait_for_run(declare(estate["mod"]).run.pk, worker=worker)
+    assert run.state == RunStateChoices.SUCCEEDED
+    checks = {a.target: a for a in run.actions.filter(kind="functional_check")}
+    printer = next(
+        a for target, a in checks.items() if target.startswith("tomcat-xen01") and "rinter" in target
+    )
+    assert printer.state == ActionStateChoices.FAILED and printer.outcome == "down" and printer.optional
+    assert "8081" in printer.error
+    # Every VM at the surviving site is tested, the ones that ran there already included.
+    assert {t.split(":")[0] for t in checks} >= {"lws-xen01", "tomcat-xen01", "proxy-xen01", "dns-xen01"}
+    others = [a for a in checks.values() if a is not printer]
+    assert all(a.state == ActionStateChoices.SUCCEEDED and a.outcome == "ok" for a in others), [
+        (a.target, a.error) for a in others if a.state != ActionStateChoices.SUCCEEDED
+    ]
+    assert "functional test(s) not ok" in run.events.get(kind="run_succeeded").message
