@@ -5,4 +5,9 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "drportal.settings")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from failover.stream import StreamGate  # noqa: E402 (needs the apps loaded)
+
+# A burst of reconnecting board streams must not ask PostgreSQL for one connection each.
+application = StreamGate(django_application)

@@ -1,4 +1,8 @@
-"""Login required everywhere, except the login page itself and static files."""
+"""Login required everywhere, except the login page itself and static files.
+
+The API (/api/) and the metrics (/metrics) are left to themselves: DRF authenticates by
+token or session and answers 401 JSON, never a login redirect; /metrics checks its own
+bearer token or loopback address (failover.api.metrics)."""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.urls import reverse
 
-OPEN_PREFIXES = ("/accounts/login/", "/static/", "/admin/login/", "/i18n/", "/healthz")
+OPEN_PREFIXES = ("/accounts/login/", "/static/", "/admin/login/", "/i18n/", "/healthz", "/api/", "/metrics")
 
 
 class LoginRequiredEverywhere:

@@ -97,6 +97,7 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The demo's single file is shared by web, worker and beat: wait for locks, don't fail.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 
@@ -119,7 +120,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = None if DEBUG else Path(os.environ.get("STATIC_ROOT", VAR_DIR / "staticfiles"))
 
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "dashboard"
+LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -173,3 +174,96 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Board
+# The run board follows a run by Server-Sent Events. With polling on it asks every
+# DRPORTAL_BOARD_POLL_S seconds instead, and stops (status 286) once the run has ended.
+DRPORTAL_BOARD_POLLING = env_bool("DRPORTAL_BOARD_POLLING", False)
+DRPORTAL_BOARD_POLL_S = float(os.environ.get("DRPORTAL_BOARD_POLL_S", "2"))
+# How many log lines the board shows (newest first).
+DRPORTAL_BOARD_LOG_LINES = int(os.environ.get("DRPORTAL_BOARD_LOG_LINES", "200"))
+# An event stream ends after this long and the browser reconnects with Last-Event-ID, so
+# no connection outlives a proxy's idle limit or pins a worker forever.
+DRPORTAL_SSE_MAX_SECONDS = float(os.environ.get("DRPORTAL_SSE_MAX_SECONDS", "300"))
+# A comment line this often keeps proxies and browsers from calling the stream dead.
+DRPORTAL_SSE_KEEPALIVE_S = float(os.environ.get("DRPORTAL_SSE_KEEPALIVE_S", "15"))
+# How long the browser waits before it reconnects (the SSE "retry:" field).
+DRPORTAL_SSE_RETRY_MS = int(os.environ.get("DRPORTAL_SSE_RETRY_MS", "1000"))
+# How many event streams may be set up at once (each setup briefly holds a database
+# connection; see failover.stream.StreamGate). Streaming itself is not limited.
+DRPORTAL_SSE_SETUP_CONCURRENCY = int(os.environ.get("DRPORTAL_SSE_SETUP_CONCURRENCY", "16"))
+# After a run's doorbell, wait this long so a burst of events goes out in one write.
+DRPORTAL_SSE_BATCH_MS = float(os.environ.get("DRPORTAL_SSE_BATCH_MS", "10"))
+
+# API
+# Django REST framework under /api/ (failover.api), its OpenAPI schema at /api/schema/
+# (drf-spectacular), and Prometheus metrics at /metrics. Clients authenticate with a
+# token (manage.py api_token USERNAME) or the UI's session; permissions are the UI's.
+INSTALLED_APPS += ["rest_framework", "rest_framework.authtoken", "drf_spectacular"]
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes a request without credentials a 401.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["failover.api.permissions.RolePermissions"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": int(os.environ.get("DRPORTAL_API_PAGE_SIZE", "500")),
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "drportal API",
+    "DESCRIPTION": "Inventory, capacity what-ifs, readiness and runs of the Xen DR portal; declaring a disaster.",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema is no secret, but nothing here is served to strangers.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStateEnum": "failover.choices.RunStateChoices",
+        "StepStateEnum": "failover.choices.StepStateChoices",
+        "ActionStateEnum": "failover.choices.ActionStateChoices",
+        "RunKindEnum": "failover.choices.RunKindChoices",
+        "RunModeEnum": "failover.choices.RunModeChoices",
+        "ReplicationStateEnum": "hosts.choices.ReplicationStateChoices",
+        "ReplicationModeEnum": "hosts.choices.ReplicationModeChoices",
+    },
+}
+# /metrics: with a token set, scrapers send "Authorization: Bearer <token>" from anywhere;
+# without one, only loopback clients are answered (see failover.api.metrics).
+DRPORTAL_METRICS_TOKEN = os.environ.get("DRPORTAL_METRICS_TOKEN", "")
+
+# Readiness and reports
+# The readiness check (failover/readiness/, its own app and migrations) runs every
+# DRPORTAL_READINESS_INTERVAL_S on Celery beat; a pass that would start after the next one
+# is due expires instead of piling up behind a slow one.
+INSTALLED_APPS += ["failover.readiness"]
+CELERY_IMPORTS = ("failover.tasks_readiness",)
+DRPORTAL_READINESS_INTERVAL_S = float(os.environ.get("DRPORTAL_READINESS_INTERVAL_S", "300"))
+CELERY_BEAT_SCHEDULE["readiness"] = {
+    "task": "failover.tasks_readiness.check_readiness",
+    "schedule": DRPORTAL_READINESS_INTERVAL_S,
+    "options": {"expires": DRPORTAL_READINESS_INTERVAL_S},
+}
+# The recovery point objective: a DR group lagging more than this makes its site not ready.
+DRPORTAL_READINESS_RPO_S = float(os.environ.get("DRPORTAL_READINESS_RPO_S", "900"))
+# A site whose last successful drill is older than this gets a warning (never drilled: too).
+DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS = int(os.environ.get("DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS", "90"))
+# Passes in which no verdict changed are deleted after this many days; changes are kept.
+DRPORTAL_READINESS_KEEP_DAYS = int(os.environ.get("DRPORTAL_READINESS_KEEP_DAYS", "30"))
+# Readiness e-mails go to the MoD and DR admin users with an address. The demo prints them
+# on the console; production sets EMAIL_BACKEND (smtp) and EMAIL_HOST/EMAIL_PORT.
+EMAIL_BACKEND = os.environ.get(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "drportal@localhost")
+# Where mails link to (scheme and host, e.g. https://drportal.example.org); empty: paths only.
+DRPORTAL_BASE_URL = os.environ.get("DRPORTAL_BASE_URL", "").rstrip("/")

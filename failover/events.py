@@ -3,6 +3,7 @@ Redis message rings the doorbell of the board's stream (never the payload)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 
 import redis
@@ -16,7 +17,14 @@ log = logging.getLogger(__name__)
 
 
 def channel(run_id: int) -> str:
-    return f"drportal:run:{run_id}"
+    # Pub/sub ignores Redis database numbers: the channel names the database (and so the
+    # deployment, or the test run), or portals sharing one Redis ring each other's bells.
+    return f"drportal:{_redis_db(settings.REDIS_URL)}:run:{run_id}"
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_db(url: str) -> int:
+    return redis.Redis.from_url(url).connection_pool.connection_kwargs.get("db", 0)
 
 
 def record_event(

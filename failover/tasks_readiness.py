@@ -1,0 +1,12 @@
+"""Celery task of the readiness check (on beat, every DRPORTAL_READINESS_INTERVAL_S)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .readiness.services import readiness_check
+
+
+@shared_task(name="failover.tasks_readiness.check_readiness", ignore_result=True)
+def check_readiness() -> dict:
+    return readiness_check().as_dict()

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import stream, views
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("declare/", views.declare, name="declare"),
+    path("incidents/", views.incidents, name="incidents"),
+    path("runs/<int:pk>/", views.run_board, name="run-board"),
+    path("runs/<int:pk>/events/", stream.run_events, name="run-events"),
+    path("runs/<int:pk>/part/<slug:part>/", views.run_part, name="run-part"),
+    path("runs/<int:pk>/pause/", views.run_control, {"verb": "pause"}, name="run-pause"),
+    path("runs/<int:pk>/resume/", views.run_control, {"verb": "resume"}, name="run-resume"),
+    path("runs/<int:pk>/abort/", views.run_control, {"verb": "abort"}, name="run-abort"),
+    path("actions/<int:pk>/retry/", views.action_control, {"verb": "retry"}, name="action-retry"),
+    path("actions/<int:pk>/skip/", views.action_control, {"verb": "skip"}, name="action-skip"),
+    path("actions/<int:pk>/done/", views.action_control, {"verb": "done"}, name="action-done"),
+]

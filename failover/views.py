@@ -1,0 +1,194 @@
+"""The status board: overview, declaring a disaster, a run's board and its partials,
+the operator controls, and the incident list. The live stream is in ``stream.py``.
+
+Views parse, authorize, call one selector (``board``) or service, and render. Partials
+carry ``Vary: HX-Request`` and answer 286 once the run has ended, which stops htmx from
+polling them (NetBox's habit).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from hosts.permissions import PERM_DECLARE, PERM_OPERATE, permission_or_403
+
+from . import board, services
+from .forms import DeclareForm, IncidentFilterForm
+from .models import Action
+
+VIEW_RUN = "failover.view_run"
+STOP_POLLING = 286  # htmx: swap this answer, then stop polling
+
+
+def _live(run) -> dict:
+    """How the page follows the run: SSE (the default) or polling, and from which event."""
+    return {
+        "polling": settings.DRPORTAL_BOARD_POLLING,
+        "poll_s": settings.DRPORTAL_BOARD_POLL_S,
+        "live": run.state not in board.FINAL_RUN_STATES,
+    }
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@permission_or_403(VIEW_RUN)
+def overview(request: HttpRequest) -> HttpResponse:
+    template = "failover/_overview_runs.html" if request.htmx else "failover/overview.html"
+    return render(request, template, board.overview_data())
+
+
+@require_http_methods(["GET", "POST"])
+@vary_on_headers("HX-Request")
+@permission_or_403(PERM_DECLARE)
+def declare(request: HttpRequest) -> HttpResponse:
+    """GET: the form; with ``lost_site`` also the plan preview (htmx: the preview alone).
+    POST: declare against a fresh plan that must still be the one previewed, then go to
+    the run's board."""
+    kwargs = {"sites": board.declare_sites(), "four_eyes": settings.DRPORTAL_FOUR_EYES, "request": request}
+    if request.method == "POST":
+        return _declare_post(request, DeclareForm(request.POST, **kwargs))
+    form = DeclareForm(initial=request.GET.dict(), **kwargs)
+    lost = request.GET.get("lost_site", "")
+    preview = board.plan_preview(lost_site=lost) if lost else None
+    template = "failover/_plan.html" if request.htmx else "failover/declare.html"
+    return render(request, template, {"form": form, "preview": preview, "four_eyes": kwargs["four_eyes"]})
+
+
+def _declare_post(request: HttpRequest, form: DeclareForm) -> HttpResponse:
+    valid = form.is_valid()
+    lost = form.cleaned_data.get("lost_site") or ""
+    preview = board.plan_preview(lost_site=lost) if lost else None
+    if valid and preview.plan is not None:
+        if form.cleaned_data["plan_digest"] != preview.digest:
+            form.add_error(
+                None, _("The plan has changed since it was shown (or was not shown): review it below.")
+            )
+        else:
+            try:
+                declaration = services.disaster_declare(
+                    user=request.user, plan=preview.plan, **form.declaration()
+                )
+            except ValidationError as exc:
+                form.add_service_errors(exc)
+            else:
+                if not declaration.created:
+                    messages.warning(
+                        request, _("A failover of these DR groups is already running: this is it.")
+                    )
+                return redirect("run-board", pk=declaration.run.pk)
+    context = {"form": form, "preview": preview, "four_eyes": form.four_eyes}
+    return render(request, "failover/declare.html", context, status=422)
+
+
+@require_GET
+@permission_or_403(VIEW_RUN)
+def run_board(request: HttpRequest, pk: int) -> HttpResponse:
+    context = board.board_page(run_id=pk)
+    context.update(_live(context["run"]))
+    return render(request, "failover/run_board.html", context)
+
+
+PARTS = {
+    "header": (board.board_header, "failover/_header.html"),
+    "steps": (board.board_steps, "failover/_steps.html"),
+    "actions": (board.board_actions, "failover/_actions.html"),
+    "log": (board.board_log, "failover/_log.html"),
+    "checks": (board.board_checks, "failover/_checks.html"),
+}
+
+
+def _render_part(request: HttpRequest, pk: int, part: str, *, error: str = "") -> HttpResponse:
+    selector, template = PARTS[part]
+    context = selector(run_id=pk)
+    context.update(_live(context["run"]), error=error)
+    response = render(request, template, context)
+    if error:
+        response.status_code = 422
+    elif context["run"].state in board.FINAL_RUN_STATES:
+        response.status_code = STOP_POLLING
+    return response
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@permission_or_403(VIEW_RUN)
+def run_part(request: HttpRequest, pk: int, part: str) -> HttpResponse:
+    if part not in PARTS:
+        raise Http404(f"no part {part!r}")
+    return _render_part(request, pk, part)
+
+
+def _error_text(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return " ".join(m for messages_ in exc.message_dict.values() for m in messages_)
+    return " ".join(exc.messages)
+
+
+def _after_control(request: HttpRequest, run_id: int, part: str, error: str) -> HttpResponse:
+    """htmx: the changed part (422 with the reason when refused). Otherwise back to the
+    board, with the outcome as a message."""
+    if request.htmx:
+        return _render_part(request, run_id, part, error=error)
+    if error:
+        messages.error(request, error)
+    response = HttpResponseRedirect(reverse("run-board", args=[run_id]))
+    response.status_code = 303  # See Other: a GET of the board, not a re-POST
+    return response
+
+
+RUN_CONTROLS = {
+    "pause": lambda user, pk, reason: services.run_pause(user=user, run_id=pk),
+    "resume": lambda user, pk, reason: services.run_resume(user=user, run_id=pk),
+    "abort": lambda user, pk, reason: services.run_abort(user=user, run_id=pk, reason=reason),
+}
+ACTION_CONTROLS = {
+    "retry": lambda user, pk, reason: services.action_retry(user=user, action_id=pk),
+    "skip": lambda user, pk, reason: services.action_skip(user=user, action_id=pk, reason=reason),
+    "done": lambda user, pk, reason: services.action_mark_done(user=user, action_id=pk, reason=reason),
+}
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+@permission_or_403(PERM_OPERATE)
+def run_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    board.board_run(run_id=pk)  # 404 for a run that does not exist
+    error = ""
+    try:
+        RUN_CONTROLS[verb](request.user, pk, request.POST.get("reason", ""))
+    except ValidationError as exc:
+        error = _error_text(exc)
+    return _after_control(request, pk, "header", error)
+
+
+@require_POST
+@vary_on_headers("HX-Request")
+@permission_or_403(PERM_OPERATE)
+def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+    run_id = get_object_or_404(Action.objects.only("run_id"), pk=pk).run_id
+    error = ""
+    try:
+        ACTION_CONTROLS[verb](request.user, pk, request.POST.get("reason", ""))
+    except ValidationError as exc:
+        error = _error_text(exc)
+    return _after_control(request, run_id, "actions", error)
+
+
+@require_GET
+@vary_on_headers("HX-Request")
+@permission_or_403(VIEW_RUN)
+def incidents(request: HttpRequest) -> HttpResponse:
+    form = IncidentFilterForm(request.GET or None, sites=board.declare_sites())
+    page = board.incident_page(**form.filters(), page=request.GET.get("page"))
+    template = "failover/_incident_table.html" if request.htmx else "failover/incidents.html"
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, template, {"form": form, "page": page, "query": query.urlencode()})

@@ -1,0 +1,66 @@
+/* drportal board: the deadline countdown, the live-status line, and <details> a person
+   opened staying open when htmx swaps a part of the board. Small on purpose: the pages
+   work without it, except that the clock then only moves when a part is redrawn. */
+(function () {
+  "use strict";
+
+  function clock(seconds) {
+    var total = Math.abs(Math.round(seconds));
+    var h = Math.floor(total / 3600);
+    var m = Math.floor((total % 3600) / 60);
+    var s = total % 60;
+    return h + ":" + String(m).padStart(2, "0") + ":" + String(s).padStart(2, "0");
+  }
+
+  function tick() {
+    document.querySelectorAll(".countdown[data-seconds]").forEach(function (el) {
+      if (!el.dataset.base) {
+        el.dataset.base = String(Date.now());
+      }
+      var left = Number(el.dataset.seconds) - (Date.now() - Number(el.dataset.base)) / 1000;
+      var template = left >= 0 ? el.dataset.left : el.dataset.over;
+      el.textContent = (left >= 0 ? "" : "✖ ") + template.replace("%(time)s", clock(left));
+      el.classList.toggle("bad", left < 0);
+    });
+  }
+  setInterval(tick, 1000);
+
+  var ICONS = { open: "●", error: "↻", closed: "■" };
+  function liveStatus(kind) {
+    var el = document.getElementById("live-status");
+    if (!el || !el.dataset[kind]) {
+      return;
+    }
+    el.dataset.kind = kind;
+    el.textContent = ICONS[kind] + " " + el.dataset[kind];
+  }
+  document.addEventListener("htmx:sseOpen", function () { liveStatus("open"); });
+  document.addEventListener("htmx:sseError", function () { liveStatus("error"); });
+  document.addEventListener("htmx:sseClose", function (event) {
+    if (event.detail && event.detail.type === "message") {
+      liveStatus("closed");
+    }
+  });
+
+  // A <details> someone opened or closed by hand keeps that state across redraws.
+  var touched = {};
+  document.addEventListener("click", function (event) {
+    var summary = event.target.closest && event.target.closest("details[id] > summary");
+    if (summary) {
+      var details = summary.parentElement;
+      // the click toggles after this handler: record the state it is about to have
+      touched[details.id] = !details.open;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || !target.querySelectorAll) {
+      return;
+    }
+    target.querySelectorAll("details[id]").forEach(function (details) {
+      if (Object.prototype.hasOwnProperty.call(touched, details.id)) {
+        details.open = touched[details.id];
+      }
+    });
+  });
+})();
