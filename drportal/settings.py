@@ -131,6 +131,9 @@ CELERY_RESULT_BACKEND = None
 # estate before deciding) takes over; late acks would only add a redelivery an hour later
 # and, with Redis, kombu's restore of unacked messages on reconnect crashes the worker.
 CELERY_TASK_ACKS_LATE = False
+# For the same reason no acknowledgement emulation on Redis: nothing to "restore", so a
+# Redis restart cannot take the worker down (kombu's restore path fails on a lost link).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 

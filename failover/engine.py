@@ -28,7 +28,7 @@ from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from hosts.drivers.base import DriverError
-from hosts.drivers.ssh import SSHPool
+from hosts.drivers.ssh import SSHConnection, SSHPool, SSHTarget
 from hosts.drivers.storage import ManualStepRequired
 
 from .actions import HANDLERS, CheckDown, Context
@@ -227,19 +227,70 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
 
-_POOL: SSHPool | None = None
-_POOL_LOCK = threading.Lock()
+class IdleConnections:
+    """Idle SSH connections of this worker process, each lent to one action at a time.
+
+    A handshake is the dearest part of a short action, so connections outlive their
+    action; but a connection is never shared by two actions at once: an OpenSSH server
+    allows only MaxSessions (10) channels per connection, and one stuck command must not
+    take its neighbours down with it. The host key is checked on every (re)connection."""
+
+    PER_HOST = 8
+
+    def __init__(self) -> None:
+        self._idle: dict[SSHTarget, list[SSHConnection]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def lease(self) -> LeasedConnections:
+        return LeasedConnections(self)
+
+    def checkout(self, target: SSHTarget) -> SSHConnection:
+        with self._lock:
+            idle = self._idle.get(target)
+            conn = idle.pop() if idle else None
+        if conn is None:
+            conn = SSHConnection(target)
+        conn.connect()  # a no-op while the transport lives; reconnects (and re-checks the key) if not
+        return conn
+
+    def checkin(self, conn: SSHConnection) -> None:
+        with self._lock:
+            idle = self._idle[conn.target]
+            if conn.is_connected and len(idle) < self.PER_HOST:
+                idle.append(conn)
+                return
+        conn.close()
 
 
-def shared_pool() -> SSHPool:
-    """One SSH connection per host for the whole worker process, shared by its threads
-    (paramiko multiplexes a channel per command). Handshakes are the dearest part of a
-    short action; the host key is still checked on every (re)connection."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = SSHPool()
-        return _POOL
+class LeasedConnections:
+    """What one action uses: like SSHPool (one connection per host), returned when done."""
+
+    def __init__(self, cache: IdleConnections) -> None:
+        self._cache = cache
+        self._conns: dict[str, SSHConnection] = {}
+
+    def get(self, target: SSHTarget) -> SSHConnection:
+        conn = self._conns.get(target.name)
+        if conn is not None and conn.target != target:
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._conns[target.name] = self._cache.checkout(target)
+        return conn
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            self._cache.checkin(conn)
+        self._conns.clear()
+
+    def __enter__(self) -> LeasedConnections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+CONNECTIONS = IdleConnections()
 
 
 def execute(action_id: int) -> None:
@@ -270,8 +321,8 @@ def execute(action_id: int) -> None:
         )
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
-    with _Heartbeat(action.pk, attempt):
-        ctx = Context(action, shared_pool())
+    with CONNECTIONS.lease() as pool, _Heartbeat(action.pk, attempt):
+        ctx = Context(action, pool)
         try:
             seen = handler.observe(ctx)
             if seen.done:
