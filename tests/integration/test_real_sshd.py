@@ -11,9 +11,7 @@ from __future__ import annotations
 import getpass
 import io
 import json
-import os
 import shlex
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.drivers.xen import XenDriver
 from hosts.lab.state import LabStore, read_journal
 from hosts.models import VM, Host, Site
-from tests.ssh.conftest import SSHD, _in_ci, _wait_for_banner, free_port, keygen, ssh_keygen_fingerprint
+from tests.ssh.conftest import SSHD, _in_ci, keygen, run_sshd, ssh_keygen_fingerprint
 
 from .conftest import make_lab_dir
 
@@ -87,54 +85,14 @@ def forced_sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ForcedSshd
         f"cd {shlex.quote(str(REPO))} && exec {shlex.quote(sys.executable)} -m hosts.lab.forced"
         f" --lab-dir {shlex.quote(str(lab_dir))} --host xenka01"
     )
-    port = free_port()
-    config = workdir / "sshd_config"
-    config.write_text(
-        f"""\
-ListenAddress 127.0.0.1
-Port {port}
-HostKey {host_key}
-PidFile {workdir / "sshd.pid"}
-AuthorizedKeysFile {authorized}
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-PermitUserEnvironment no
-DisableForwarding yes
-PermitTTY no
-PrintMotd no
-LogLevel VERBOSE
-ForceCommand {forced}
-"""
-    )
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    log = workdir / "sshd.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", config],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_for_banner(port, proc, log)
+    extra = f"PermitUserEnvironment no\nDisableForwarding yes\nPermitTTY no\nForceCommand {forced}\n"
+    with run_sshd(workdir, host_key, authorized, extra) as port:
         yield ForcedSshd(
             port=port,
             lab_dir=lab_dir,
             key_path=client_key,
             fingerprint=ssh_keygen_fingerprint(Path(f"{host_key}.pub")),
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -109,38 +110,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     authorized = workdir / "authorized_keys"
     authorized.write_text("".join(Path(f"{key}.pub").read_text() for key in client_keys.values()))
 
-    port = free_port()
-    config = workdir / "sshd_config"
-    config.write_text(
-        f"""\
-ListenAddress 127.0.0.1
-Port {port}
-HostKey {host_key}
-PidFile {workdir / "sshd.pid"}
-AuthorizedKeysFile {authorized}
-StrictModes no
-UsePAM no
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PermitRootLogin prohibit-password
-PrintMotd no
-LogLevel VERBOSE
-"""
-    )
-    if os.geteuid() == 0:
-        # sshd's privilege separation needs it; Debian's service unit normally creates it.
-        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    log = workdir / "sshd.log"
-    with log.open("wb") as log_file:
-        proc = subprocess.Popen(
-            [SSHD, "-D", "-e", "-f", config],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    try:
-        _wait_for_banner(port, proc, log)
+    with run_sshd(workdir, host_key, authorized) as port:
         yield Sshd(
             address="127.0.0.1",
             port=port,
@@ -151,13 +121,6 @@ LogLevel VERBOSE
             client_keys=client_keys,
             stranger_key=stranger,
         )
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -185,3 +148,49 @@ def target(sshd: Sshd) -> SSHTarget:
 def conn(target: SSHTarget) -> Iterator[SSHConnection]:
     with SSHConnection(target) as connection:
         yield connection
+
+
+@contextlib.contextmanager
+def run_sshd(workdir: Path, host_key: Path, authorized: Path, extra_config: str = "") -> Iterator[int]:
+    """Debian's sshd in the foreground on 127.0.0.1 and a free port (yielded), key auth
+    only, with ``extra_config`` appended; stopped on exit."""
+    port = free_port()
+    config = workdir / "sshd_config"
+    config.write_text(
+        f"""\
+ListenAddress 127.0.0.1
+Port {port}
+HostKey {host_key}
+PidFile {workdir / "sshd.pid"}
+AuthorizedKeysFile {authorized}
+StrictModes no
+UsePAM no
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+PrintMotd no
+LogLevel VERBOSE
+{extra_config}"""
+    )
+    if os.geteuid() == 0:
+        # sshd's privilege separation needs it; Debian's service unit normally creates it.
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    log = workdir / "sshd.log"
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", config],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        _wait_for_banner(port, proc, log)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
