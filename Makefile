@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/drportal
 DEMO_PORT ?= 8000
 
-.PHONY: demo test setup services lint format lab web clean
+.PHONY: demo test setup services lint format security lab web clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,11 +32,16 @@ demo: setup services
 test: setup services
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) scripts/security-scan
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} $(VENV)/bin/pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# bandit over the code, pip-audit over requirements.lock (skipped with a message offline).
+security: setup
+	$(PY) scripts/security-scan
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

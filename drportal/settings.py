@@ -5,11 +5,17 @@ REDIS_URL      default: redis://127.0.0.1:6379/0
 SECRET_KEY     default: an insecure demo key, refused when DEBUG is off
 DEBUG          default: on (the demo); "0"/"false" turns it off
 ALLOWED_HOSTS  comma list, default: localhost,127.0.0.1,[::1]
+
+Secrets (SECRET_KEY, DATABASE_URL, REDIS_URL, DRPORTAL_METRICS_TOKEN, EMAIL_HOST_PASSWORD)
+may instead be read from a file named by NAME_FILE, e.g. a Docker secret under /run/secrets/.
+Production (DEBUG off) turns on HTTPS-only cookies, HSTS and the HTTPS redirect; see the
+README's "Deployment" section for every variable.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -34,9 +40,38 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_int(name: str, default: int, minimum: int = 0) -> int:
+    value = os.environ.get(name, "")
+    if value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number") from None
+    if number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r}: must be at least {minimum}")
+    return number
+
+
+def env_secret(name: str, default: str) -> str:
+    """NAME, or the content of the file NAME_FILE (a Docker secret); never both."""
+    path = os.environ.get(f"{name}_FILE", "")
+    if not path:
+        return os.environ.get(name, default)
+    if os.environ.get(name):
+        raise ImproperlyConfigured(f"{name} and {name}_FILE are both set: set only one of them")
+    try:
+        value = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r}: cannot read it ({exc.strerror or exc})") from None
+    if not value:
+        raise ImproperlyConfigured(f"{name}_FILE={path!r}: the file is empty")
+    return value
+
+
 DEBUG = env_bool("DEBUG", True)
-_DEMO_SECRET = "demo-only-insecure-secret-key-change-me-0123456789"
-SECRET_KEY = os.environ.get("SECRET_KEY", _DEMO_SECRET)
+_DEMO_SECRET = "demo-only-insecure-secret-key-change-me-0123456789"  # nosec B105  # demo only: refused below unless DEBUG
+SECRET_KEY = env_secret("SECRET_KEY", _DEMO_SECRET)
 if not DEBUG and SECRET_KEY == _DEMO_SECRET:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -50,6 +85,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "drportal",
     "hosts",
     "failover",
 ]
@@ -58,6 +95,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "drportal.sessions.SessionIdleRefresh",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -66,6 +104,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "drportal.middleware.LoginRequiredEverywhere",
+    # Last: turns a lock-out flagged during authentication into the lock-out page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "drportal.urls"
@@ -92,7 +132,7 @@ ASGI_APPLICATION = "drportal.asgi.application"
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'drportal.sqlite3'}"),
+        env_secret("DATABASE_URL", f"sqlite:///{VAR_DIR / 'drportal.sqlite3'}"),
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
     )
 }
@@ -123,7 +163,7 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
 LOGOUT_REDIRECT_URL = "login"
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 # Messages are acknowledged on receipt: the database, not the broker, knows what is left
@@ -237,7 +277,7 @@ SPECTACULAR_SETTINGS = {
 }
 # /metrics: with a token set, scrapers send "Authorization: Bearer <token>" from anywhere;
 # without one, only loopback clients are answered (see failover.api.metrics).
-DRPORTAL_METRICS_TOKEN = os.environ.get("DRPORTAL_METRICS_TOKEN", "")
+DRPORTAL_METRICS_TOKEN = env_secret("DRPORTAL_METRICS_TOKEN", "")
 
 # Readiness and reports
 # The readiness check (failover/readiness/, its own app and migrations) runs every
@@ -255,6 +295,25 @@ CELERY_BEAT_SCHEDULE["readiness"] = {
 DRPORTAL_READINESS_RPO_S = float(os.environ.get("DRPORTAL_READINESS_RPO_S", "900"))
 # A site whose last successful drill is older than this gets a warning (never drilled: too).
 DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS = int(os.environ.get("DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS", "90"))
+
+# Drills (failover/drill.py): the isolated bridge each surviving dom0 attaches the clones
+# to (per site "KA=xenbr-drill,WSL=xenbr-drill", else one name for all), and how long a
+# drill may stay up before the reaper stops it and cleans up.
+DRPORTAL_DRILL_BRIDGE = os.environ.get("DRPORTAL_DRILL_BRIDGE", "xenbr-drill")
+DRPORTAL_DRILL_BRIDGES: dict[str, str] = {}
+for _item in env_list("DRPORTAL_DRILL_BRIDGES", ""):
+    _site, _eq, _bridge = _item.partition("=")
+    if not (_site.strip() and _eq and _bridge.strip()):
+        raise ImproperlyConfigured(
+            f"DRPORTAL_DRILL_BRIDGES: {_item!r} is not SITE=BRIDGE, e.g. KA=xenbr-drill"
+        )
+    DRPORTAL_DRILL_BRIDGES[_site.strip()] = _bridge.strip()
+DRPORTAL_DRILL_MAX_S = float(os.environ.get("DRPORTAL_DRILL_MAX_S", str(4 * 3600)))
+# Failback and planned migration: how long to wait for a mirror to become consistent (a
+# full copy back after a disaster may take hours: the action fails, a person retries) and
+# for a VM's clean shutdown.
+DRPORTAL_SYNC_WAIT_S = float(os.environ.get("DRPORTAL_SYNC_WAIT_S", "600"))
+DRPORTAL_SHUTDOWN_WAIT_S = float(os.environ.get("DRPORTAL_SHUTDOWN_WAIT_S", "300"))
 # Passes in which no verdict changed are deleted after this many days; changes are kept.
 DRPORTAL_READINESS_KEEP_DAYS = int(os.environ.get("DRPORTAL_READINESS_KEEP_DAYS", "30"))
 # Readiness e-mails go to the MoD and DR admin users with an address. The demo prints them
@@ -267,6 +326,61 @@ EMAIL_BACKEND = os.environ.get(
 )
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "drportal@localhost")
 # Where mails link to (scheme and host, e.g. https://drportal.example.org); empty: paths only.
 DRPORTAL_BASE_URL = os.environ.get("DRPORTAL_BASE_URL", "").rstrip("/")
+
+# Production hardening (README, "Deployment")
+# HTTPS: on whenever DEBUG is off. drportal sits behind a TLS reverse proxy; uvicorn takes
+# the client's address and scheme from X-Forwarded-For/-Proto only from the proxy named in
+# FORWARDED_ALLOW_IPS, so no SECURE_PROXY_SSL_HEADER (a header anyone could send) is needed.
+DRPORTAL_HTTPS = env_bool("DRPORTAL_HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = DRPORTAL_HTTPS
+# The containers' health check asks over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = DRPORTAL_HTTPS
+CSRF_COOKIE_SECURE = DRPORTAL_HTTPS
+SECURE_HSTS_SECONDS = env_int("DRPORTAL_HSTS_SECONDS", 365 * 24 * 3600 if DRPORTAL_HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DRPORTAL_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("DRPORTAL_HSTS_PRELOAD", True)
+# The origins a form may be posted from (scheme and host), e.g. https://drportal.example.org.
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+for _origin in CSRF_TRUSTED_ORIGINS:
+    if not _origin.startswith(("https://", "http://")):
+        raise ImproperlyConfigured(
+            f"CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin.split('://')[-1]}"
+        )
+
+# Sessions end after DRPORTAL_SESSION_IDLE_S without a request; every request (an open run
+# board reconnects its event stream at least every DRPORTAL_SSE_MAX_SECONDS) starts the
+# clock again, so a board left open stays logged in and an abandoned browser does not.
+# The session is written at most every DRPORTAL_SESSION_REFRESH_S (drportal.sessions).
+SESSION_COOKIE_AGE = env_int("DRPORTAL_SESSION_IDLE_S", 8 * 3600, minimum=60)
+DRPORTAL_SESSION_REFRESH_S = 60
+_SESSION_MIN = DRPORTAL_SSE_MAX_SECONDS + DRPORTAL_SSE_RETRY_MS / 1000 + DRPORTAL_SESSION_REFRESH_S
+if SESSION_COOKIE_AGE <= _SESSION_MIN:
+    raise ImproperlyConfigured(
+        f"DRPORTAL_SESSION_IDLE_S={SESSION_COOKIE_AGE} must exceed DRPORTAL_SSE_MAX_SECONDS="
+        f"{DRPORTAL_SSE_MAX_SECONDS:g} by more than {_SESSION_MIN - DRPORTAL_SSE_MAX_SECONDS:g} s: "
+        "an open run board would be logged out between two streams"
+    )
+
+# Login throttling (django-axes): after DRPORTAL_LOGIN_FAILURE_LIMIT failed logins of one
+# user name from one address, that pair is locked out for DRPORTAL_LOGIN_COOLOFF_MIN
+# minutes (every further try starts the wait again). Locking the pair, not the user alone,
+# means nobody can lock the Manager on Duty out in a disaster from somewhere else.
+# Attempts and lock-outs are recorded (admin: Axes); `manage.py axes_reset_username NAME`
+# lifts one early.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("DRPORTAL_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("DRPORTAL_LOGIN_COOLOFF_MIN", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"

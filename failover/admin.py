@@ -1,9 +1,55 @@
-from django.contrib import admin
+"""The audit log in the admin: disasters, runs and their numbered events, to read only.
 
-from .models import Disaster
+Who declared what, who overrode which problem and every state change of a run are
+written by drportal alone (failover.services, failover.engine); nobody edits or deletes
+them here, not even a superuser: no add, change or delete permission, no bulk actions.
+"""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+
+from .models import Disaster, Run, RunEvent
+
+
+class AuditLogAdmin(admin.ModelAdmin):
+    """View only, for everyone."""
+
+    actions = None
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Disaster)
-class DisasterAdmin(admin.ModelAdmin):
+class DisasterAdmin(AuditLogAdmin):
     list_display = ("lost_site", "disaster_class", "category", "detected_at", "declared_at", "declared_by")
     list_filter = ("lost_site", "disaster_class", "category")
+
+
+@admin.register(Run)
+class RunAdmin(AuditLogAdmin):
+    list_display = ("pk", "kind", "mode", "lost_site", "target_site", "state", "created_by", "created_at")
+    list_filter = ("kind", "mode", "state", "lost_site")
+    list_select_related = ("lost_site", "target_site", "created_by")
+    readonly_fields = ("event_log",)
+
+    @admin.display(description="event log")
+    def event_log(self, run: Run) -> str:
+        url = reverse("admin:failover_runevent_changelist") + f"?run={run.pk}"
+        return format_html('<a href="{}">{} events</a>', url, run.event_seq)
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(AuditLogAdmin):
+    list_display = ("run", "seq", "created_at", "kind", "user", "message")
+    list_filter = ("kind",)
+    # One run's log: ?run=N (linked from the run's page)
+    search_fields = ("message",)
+    list_select_related = ("run__lost_site", "run__target_site", "user")

@@ -14,6 +14,7 @@ from .models import (
     VMDisk,
     VMInterface,
 )
+from .validators import validate_private_key_path
 
 
 @admin.register(Site)
@@ -44,6 +45,13 @@ class HostAdmin(admin.ModelAdmin):
     )
     list_filter = ("site", "toolstack")
     search_fields = ("name", "address")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "ssh_key_path":
+            # First, so a pasted key is named as such (not only as too long).
+            field.validators.insert(0, validate_private_key_path)
+        return field
 
 
 class VMInterfaceInline(admin.TabularInline):

@@ -84,3 +84,23 @@ def validate_bridge_list(value) -> None:
         validate_bridge_name(item)
     if len(set(value)) != len(value):
         raise ValidationError(_("A bridge is listed twice."), code="duplicate_bridge")
+
+
+def validate_private_key_path(value: str) -> None:
+    """The path of a private key file on the workers, never the key itself: key material
+    does not belong in the database (README, 'Deployment')."""
+    text = value or ""
+    if "PRIVATE KEY" in text or "-----BEGIN" in text or "\n" in text or "\r" in text:
+        raise ValidationError(
+            _(
+                "This is key material, not a path: enter the path of the private key file on the "
+                "workers (e.g. /run/secrets/drportal_ssh_key); the database never stores a key."
+            ),
+            code="key_material",
+        )
+    if text and not text.startswith("/"):
+        raise ValidationError(
+            _("%(value)r is not an absolute path: enter where the private key file is on the workers."),
+            params={"value": value},
+            code="relative_key_path",
+        )

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from hosts.discovery import host_enroll
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import fetch_host_key
-from hosts.validators import validate_fingerprint, validate_host_name
+from hosts.validators import validate_fingerprint, validate_host_name, validate_private_key_path
 
 
 def parse_address(value: str) -> tuple[str, int | None]:
@@ -43,6 +43,7 @@ class Command(BaseCommand):
     def handle(self, *args, name, site, address, user, key, accept_fingerprint, bridges, json, **options):
         try:
             validate_host_name(name)
+            validate_private_key_path(key)
             if accept_fingerprint:
                 validate_fingerprint(accept_fingerprint)
             addr, port = parse_address(address)
