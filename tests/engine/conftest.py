@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -54,13 +55,26 @@ def database_url() -> str:
 
 
 class Worker:
-    """A real Celery worker (with the reaper's beat embedded), killable with SIGKILL."""
+    """A real Celery worker (with the reaper's beat embedded), killable with SIGKILL.
 
-    def __init__(self, tmp: Path, lab_dir: Path, redis_url: str, extra_env: dict | None = None) -> None:
+    Several may run side by side: each ``name`` gets its own Celery node name, log and
+    beat schedule file (two beats sharing one schedule file would corrupt it)."""
+
+    def __init__(
+        self, tmp: Path, lab_dir: Path, redis_url: str, extra_env: dict | None = None, *, name: str = "test"
+    ) -> None:
         self.tmp, self.lab_dir, self.redis_url = tmp, lab_dir, redis_url
         self.extra_env = extra_env or {}
+        self.name = name
         self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
         self.starts = 0
+
+    @property
+    def claims_as(self) -> str:
+        """What the engine records as ``claimed_by`` for this process (threads pool: the
+        tasks run in the process we started)."""
+        return f"{socket.gethostname()}:{self.proc.pid}"
 
     def start(self) -> Worker:
         self.starts += 1
@@ -74,7 +88,8 @@ class Worker:
             DJANGO_SETTINGS_MODULE="drportal.settings",
         )
         env.update(self.extra_env)
-        log = open(self.tmp / f"worker-{self.starts}.log", "wb")  # noqa: SIM115 (closed with the process)
+        self.log_path = self.tmp / f"{self.name}-worker-{self.starts}.log"
+        log = open(self.log_path, "wb")  # noqa: SIM115 (closed with the process)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -91,11 +106,11 @@ class Worker:
                 "--loglevel",
                 "INFO",
                 "--schedule",
-                str(self.tmp / f"beat-{self.starts}"),
+                str(self.tmp / f"{self.name}-beat-{self.starts}"),
                 "--without-gossip",
                 "--without-mingle",
                 "--hostname",
-                f"test{self.starts}@%h",
+                f"{self.name}{self.starts}@%h",
             ],
             cwd=REPO,
             env=env,
@@ -131,7 +146,9 @@ class Worker:
                 self.kill()
 
     def logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.tmp.glob("worker-*.log")))
+        return "\n".join(
+            p.read_text(errors="replace")[-4000:] for p in sorted(self.tmp.glob(f"{self.name}-worker-*.log"))
+        )
 
 
 def flush_redis(url: str) -> None:

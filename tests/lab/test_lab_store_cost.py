@@ -1,0 +1,88 @@
+"""What keeps a command on the lab cheap at 500 VMs: the state store re-encodes only the
+shards a transaction changed (and still writes exactly what json.dumps would), and the
+SSH server answers without Nagle's delay."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+from hosts.lab.state import LabStore, _dumps, seed_synthetic
+
+from .conftest import exec_on
+
+
+def _on_disk(store: LabStore) -> str:
+    return store.state_path.read_text(encoding="utf-8")
+
+
+def test_a_commit_writes_exactly_the_json_of_the_whole_state_whatever_it_changed(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=3, vms=9)
+    edits = [
+        lambda s: s["hosts"]["synth001"]["domains"][1].update(memory_mb=128),  # inside one shard
+        lambda s: s["groups"].pop("DRG-synth-vm0002"),  # a shard removed
+        lambda s: s["faults"].update({"new-host": {"mode": "down"}}),  # a shard added
+        lambda s: s["latency"].update(default_seconds=0.5),  # a small top-level key
+        lambda s: s.update(extra={"a": [1, 2]}),  # a top-level key added
+        lambda s: s.pop("extra"),  # and removed
+        lambda s: s.update(hosts={**s["hosts"], "synth002": {"kind": "gone"}}),  # a shard replaced
+    ]
+    for edit in edits:
+        with store.transaction() as state:
+            edit(state)
+            expected = json.loads(json.dumps(state))
+        revision = store.read()["revision"]
+        assert _on_disk(store) == _dumps(expected, revision)
+        assert LabStore(tmp_path).read() == {**expected, "revision": revision}  # as another process sees it
+
+
+def test_a_read_only_command_writes_nothing_and_a_write_is_shared_with_snapshot_readers(
+    tmp_path: Path,
+) -> None:
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=2, vms=4)
+    with store.transaction() as state:
+        assert state["hosts"]["synth001"]["kind"] == "dom0"
+    before = _on_disk(store)
+    with store.transaction() as state:
+        _ = [group["sides"] for group in state["groups"].values()]
+    assert _on_disk(store) == before
+    with store.transaction() as state:
+        state["faults"]["synth002"]["mode"] = "down"
+    snapshot = store.snapshot()
+    assert snapshot["faults"]["synth002"]["mode"] == "down"
+    assert store.snapshot() is snapshot  # no re-read of the file this store just wrote
+    with store.transaction() as state:  # the working copy is not the snapshot
+        state["faults"]["synth002"]["mode"] = "up"
+    assert snapshot["faults"]["synth002"]["mode"] == "down"
+    assert store.snapshot()["faults"]["synth002"]["mode"] == "up"
+
+
+def test_a_failed_transaction_leaves_the_next_one_the_saved_state(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=2, vms=4)
+    try:
+        with store.transaction() as state:
+            state["hosts"]["synth001"]["domains"].clear()
+            raise RuntimeError("a tool crashed")
+    except RuntimeError:
+        pass
+    with store.transaction() as state:
+        assert len(state["hosts"]["synth001"]["domains"]) == 3
+        state["latency"]["default_seconds"] = 0.25
+    assert (
+        LabStore(tmp_path).read()["hosts"]["synth001"]["domains"]
+        == store.snapshot()["hosts"]["synth001"]["domains"]
+    )
+
+
+def test_the_lab_ssh_server_sends_without_nagles_delay(lab) -> None:
+    client = lab.connect("xenka01")
+    try:
+        assert exec_on(client, "xl list")[0] == 0
+        (transport,) = lab.server._transports["xenka01"]
+        assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    finally:
+        client.close()
