@@ -283,38 +283,53 @@ class SetMemory(Handler):
         )
 
 
+def observe_running(ctx: Context, name: str) -> Observation:
+    """Is domain ``name`` running on the action's host? Done if alive, not yet if absent,
+    and "cannot tell" if it is there but crashed, dying or paused."""
+    domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
+    if domain is None:
+        return Observation(False, f"{name} is not running on {ctx.action.host}")
+    if domain.is_alive:
+        return Observation(
+            True,
+            f"{name} runs on {ctx.action.host} with {domain.memory_mb} MB ({domain.state})",
+            {"memory_mb": domain.memory_mb},
+        )
+    return Observation(None, f"{name} is on {ctx.action.host} but {domain.state}: a person must look at it")
+
+
+def create_and_confirm(
+    ctx: Context, handler: Handler, name: str, create: Callable[[], object]
+) -> Outcome | None:
+    """Run ``create`` (an ``xl create``) and confirm the domain runs. If an earlier
+    attempt's create (its worker died mid-way) won the race, Xen refuses a second domain
+    of that name: that start is the outcome (None: this attempt started it)."""
+    try:
+        create()
+    except DuplicateDomain:
+        seen = handler.observe(ctx)
+        if seen.done:
+            return Outcome(f"{name} was started by an earlier attempt: {seen.detail}", seen.facts)
+        raise
+    after = _confirm(lambda: handler.observe(ctx))
+    if not after.done:
+        raise ActionFailed(f"xl create returned, but {after.detail}")
+    return None
+
+
 class StartVM(Handler):
     side_effects = True
 
     def observe(self, ctx: Context) -> Observation:
-        name = ctx.params["vm"]
-        domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
-        if domain is None:
-            return Observation(False, f"{name} is not running on {ctx.action.host}")
-        if domain.is_alive:
-            return Observation(
-                True,
-                f"{name} runs on {ctx.action.host} with {domain.memory_mb} MB ({domain.state})",
-                {"memory_mb": domain.memory_mb},
-            )
-        return Observation(
-            None, f"{name} is on {ctx.action.host} but {domain.state}: a person must look at it"
-        )
+        return observe_running(ctx, ctx.params["vm"])
 
     def act(self, ctx: Context) -> Outcome:
         name, memory = ctx.params["vm"], ctx.params["memory_mb"]
-        try:
-            ctx.xen(ctx.action.host).create(ctx.params["config_path"], memory)
-        except DuplicateDomain:
-            # An earlier attempt's create (its worker died mid-way) won the race: Xen
-            # refuses a second domain of that name, so there is nothing to undo.
-            seen = self.observe(ctx)
-            if seen.done:
-                return Outcome(f"{name} was started by an earlier attempt: {seen.detail}", seen.facts)
-            raise
-        after = _confirm(lambda: self.observe(ctx))
-        if not after.done:
-            raise ActionFailed(f"xl create returned, but {after.detail}")
+        earlier = create_and_confirm(
+            ctx, self, name, lambda: ctx.xen(ctx.action.host).create(ctx.params["config_path"], memory)
+        )
+        if earlier:
+            return earlier
         return Outcome(
             f"started {name} on {ctx.action.host} with {memory} MB",
             {"memory_mb": memory},
@@ -340,7 +355,7 @@ class FunctionalCheckHandler(Handler):
         from .checks import run_check
 
         check = FunctionalCheck.objects.select_related("vm").get(pk=ctx.params["check_id"])
-        verdict = run_check(check, pool=ctx.pool)
+        verdict = run_check(check, pool=ctx.pool, drill=bool(ctx.params.get("drill")))
         ctx.note(f"{check.kind} check '{check.name}': {verdict.outcome}: {verdict.detail}")
         if verdict.outcome != "ok":
             raise CheckDown(verdict.outcome, verdict.detail)
@@ -376,3 +391,331 @@ HANDLERS: dict[str, Handler] = {
 }
 
 __all__ = ["HANDLERS", "ActionFailed", "CheckDown", "Context", "Observation", "Outcome", "StorageError"]
+
+
+# -- failback and planned migration ------------------------------------------------------------
+
+
+class ReverseGroup(Handler):
+    """At the array that is primary now: replicate back toward the old source (a full
+    copy when the old source's copy diverged)."""
+
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        status = ctx.storage(ctx.params["array"]).status(ctx.params["group"])
+        if not status.is_primary:
+            return Observation(
+                None, f"{status.group} is {status.role} at {ctx.params['array']}, not the source"
+            )
+        return Observation(
+            status.replication in ("consistent", "syncing"),
+            f"{status.group} at {ctx.params['array']}: replication {status.replication}; {status.detail}",
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        before = self.observe(ctx)
+        if before.done is None:
+            raise ActionFailed(before.detail)
+        status = ctx.storage(ctx.params["array"]).reverse(ctx.params["group"])
+        return Outcome(
+            f"{status.group}: replicating from {ctx.params['array']} to {ctx.params['source_array']} "
+            f"({status.replication})",
+            {"replication": status.replication},
+        )
+
+
+class WaitConsistent(Handler):
+    """Read-only: the mirror is consistent (after a reverse, or as the final sync before
+    a planned role swap), polled up to DRPORTAL_SYNC_WAIT_S."""
+
+    def act(self, ctx: Context) -> Outcome:
+        from django.conf import settings
+
+        driver = ctx.storage(ctx.params["array"])
+        deadline = time.monotonic() + float(getattr(settings, "DRPORTAL_SYNC_WAIT_S", 600))
+        while True:
+            status = driver.status(ctx.params["group"])
+            if status.replication == "consistent":
+                return Outcome(
+                    f"{status.group}: consistent; {status.detail}", {"lag_seconds": status.lag_seconds}
+                )
+            if status.replication in ("broken", "none"):
+                raise ActionFailed(f"{status.group}: replication {status.replication}: {status.detail}")
+            if time.monotonic() >= deadline:
+                raise ActionFailed(
+                    f"{status.group} is still {status.replication} ({status.detail}); Retry when the copy is done"
+                )
+            time.sleep(0.5)
+
+
+class DemoteGroup(Handler):
+    """At the current source array: unpresent the group from every host (the VMs are
+    shut down), so the other site can take over without split brain."""
+
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        status = ctx.storage(ctx.params["array"]).status(ctx.params["group"])
+        return Observation(
+            not (status.is_primary and status.presented_to),
+            f"{status.group} at {ctx.params['array']}: {status.role}, presented to "
+            f"{', '.join(status.presented_to) or 'nobody'}",
+            {"presented_to": list(status.presented_to)},
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        before = self.observe(ctx)
+        status = ctx.storage(ctx.params["array"]).demote(ctx.params["group"])
+        if status.is_primary and status.presented_to:
+            raise ActionFailed(f"{status.group} is still presented to {', '.join(status.presented_to)}")
+        return Outcome(
+            f"{status.group} demoted at {ctx.params['array']} (unpresented from "
+            f"{', '.join(before.facts.get('presented_to', [])) or 'nobody'})",
+            undo={
+                "kind": "present_group",
+                "group": ctx.params["group"],
+                "array": ctx.params["array"],
+                "hosts": before.facts.get("presented_to", []),
+            },
+        )
+
+
+class ShutdownVM(Handler):
+    """Shut a VM down cleanly (``xl shutdown -w``); a VM that does not stop is left to a
+    person (it is never destroyed behind their back)."""
+
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        name = ctx.params["vm"]
+        domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
+        if domain is None:
+            return Observation(True, f"{name} is not running on {ctx.action.host}")
+        return Observation(
+            False,
+            f"{name} runs on {ctx.action.host} with {domain.memory_mb} MB",
+            {"memory_mb": domain.memory_mb},
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        from django.conf import settings
+
+        before = self.observe(ctx)
+        name = ctx.params["vm"]
+        if not before.done:
+            ctx.xen(ctx.action.host).shutdown(name, float(getattr(settings, "DRPORTAL_SHUTDOWN_WAIT_S", 300)))
+        after = _confirm(lambda: self.observe(ctx))
+        if not after.done:
+            raise ActionFailed(f"xl shutdown returned, but {after.detail}; shut it down by hand, then Retry")
+        return Outcome(
+            f"{name} shut down on {ctx.action.host}",
+            undo={
+                "kind": "start_vm",
+                "vm": name,
+                "host": ctx.action.host,
+                "memory_mb": before.facts.get("memory_mb"),
+            },
+        )
+
+
+# -- drills ------------------------------------------------------------------------------------
+
+
+def _drill_domain_guard(name: str) -> str:
+    """Drill handlers act on drill domains only: never on a production domain."""
+    from .drill import DRILL_PREFIX
+
+    if not name.startswith(DRILL_PREFIX):
+        raise ActionFailed(
+            f"refusing to touch {name}: not a drill domain (they are named {DRILL_PREFIX}<vm>)"
+        )
+    return name
+
+
+class CloneGroup(Handler):
+    """Snapshot the replica of a DR group on the surviving array and present the
+    snapshot to the surviving dom0. The group itself is not touched."""
+
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        snap = ctx.storage(ctx.params["array"]).snapshot_status(ctx.params["snapshot"])
+        if snap is None:
+            return Observation(False, f"no snapshot {ctx.params['snapshot']} yet")
+        host = ctx.params.get("present_to")
+        return Observation(
+            not host or host in snap.presented_to,
+            f"snapshot {snap.name} of {snap.group}: {len(snap.devices)} device(s), presented to "
+            f"{', '.join(snap.presented_to) or 'nobody'}",
+            {"devices": dict(snap.devices)},
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        p = ctx.params
+        driver = ctx.storage(p["array"])
+        snap = driver.snapshot(p["group"], p["snapshot"])
+        if p.get("present_to") and p["present_to"] not in snap.presented_to:
+            snap = driver.present_snapshot(p["snapshot"], p["present_to"])
+        return Outcome(
+            f"snapshot {snap.name} of {snap.group} presented to {', '.join(snap.presented_to) or 'nobody'}: "
+            + ", ".join(f"{src} -> {dst}" for src, dst in sorted(snap.devices.items())),
+            {"devices": dict(snap.devices), "presented_to": list(snap.presented_to)},
+            undo={
+                "kind": "delete_snapshot",
+                "snapshot": p["snapshot"],
+                "array": p["array"],
+                "hosts": [p["present_to"]] if p.get("present_to") else [],
+            },
+        )
+
+
+class CheckClone(Handler):
+    """The surviving dom0 sees every device of the snapshot as a block device."""
+
+    def act(self, ctx: Context) -> Outcome:
+        p = ctx.params
+        snap = ctx.storage(p["array"]).snapshot_status(p["snapshot"])
+        if snap is None:
+            raise ActionFailed(f"snapshot {p['snapshot']} is gone from {p['array']}")
+        missing = [
+            dev for src, dev in sorted(snap.devices.items()) if src not in p.get("devices", snap.devices)
+        ]
+        if missing:
+            raise ActionFailed(
+                f"snapshot {snap.name} holds devices not of {p['group']}: {', '.join(missing)}"
+            )
+        host = p.get("present_to")
+        if not host:
+            return Outcome(f"snapshot {snap.name}: nothing to start from it", {})
+        conn = ctx.conn(ssh_target(ctx.host(host)))
+        absent = [
+            dev for dev in sorted(snap.devices.values()) if conn.run(["test", "-b", dev]).exit_status != 0
+        ]
+        if absent:
+            raise ActionFailed(f"{host} does not see the clone device(s) {', '.join(absent)}")
+        return Outcome(
+            f"{host} sees the {len(snap.devices)} clone device(s) of {snap.group}", {"devices": snap.devices}
+        )
+
+
+class StartDrillVM(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        return observe_running(ctx, _drill_domain_guard(ctx.params["domain"]))
+
+    def act(self, ctx: Context) -> Outcome:
+        p = ctx.params
+        name = _drill_domain_guard(p["domain"])
+        snap = ctx.storage(p["array"]).snapshot_status(p["snapshot"])
+        if snap is None:
+            raise ActionFailed(f"snapshot {p['snapshot']} is gone from {p['array']}: nothing to start from")
+        disks = []
+        for target, vdev, mode in p["disks"]:
+            if target not in snap.devices:
+                raise ActionFailed(f"snapshot {snap.name} has no copy of {p['vm']}'s disk {target}")
+            disks.append((snap.devices[target], vdev, mode))
+        earlier = create_and_confirm(
+            ctx,
+            self,
+            name,
+            lambda: ctx.xen(ctx.action.host).create_clone(
+                p["config_path"],
+                name=name,
+                memory_mb=p["memory_mb"],
+                disks=disks,
+                vifs=[tuple(v) for v in p["vifs"]],
+            ),
+        )
+        if earlier:
+            return earlier
+        return Outcome(
+            f"started {name} (a clone of {p['vm']}) on {ctx.action.host} with {p['memory_mb']} MB on "
+            f"{', '.join(sorted({b for _m, b in p['vifs']}))}, disks {', '.join(d for d, _v, _m in disks)}",
+            {"memory_mb": p["memory_mb"], "disks": [d for d, _v, _m in disks]},
+            undo={"kind": "destroy_domain", "domain": name, "host": ctx.action.host},
+        )
+
+
+class DestroyDrillDomain(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        name = _drill_domain_guard(ctx.params["domain"])
+        domain = next((d for d in ctx.xen(ctx.action.host).list_domains() if d.name == name), None)
+        if domain is None:
+            return Observation(True, f"{name} is not on {ctx.action.host}")
+        return Observation(False, f"{name} is on {ctx.action.host} ({domain.state})")
+
+    def act(self, ctx: Context) -> Outcome:
+        name = _drill_domain_guard(ctx.params["domain"])
+        xen = ctx.xen(ctx.action.host)
+        if not self.observe(ctx).done:
+            xen.destroy(name)
+        after = _confirm(lambda: self.observe(ctx))
+        if not after.done:
+            raise ActionFailed(f"xl destroy returned, but {after.detail}")
+        return Outcome(f"destroyed {name} on {ctx.action.host}")
+
+
+class DeleteSnapshot(Handler):
+    side_effects = True
+
+    def observe(self, ctx: Context) -> Observation:
+        snap = ctx.storage(ctx.params["array"]).snapshot_status(ctx.params["snapshot"])
+        if snap is None:
+            return Observation(True, f"no snapshot {ctx.params['snapshot']} on {ctx.params['array']}")
+        return Observation(
+            False, f"snapshot {snap.name} is presented to {', '.join(snap.presented_to) or 'nobody'}"
+        )
+
+    def act(self, ctx: Context) -> Outcome:
+        p = ctx.params
+        driver = ctx.storage(p["array"])
+        snap = driver.snapshot_status(p["snapshot"])
+        if snap is not None:
+            if not snap.name.startswith("drill-"):
+                raise ActionFailed(f"refusing to delete {snap.name}: not a drill snapshot")
+            for host in snap.presented_to:
+                driver.unpresent_snapshot(snap.name, host)
+            driver.delete_snapshot(snap.name)
+        after = self.observe(ctx)
+        if not after.done:
+            raise ActionFailed(f"delete sent, but {after.detail}")
+        return Outcome(f"snapshot {p['snapshot']} unpresented and deleted on {p['array']}")
+
+
+class VerifyDrillGone(Handler):
+    """Read-only: no drill domain on the dom0, no snapshot of this drill on the array."""
+
+    def act(self, ctx: Context) -> Outcome:
+        from .drill import DRILL_PREFIX
+
+        p = ctx.params
+        if "host" in p:
+            left = [d.name for d in ctx.xen(p["host"]).list_domains() if d.name.startswith(DRILL_PREFIX)]
+            if left:
+                raise ActionFailed(f"drill domain(s) still on {p['host']}: {', '.join(left)}")
+            return Outcome(f"no drill domain on {p['host']}")
+        present = set(ctx.storage(p["array"]).list_snapshots())
+        left = sorted(present & set(p.get("snapshots", ())))
+        if left:
+            raise ActionFailed(f"snapshot(s) of the drill still on {p['array']}: {', '.join(left)}")
+        return Outcome(f"no snapshot of the drill on {p['array']}")
+
+
+HANDLERS.update(
+    {
+        "clone_group": CloneGroup(),
+        "check_clone": CheckClone(),
+        "start_drill_vm": StartDrillVM(),
+        "destroy_drill_domain": DestroyDrillDomain(),
+        "delete_snapshot": DeleteSnapshot(),
+        "verify_drill_gone": VerifyDrillGone(),
+        "reverse_group": ReverseGroup(),
+        "wait_consistent": WaitConsistent(),
+        "demote_group": DemoteGroup(),
+        "shutdown_vm": ShutdownVM(),
+    }
+)

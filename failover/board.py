@@ -28,8 +28,8 @@ from hosts import selectors as estate
 from hosts.drivers.base import DriverError
 from hosts.models import Site
 
-from .choices import STEPS, CheckOutcomeChoices, RunKindChoices
 from .choices import ActionStateChoices as A
+from .choices import CheckOutcomeChoices, RunKindChoices, steps_for
 from .choices import RunStateChoices as R
 from .models import Action, Disaster, Run, RunEvent, Step
 from .plan import Plan, build_plan
@@ -79,7 +79,12 @@ PAUSE_FROM = (R.RUNNING, R.WAITING)
 RESUME_FROM = (R.PAUSED,)
 FINAL_RUN_STATES = (R.SUCCEEDED, R.FAILED, R.ABORTED)
 
-STEP_NAMES = {key: name for _number, key, name, _minutes in STEPS}
+
+def step_name(kind: str, key: str, default: str = "") -> str:
+    """The step's name in the reader's language (the Step row keeps the declaring one)."""
+    return str(next((name for _n, k, name, _m in steps_for(kind) if k == key), default))
+
+
 ACTION_KINDS = {
     "check_host": gettext_lazy("Check the dom0"),
     "check_group": gettext_lazy("Check the DR group"),
@@ -90,6 +95,16 @@ ACTION_KINDS = {
     "start_vm": gettext_lazy("Start the VM"),
     "check_no_swap": gettext_lazy("Check: no swapping"),
     "functional_check": gettext_lazy("Functional test"),
+    "clone_group": gettext_lazy("Snapshot the replica and present the clone"),
+    "check_clone": gettext_lazy("Check the clone devices"),
+    "start_drill_vm": gettext_lazy("Start the drill clone"),
+    "destroy_drill_domain": gettext_lazy("Destroy the drill clone"),
+    "delete_snapshot": gettext_lazy("Delete the snapshot"),
+    "verify_drill_gone": gettext_lazy("Check: nothing of the drill left"),
+    "reverse_group": gettext_lazy("Reverse replication"),
+    "wait_consistent": gettext_lazy("Wait until the mirror is consistent"),
+    "demote_group": gettext_lazy("Demote the DR group at the source"),
+    "shutdown_vm": gettext_lazy("Shut the VM down"),
 }
 # The role groups' names, for the templates' {% translate %} (the groups are data).
 ROLE_NAMES = (
@@ -267,7 +282,7 @@ def board_steps(*, run_id: int) -> dict:
     rows = [
         StepRow(
             step=s,
-            name=str(STEP_NAMES.get(s.key, s.name)),
+            name=step_name(run.kind, s.key, s.name),
             total=s.total,
             finished=s.finished,
             failed=s.failed,
@@ -309,7 +324,7 @@ def board_actions(*, run_id: int) -> dict:
         "action_groups": [
             {
                 "step": steps[n],
-                "name": str(STEP_NAMES.get(steps[n].key, "")),
+                "name": step_name(run.kind, steps[n].key),
                 "actions": groups[n],
                 # attention first: at 3 a.m. the failing ones should not hide among the done
                 "open": any(a.state not in (A.SUCCEEDED, A.SKIPPED) for a in groups[n]),
@@ -519,7 +534,15 @@ def overview_data() -> dict:
         "active_runs": active_runs,
         "open_disasters": open_disasters,
         "last_drill": last_drill,
+        "readiness": _readiness(),
     }
+
+
+def _readiness() -> list:
+    """The readiness verdict per site with its reasons (three queries)."""
+    from .readiness.selectors import readiness_latest
+
+    return readiness_latest()
 
 
 # -- incidents --------------------------------------------------------------------------------

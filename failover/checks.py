@@ -73,9 +73,16 @@ class _Result(Exception):
         self.detail = detail
 
 
-def run_check(check: FunctionalCheck, *, pool: SSHPool | None = None) -> Verdict:
-    """Run one check; whatever happens, return a Verdict (never raise for the service)."""
+def run_check(check: FunctionalCheck, *, pool: SSHPool | None = None, drill: bool = False) -> Verdict:
+    """Run one check; whatever happens, return a Verdict (never raise for the service).
+    ``drill``: against the VM's drill clone, at its drill address."""
     started = time.monotonic()
+    if drill:
+        if not check.vm.drill_address:
+            return Verdict(
+                NOTE, f"{check.vm.name} has no drill address in the inventory: the clone was not tested"
+            )
+        check.vm.address = check.vm.drill_address
     timeout = max(float(check.timeout_s or 0), 0.1)
     deadline = started + timeout
     try:

@@ -31,6 +31,8 @@ class RunKindChoices(models.TextChoices):
     FAILOVER = "failover", _("Failover")
     DRILL = "drill", _("Drill")
     FAILBACK = "failback", _("Failback")
+    CLEANUP = "cleanup", _("Drill cleanup")
+    MIGRATION = "migration", _("Planned migration")
 
 
 class RunModeChoices(models.TextChoices):
@@ -89,3 +91,50 @@ STEPS = (
     (5, "start", _("Start the remaining VMs with their disaster memory"), 15),
     (6, "verify", _("Functional tests of the virtual machines"), 30),
 )
+
+# A drill rehearses the failover on clones, beside production (issue 6).
+DRILL_STEPS = (
+    (0, "preflight", _("Preflight: replicas consistent, surviving dom0 up, drill bridge, capacity"), 0),
+    (1, "inventory", _("Find the VMs already running at the surviving site"), 5),
+    (2, "storage", _("Snapshot the replicas and present the clones to the surviving dom0"), 30),
+    (3, "integrity", _("Check that the surviving dom0 sees the clones"), 30),
+    (4, "shrink", _("Set running VMs to their disaster memory (only if the drill asks)"), 15),
+    (5, "start", _("Start the drill clones on the isolated bridge with disaster memory"), 15),
+    (6, "verify", _("Functional tests of the drill clones"), 30),
+)
+
+# Generated from a drill's undo ledger.
+CLEANUP_STEPS = (
+    (0, "stop", _("Destroy the drill domains"), 5),
+    (1, "memory", _("Give production VMs their memory back"), 5),
+    (2, "storage", _("Unpresent and delete the snapshots"), 10),
+    (3, "verify", _("Prove that nothing of the drill is left"), 5),
+)
+
+# A failback after a disaster (generated from the failover's undo ledger): stop on any error.
+FAILBACK_STEPS = (
+    (0, "preflight", _("Preflight: both sites answer, mirrors consistent, capacity"), 0),
+    (1, "replication", _("Reverse replication toward the target and wait until it is consistent"), 30),
+    (2, "shutdown", _("Shut the VMs down at the source"), 15),
+    (3, "storage", _("Final sync, demote at the source, promote and present at the target"), 30),
+    (4, "start", _("Start the VMs at the target"), 15),
+    (5, "memory", _("Set memory to the target profile at both sites"), 15),
+    (6, "verify", _("Functional tests of the virtual machines"), 30),
+)
+
+# A planned migration (both sites up): the failover's steps, with step 2 done the planned way.
+PLANNED_STEPS = tuple(
+    (n, key, _("Shut down at the source, final sync, demote, promote and present at the target"), minutes)
+    if key == "storage"
+    else (n, key, name, minutes)
+    for n, key, name, minutes in STEPS
+)
+
+
+def steps_for(kind: str) -> tuple:
+    return {
+        "drill": DRILL_STEPS,
+        "cleanup": CLEANUP_STEPS,
+        "failback": FAILBACK_STEPS,
+        "migration": PLANNED_STEPS,
+    }.get(kind, STEPS)

@@ -91,6 +91,27 @@ class Run(models.Model):
         verbose_name=_("disaster"),
     )
     kind = models.CharField(verbose_name=_("kind"), max_length=16, choices=RunKindChoices.choices)
+    parent = models.ForeignKey(
+        to="failover.Run",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="followups",
+        verbose_name=_("follows"),
+        help_text=_("the drill a cleanup undoes, the failover a failback reverses"),
+    )
+    hold_until = models.DateTimeField(
+        verbose_name=_("drill held up until"),
+        null=True,
+        blank=True,
+        help_text=_("a drill's clones stay up for people to test until then, or until ended"),
+    )
+    cleaned_up_at = models.DateTimeField(
+        verbose_name=_("drill cleaned up at"),
+        null=True,
+        blank=True,
+        help_text=_("when the cleanup generated from this drill's undo ledger finished"),
+    )
     mode = models.CharField(verbose_name=_("mode"), max_length=16, choices=RunModeChoices.choices)
     state = models.CharField(
         verbose_name=_("state"),
@@ -115,6 +136,12 @@ class Run(models.Model):
 
     class Meta:
         ordering = ("-created_at",)
+        constraints = [
+            # Two reapers (two workers) may both decide a drill is due: one cleanup wins.
+            models.UniqueConstraint(
+                fields=("parent",), condition=Q(kind="cleanup"), name="failover_one_cleanup_per_drill"
+            ),
+        ]
         verbose_name = _("run")
         verbose_name_plural = _("runs")
 
@@ -234,3 +261,16 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}: {self.message}"
+
+    def save(self, *args, **kwargs) -> None:
+        # The audit log is append-only: a recorded event is never rewritten.
+        if not self._state.adding:
+            raise PermissionError(
+                f"run event #{self.seq} of run {self.run_id} is part of the audit log: it cannot change"
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(
+            f"run event #{self.seq} of run {self.run_id} is part of the audit log: it cannot be deleted"
+        )

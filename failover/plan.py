@@ -19,7 +19,7 @@ from hosts.drivers.xen import XenDriver
 from hosts.models import VM, DRGroup, Host, Site
 from hosts.selectors import capacity_inputs, reserve_mb
 
-from .choices import STEPS
+from .choices import steps_for
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,9 @@ class Plan:
     blocking: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     step_minutes: dict[int, float] = field(default_factory=dict)
+    kind: str = "failover"
+    forecast: dict = field(default_factory=dict)  # where step_minutes come from
+    options: dict = field(default_factory=dict)  # a drill's shrink and hold, a failback's parent
 
     @property
     def predicted_minutes(self) -> float:
@@ -157,47 +160,91 @@ def _look(
     return look
 
 
-def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None = None) -> Plan:
-    """The failover plan for losing ``lost_site``. Talks to the surviving site over SSH."""
+def apply_forecast(plan: Plan, site_code: str) -> None:
+    """Predicted minutes per step: the measured step times of the last successful drill
+    of this site (steps are barriers, so their sum is the critical path), else the
+    thesis' planned minutes. A failback, whose steps a drill does not rehearse, uses the
+    last failback from this site. A drill (or failback) more than 20 % slower than the
+    one before is flagged."""
+    from .selectors import drill_history
+
+    plan.step_minutes = {number: float(minutes) for number, _key, _name, minutes in steps_for(plan.kind)}
+    source = "failback" if plan.kind == "failback" else "drill"
+    history = drill_history(site_code, limit=2, kind=source)
+    if not history:
+        plan.forecast = {"source": "thesis", "detail": f"planned minutes (no {source} measured yet)"}
+        return
+    last = history[0]
+    measured = {s["key"]: s["actual_minutes"] for s in last["steps"]}
+    for number, key, _name, _minutes in steps_for(plan.kind):
+        if key in measured:
+            plan.step_minutes[number] = round(float(measured[key]), 3)
+    plan.forecast = {
+        "source": source,
+        "run": last["run"],
+        "finished_at": last["finished_at"],
+        "detail": f"measured step times of {source} run {last['run']} ({last['finished_at'][:16]})",
+    }
+    if last.get("slower_pct") is not None and last["slower_pct"] > 20:
+        plan.warnings.append(
+            f"the last {source} (run {last['run']}) took {last['minutes']:.1f} min, "
+            f"{last['slower_pct']:.0f} % slower than the one before (run {last['previous_run']}): find out why"
+        )
+
+
+def drill_up_problems(target_site: Site) -> list[Problem]:
+    """A drill still up at the surviving site holds memory and clones: end it first."""
+    from .models import Run
+
+    up = Run.objects.filter(kind="drill", target_site=target_site, cleaned_up_at__isnull=True).order_by("pk")
+    return [
+        Problem(
+            "drill-up",
+            f"drill run {run.pk} is still up at {target_site.code}: its clones hold memory and snapshots",
+            f"end the drill (run {run.pk}) and let its cleanup finish, or override with a reason",
+        )
+        for run in up
+    ]
+
+
+@dataclass
+class Survey:
+    """The inventory and the live look at the surviving site, shared by every plan kind."""
+
+    lost: Site
+    target_site: Site
+    scenario: object
+    capacity: object
+    placement: dict[str, str]  # VM -> host at the surviving site
+    dr_memory: dict[str, int]
+    target_hosts: list[Host]
+    host_by_name: dict[str, Host]
+    vms: dict[str, VM]
+    groups: dict[str, DRGroup]  # the DR groups that move to the surviving site
+    look: LiveLook
+
+
+def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
+    """What losing ``lost_site`` means: where each VM goes and with how much memory (the
+    capacity proof), and what the surviving dom0s and arrays say right now."""
     lost = Site.objects.get(code=lost_site)
     survivors = list(Site.objects.exclude(pk=lost.pk).order_by("code"))
     if not survivors:
         raise ValueError(f"no site survives the loss of {lost_site}")
     target_site = survivors[0]
-    plan = Plan(lost_site=lost.code, target_site=target_site.code, mode=mode)
-    plan.step_minutes = {number: float(minutes) for number, _key, _name, minutes in STEPS}
-
     inputs = capacity_inputs(lost_site=lost.code)
     scenario = next(s for s in inputs.scenarios if s.lost_site == lost.code)
     capacity = check_scenario(inputs.hosts, inputs.vms, scenario, reserve_mb=reserve_mb())
     placement = {vm: h.host for h in capacity.hosts for vm, _mb in h.placed}
     dr_memory = {vm: mb for h in capacity.hosts for vm, mb in h.placed}
-    plan.unrecoverable = [{"vm": u.vm, "reason": u.reason} for u in capacity.unrecoverable]
-    for u in capacity.unrecoverable:
-        plan.warnings.append(f"{u.vm} cannot be recovered: {u.reason}")
-    if not capacity.fits:
-        short = ", ".join(f"{h.host} {h.shortfall_mb} MB" for h in capacity.hosts if not h.fits)
-        plan.blocking.append(
-            Problem(
-                "capacity",
-                f"the disaster profile does not fit without swapping: short {short or capacity.shortfall_mb} MB",
-                f"lower DR memory in the '{scenario.name}' profile, or shed: {', '.join(capacity.shed) or 'n/a'}",
-            )
-        )
-    for vm_name in capacity.unplaced:
-        plan.blocking.append(
-            Problem("unplaced", f"{vm_name} has no place: {capacity.unplaced_reasons.get(vm_name, '')}")
-        )
-
     target_hosts = list(Host.objects.filter(site=target_site).order_by("name"))
-    host_by_name = {h.name: h for h in target_hosts}
     vms = {
         vm.name: vm
         for vm in VM.objects.filter(name__in=placement)
         .select_related("dr_group__source_array__site", "dr_group__target_array__site", "home_host")
-        .prefetch_related("interfaces", "depends_on", "checks")
+        .prefetch_related("interfaces", "depends_on", "checks", "disks")
     }
-    # VMs homed at the surviving site run there already (observed live below);
+    # VMs homed at the surviving site run there already (observed live);
     # the others need their DR group failed over, then a start.
     groups: dict[str, DRGroup] = {}
     for vm in vms.values():
@@ -214,14 +261,88 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     finally:
         if owns_pool:
             pool.close()
-    for name, error in look.unreachable.items():
+    return Survey(
+        lost=lost,
+        target_site=target_site,
+        scenario=scenario,
+        capacity=capacity,
+        placement=placement,
+        dr_memory=dr_memory,
+        target_hosts=target_hosts,
+        host_by_name={h.name: h for h in target_hosts},
+        vms=vms,
+        groups=groups,
+        look=look,
+    )
+
+
+def unreachable_problems(look: LiveLook) -> list[Problem]:
+    return [
+        Problem(
+            "unreachable",
+            f"{name} at the surviving site is unreachable: {error}",
+            "bring it up, then look again",
+        )
+        for name, error in look.unreachable.items()
+    ]
+
+
+def group_problems(sv: Survey, plan: Plan) -> None:
+    for group in sv.groups.values():
+        status = sv.look.group_status.get(group.name)
+        if status is None:
+            continue
+        if status["replication"] in {"broken", "none"} and status["role"] != "primary":
+            plan.blocking.append(
+                Problem(
+                    "group-inconsistent",
+                    f"DR group {group.name} at {group.target_array.name} is not consistent "
+                    f"({status['replication']}): {status['detail']}",
+                    "ask the storage team to repair replication, or override with a reason to fail over stale data",
+                )
+            )
+        elif status["replication"] not in {"consistent", "suspended"} and status["role"] != "primary":
+            plan.warnings.append(
+                f"DR group {group.name}: replication {status['replication']} ({status['detail']})"
+            )
+
+
+def config_missing(sv: Survey, vm: VM, host_name: str) -> Problem | None:
+    if vm.config_path in sv.look.missing_files.get(host_name, ()):
+        return Problem(
+            "config-missing",
+            f"{vm.name}'s config file {vm.config_path} is missing on {host_name}",
+            f"copy it to {host_name}:{vm.config_path}",
+        )
+    return None
+
+
+def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None = None) -> Plan:
+    """The failover plan for losing ``lost_site``. Talks to the surviving site over SSH."""
+    sv = survey(lost_site=lost_site, pool=pool)
+    lost, target_site, scenario, capacity = sv.lost, sv.target_site, sv.scenario, sv.capacity
+    placement, dr_memory, look = sv.placement, sv.dr_memory, sv.look
+    target_hosts, host_by_name, vms, groups = sv.target_hosts, sv.host_by_name, sv.vms, sv.groups
+    plan = Plan(lost_site=lost.code, target_site=target_site.code, mode=mode)
+    apply_forecast(plan, lost.code)
+    plan.unrecoverable = [{"vm": u.vm, "reason": u.reason} for u in capacity.unrecoverable]
+    for u in capacity.unrecoverable:
+        plan.warnings.append(f"{u.vm} cannot be recovered: {u.reason}")
+    if not capacity.fits:
+        short = ", ".join(f"{h.host} {h.shortfall_mb} MB" for h in capacity.hosts if not h.fits)
         plan.blocking.append(
             Problem(
-                "unreachable",
-                f"{name} at the surviving site is unreachable: {error}",
-                "bring it up, then look again",
+                "capacity",
+                f"the disaster profile does not fit without swapping: short {short or capacity.shortfall_mb} MB",
+                f"lower DR memory in the '{scenario.name}' profile, or shed: {', '.join(capacity.shed) or 'n/a'}",
             )
         )
+    for vm_name in capacity.unplaced:
+        plan.blocking.append(
+            Problem("unplaced", f"{vm_name} has no place: {capacity.unplaced_reasons.get(vm_name, '')}")
+        )
+    plan.blocking.extend(unreachable_problems(look))
+    plan.blocking.extend(drill_up_problems(target_site))
 
     running_at_target = {d: h for h, doms in look.domains.items() for d in doms}
     actions: list[PlannedAction] = []
@@ -243,23 +364,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     for host in target_hosts:
         actions.append(PlannedAction(f"inventory:{host.name}", 1, "inventory_host", host.name, host.name))
 
-    for group in groups.values():
-        status = look.group_status.get(group.name)
-        if status is None:
-            continue
-        if status["replication"] in {"broken", "none"} and status["role"] != "primary":
-            plan.blocking.append(
-                Problem(
-                    "group-inconsistent",
-                    f"DR group {group.name} at {group.target_array.name} is not consistent "
-                    f"({status['replication']}): {status['detail']}",
-                    "ask the storage team to repair replication, or override with a reason to fail over stale data",
-                )
-            )
-        elif status["replication"] not in {"consistent", "suspended"} and status["role"] != "primary":
-            plan.warnings.append(
-                f"DR group {group.name}: replication {status['replication']} ({status['detail']})"
-            )
+    group_problems(sv, plan)
 
     for vm_name in sorted(vms, key=lambda n: (vms[n].tier, n)):
         vm = vms[vm_name]
@@ -296,14 +401,9 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
             )
             actions.extend(_checks(vm, running_host, after=f"shrink:{vm_name}"))
             continue
-        if vm.config_path in look.missing_files.get(host_name, ()):
-            plan.blocking.append(
-                Problem(
-                    "config-missing",
-                    f"{vm_name}'s config file {vm.config_path} is missing on {host_name}",
-                    f"copy it to {host_name}:{vm.config_path}",
-                )
-            )
+        missing = config_missing(sv, vm, host_name)
+        if missing:
+            plan.blocking.append(missing)
         plan.starts.append({"vm": vm_name, "host": host_name, "memory_mb": target_mb, "tier": vm.tier})
         group = vm.dr_group
         depends = []
@@ -327,6 +427,10 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
             )
         )
         actions.extend(_checks(vm, host_name, after=f"start:{vm_name}"))
+    handover_tier = 0
+    if mode == "planned":
+        handover, handover_tier = _planned_handover(sv)
+        actions.extend(handover)
     for group in groups.values():
         target_host = placement.get(group.vms.first().name) if group.vms.exists() else None
         actions.append(
@@ -341,6 +445,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
                     "array": group.target_array.name,
                     "source_array": group.source_array.name,
                     "present_to": target_host,
+                    "tier": handover_tier,
                 },
             )
         )
@@ -359,24 +464,8 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
                 },
             )
         )
+    actions.extend(dom0_shrinks(sv, plan, always=True))
     for host in target_hosts:
-        dom0_target = scenario.dom0_memory.get(host.name)
-        current = look.dom0.get(host.name)
-        if dom0_target and current is not None and current != dom0_target:
-            plan.memory_changes.append(
-                {"vm": "Domain-0", "host": host.name, "from_mb": current, "to_mb": dom0_target}
-            )
-        if dom0_target:
-            actions.append(
-                PlannedAction(
-                    f"shrink:Domain-0@{host.name}",
-                    4,
-                    "set_memory",
-                    f"Domain-0 on {host.name}",
-                    host.name,
-                    {"vm": "Domain-0", "memory_mb": dom0_target},
-                )
-            )
         actions.append(
             PlannedAction(
                 f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name, {}, optional=False
@@ -385,6 +474,82 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     plan.actions = _order_starts(actions)
     plan.groups = sorted(groups)
     return plan
+
+
+def dom0_shrinks(sv: Survey, plan: Plan, *, always: bool) -> list[PlannedAction]:
+    """Step 4 for the dom0s of the surviving site: their disaster memory (the change is
+    listed in the plan); ``always``: an action even when it is there already (it
+    confirms), else only where it changes."""
+    actions = []
+    for host in sv.target_hosts:
+        target = sv.scenario.dom0_memory.get(host.name)
+        current = sv.look.dom0.get(host.name)
+        if not target:
+            continue
+        if current is not None and current != target:
+            plan.memory_changes.append(
+                {"vm": "Domain-0", "host": host.name, "from_mb": current, "to_mb": target}
+            )
+        elif not always:
+            continue
+        actions.append(
+            PlannedAction(
+                f"shrink:Domain-0@{host.name}",
+                4,
+                "set_memory",
+                f"Domain-0 on {host.name}",
+                host.name,
+                {"vm": "Domain-0", "memory_mb": target},
+            )
+        )
+    return actions
+
+
+def _planned_handover(sv: Survey) -> tuple[list[PlannedAction], int]:
+    """Step 2 of a planned migration (both sites up), stopping on any error: shut the
+    VMs down at the source (highest tier first), wait for the final sync, demote the
+    source copy; the failover of each group (the tier returned) then promotes and
+    presents it."""
+    moving = [vm for vm in sv.vms.values() if vm.home_host.site_id != sv.target_site.pk]
+    top = max((vm.tier for vm in moving), default=0)
+    actions = [
+        PlannedAction(
+            f"shutdown:{vm.name}",
+            2,
+            "shutdown_vm",
+            vm.name,
+            vm.home_host.name,
+            {"vm": vm.name, "tier": top - vm.tier},
+        )
+        for vm in sorted(moving, key=lambda v: (-v.tier, v.name))
+    ]
+    for group in sv.groups.values():
+        common = {
+            "group": group.name,
+            "array": group.source_array.name,
+            "source_array": group.source_array.name,
+        }
+        actions.append(
+            PlannedAction(
+                f"finalsync:{group.name}",
+                2,
+                "wait_consistent",
+                group.name,
+                group.source_array.name,
+                {**common, "tier": top + 1},
+            )
+        )
+        actions.append(
+            PlannedAction(
+                f"demote:{group.name}",
+                2,
+                "demote_group",
+                group.name,
+                group.source_array.name,
+                {**common, "tier": top + 2},
+            )
+        )
+    return actions, top + 3
 
 
 def _checks(vm: VM, host_name: str, *, after: str) -> list[PlannedAction]:

@@ -161,14 +161,18 @@ class RunReport:
 
     @property
     def vms(self) -> list[str]:
-        """The VMs this run started or set the memory of, in plan order."""
+        """The VMs this run started (or started a drill clone of, or shut down) or set the
+        memory of, in plan order."""
         seen: dict[str, None] = {}
         for row in self.steps:
             for a in row.actions:
                 vm = a.params.get("vm")
-                if a.kind in ("start_vm", "set_memory") and vm and vm != "Domain-0":
+                if a.kind in VM_KINDS and vm and vm != "Domain-0":
                     seen.setdefault(vm, None)
         return list(seen)
+
+
+VM_KINDS = ("start_vm", "start_drill_vm", "shutdown_vm", "set_memory")
 
 
 def deadline_met(run: Run) -> bool | None:

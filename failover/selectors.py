@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from django.utils import timezone
 
 from .models import Run
@@ -61,3 +63,29 @@ def run_summary(*, run_id: int) -> dict:
             for s in steps
         ],
     }
+
+
+def drill_history(site_code: str, *, limit: int = 10, kind: str = "drill") -> list[dict]:
+    """The successful drills (or runs of ``kind``) of a site, newest first: per run its
+    measured step times and how much slower (in %) it was than the one before it."""
+    runs = list(
+        Run.objects.filter(kind=kind, lost_site__code=site_code, state="succeeded")
+        .exclude(finished_at=None)
+        .order_by("-finished_at", "-pk")[: limit + 1]
+    )
+    rows = [
+        {
+            "run": run.pk,
+            "finished_at": run.finished_at.isoformat(),
+            "minutes": (run.summary.get("run_seconds") or 0) / 60,
+            "steps": run.summary.get("steps", []),
+            "previous_run": None,
+            "slower_pct": None,
+        }
+        for run in runs
+    ]
+    for row, before in itertools.pairwise(rows):
+        row["previous_run"] = before["run"]
+        if before["minutes"] > 0:
+            row["slower_pct"] = round((row["minutes"] / before["minutes"] - 1) * 100, 1)
+    return rows[:limit]

@@ -16,8 +16,8 @@ from django.utils import timezone
 
 from hosts.models import DRGroup, Site
 
-from .choices import STEPS, DisasterClassChoices, EventCategoryChoices, RunKindChoices, RunModeChoices
 from .choices import ActionStateChoices as A
+from .choices import DisasterClassChoices, EventCategoryChoices, RunKindChoices, RunModeChoices, steps_for
 from .choices import RunStateChoices as R
 from .deadline import recovery_deadline
 from .events import record_event
@@ -26,6 +26,22 @@ from .plan import Plan
 
 PERM_DECLARE = "failover.declare_disaster"
 PERM_OPERATE = "failover.operate_run"
+# At most one active run of these kinds per site (drills are limited by their own rule).
+ONE_ACTIVE_PER_SITE = (RunKindChoices.FAILOVER, RunKindChoices.FAILBACK, RunKindChoices.MIGRATION)
+
+
+def override_needed(plan: Plan, what: str) -> str:
+    return (
+        f"{what} has blocking problems: "
+        + "; ".join(p.message for p in plan.blocking)
+        + ". Fix them, or override with a typed reason."
+    )
+
+
+def check_override(plan: Plan, override_reason: str, what: str) -> None:
+    """Blocking problems stop a run unless a person overrides them with a typed reason."""
+    if plan.blocking and not override_reason.strip():
+        raise ValidationError({"override_reason": override_needed(plan, what)})
 
 
 @dataclass
@@ -61,11 +77,7 @@ def check_declaration(
     if detected_at > timezone.now() + dt.timedelta(minutes=5):
         errors["detected_at"] = "the event cannot be detected in the future"
     if plan.blocking and not override_reason.strip():
-        errors["override_reason"] = (
-            "the plan has blocking problems: "
-            + "; ".join(p.message for p in plan.blocking)
-            + ". Fix them, or override with a typed reason."
-        )
+        errors["override_reason"] = override_needed(plan, "the plan")
     if not confirm_isolated and plan.mode == RunModeChoices.DISASTER:
         errors["confirm_isolated"] = (
             f"confirm that {lost_site} is isolated (powered off or cut off from the storage network): "
@@ -146,7 +158,14 @@ def disaster_declare(
 
 
 def _run_create(
-    *, plan: Plan, disaster: Disaster | None, user, kind: str, override_reason: str, groups
+    *,
+    plan: Plan,
+    disaster: Disaster | None,
+    user,
+    kind: str,
+    override_reason: str,
+    groups,
+    parent: Run | None = None,
 ) -> Run:
     target = Site.objects.get(code=plan.target_site)
     run = Run.objects.create(
@@ -161,12 +180,13 @@ def _run_create(
             for p in plan.blocking
         ],
         created_by=user,
+        parent=parent,
     )
     # The claim: the partial unique index makes a concurrent second run fail here.
     RunGroupClaim.objects.bulk_create([RunGroupClaim(run=run, group=g) for g in groups])
     # No group to claim (nothing to fail over): one active failover per lost site.
     others = Run.objects.filter(kind=kind, lost_site=run.lost_site, state__in=R.active()).exclude(pk=run.pk)
-    if not groups and others.exists():
+    if not groups and kind in ONE_ACTIVE_PER_SITE and others.exists():
         raise IntegrityError("a failover for this site is already active")
     steps = {
         number: Step.objects.create(
@@ -176,7 +196,7 @@ def _run_create(
             name=str(name),
             planned_minutes=plan.step_minutes.get(number, minutes),
         )
-        for number, key, name, minutes in STEPS
+        for number, key, name, minutes in steps_for(kind)
     }
     by_key: dict[str, Action] = {}
     for order, planned in enumerate(plan.actions):
@@ -188,7 +208,7 @@ def _run_create(
             host=planned.host,
             params=planned.params,
             order=order,
-            tier=planned.params.get("tier", 0) if planned.kind == "start_vm" else 0,
+            tier=planned.params.get("tier", 0),
             optional=planned.optional,
         )
     through = Action.depends_on.through
@@ -363,3 +383,26 @@ def run_abort(*, user, run_id: int, reason: str) -> Run:
     return _run_transition(
         user=user, run_id=run_id, allowed=R.active(), to=R.ABORTED, verb="aborted", reason=reason
     )
+
+
+def migration_start(*, user, plan: Plan, override_reason: str = "") -> Run:
+    """Start a planned migration (both sites up): the plan must be built in planned mode,
+    so the VMs are shut down and the source demoted before a group fails over."""
+    if not user.has_perm(PERM_DECLARE):
+        raise PermissionDenied("only the Manager on Duty starts a planned migration")
+    if plan.mode != RunModeChoices.PLANNED:
+        raise ValidationError({"mode": "a planned migration needs a plan built in planned mode"})
+    check_override(plan, override_reason, "the migration")
+    groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))
+    try:
+        with transaction.atomic():
+            return _run_create(
+                plan=plan,
+                disaster=None,
+                user=user,
+                kind=RunKindChoices.MIGRATION,
+                override_reason=override_reason,
+                groups=groups,
+            )
+    except IntegrityError:
+        raise ValidationError({"lost_site": "a run for these DR groups is already active"}) from None

@@ -19,4 +19,9 @@ def advance_run(run_id: int) -> None:
 
 @shared_task(name="failover.tasks.reap", ignore_result=True)
 def reap() -> dict:
-    return engine.reap()
+    from .drill import followups
+
+    result = engine.reap()
+    # Drills that ended get their cleanup; drills left up past the limit are stopped.
+    result["drills"] = followups()
+    return result

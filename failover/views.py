@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -180,6 +180,107 @@ def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     except ValidationError as exc:
         error = _error_text(exc)
     return _after_control(request, run_id, "actions", error)
+
+
+def _see_other(run_id: int) -> HttpResponse:
+    response = HttpResponseRedirect(reverse("run-board", args=[run_id]))
+    response.status_code = 303
+    return response
+
+
+@require_POST
+@permission_or_403(PERM_DECLARE)
+def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
+    """End a drill now: its cleanup (from the undo ledger) starts; go to its board."""
+    from .drill import drill_end
+
+    board.board_run(run_id=pk)
+    try:
+        cleanup = drill_end(user=request.user, run_id=pk, reason=request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return _see_other(pk)
+    return _see_other(cleanup.pk if cleanup else pk)
+
+
+@require_POST
+@permission_or_403(PERM_DECLARE)
+def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
+    """Fail a finished failover back (planned); blocking problems need a reason."""
+    from hosts.drivers.base import DriverError
+
+    from .failback import failback_start
+
+    board.board_run(run_id=pk)
+    try:
+        run = failback_start(
+            user=request.user, failover_id=pk, override_reason=request.POST.get("reason", "")
+        )
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return _see_other(pk)
+    except DriverError as exc:
+        messages.error(request, _("Cannot plan the failback: %(error)s") % {"error": exc})
+        return _see_other(pk)
+    return _see_other(run.pk)
+
+
+@require_http_methods(["GET", "POST"])
+@permission_or_403(VIEW_RUN)
+def drills(request: HttpRequest) -> HttpResponse:
+    """GET: past drills per site; for the MoD the drill form, and with ``site`` the drill
+    plan. POST (MoD): start the drill on a fresh plan, then go to its board."""
+    from hosts.drivers.base import DriverError
+    from hosts.models import Site
+
+    from .drill import build_drill_plan, drill_start
+    from .selectors import drill_history
+
+    if request.method == "POST" and not request.user.has_perm(PERM_DECLARE):
+        raise PermissionDenied("only the Manager on Duty starts drills")
+    data = request.POST if request.method == "POST" else request.GET
+    form = {
+        "site": data.get("site", ""),
+        "shrink": bool(data.get("shrink")),
+        "vms": data.get("vms", ""),
+        "hold": data.get("hold", "0") or "0",
+    }
+    sites = list(Site.objects.order_by("code"))
+    context = {"form": form, "sites": sites, "plan": None, "error": ""}
+    if request.method == "POST" and not form["site"]:
+        context["error"] = _("site: choose the site whose loss the drill rehearses")
+    if form["site"]:
+        if not request.user.has_perm(PERM_DECLARE):
+            raise PermissionDenied("only the Manager on Duty plans and starts drills")
+        vms = [v.strip() for v in form["vms"].split(",") if v.strip()]
+        try:
+            hold = float(form["hold"])
+            if hold < 0:
+                raise ValueError
+        except ValueError:
+            context["error"] = _("hold: minutes must be a number, 0 or more")
+        else:
+            try:
+                plan = build_drill_plan(site=form["site"], shrink=form["shrink"], hold_minutes=hold, vms=vms)
+                if request.method == "POST":
+                    run = drill_start(
+                        user=request.user, plan=plan, override_reason=data.get("override_reason", "")
+                    )
+                    return _see_other(run.pk)
+                context["plan"] = plan
+            except Site.DoesNotExist:
+                context["error"] = _("There is no site %(site)s.") % {"site": form["site"]}
+            except (ValueError, DriverError) as exc:
+                context["error"] = str(exc)
+            except ValidationError as exc:
+                context["error"] = _error_text(exc)
+    context["history"] = [(site.code, drill_history(site.code)) for site in sites]
+    return render(
+        request,
+        "failover/drills.html",
+        context,
+        status=422 if context["error"] and request.method == "POST" else 200,
+    )
 
 
 @require_GET

@@ -30,6 +30,7 @@ from .validators import (
     validate_fingerprint,
     validate_host_name,
     validate_mac,
+    validate_private_key_path,
 )
 
 
@@ -107,6 +108,7 @@ class Host(models.Model):
         max_length=255,
         blank=True,
         help_text=_("Path of the private key on the workers (never the key itself)."),
+        validators=[validate_private_key_path],
     )
     host_key_fingerprint = models.CharField(
         verbose_name=_("pinned host key"),
@@ -189,6 +191,15 @@ class VM(models.Model):
         max_length=255,
         blank=True,
         help_text=_("Where its functional checks reach it (IP or DNS name)."),
+    )
+    drill_address = models.CharField(
+        verbose_name=_("drill address"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Where its drill clone answers on the isolated drill network (IP or DNS name); "
+            "without one, a drill records its checks as 'note'."
+        ),
     )
     # The VM's own SSH, for functional checks that run a command on it (the workers' key,
     # settings.DRPORTAL_SSH_KEY, logs in; the host key is pinned like a dom0's).

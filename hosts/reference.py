@@ -25,6 +25,8 @@ ARRAYS = (
 )
 
 BRIDGES = ("xenbr0", "xenbr1")
+# The isolated bridge of each dom0 that drills attach their clones to (no uplink).
+DRILL_BRIDGE = "xenbr-drill"
 
 HOSTS = (
     {
@@ -34,7 +36,7 @@ HOSTS = (
         "ram_mb": 4096,
         "cpus": 4,
         "toolstack": "xl",
-        "bridges": BRIDGES,
+        "bridges": (*BRIDGES, DRILL_BRIDGE),
         "dom0_normal_mb": 256,
         "dom0_dr_mb": 128,
     },
@@ -45,7 +47,7 @@ HOSTS = (
         "ram_mb": 4096,
         "cpus": 4,
         "toolstack": "xl",
-        "bridges": BRIDGES,
+        "bridges": (*BRIDGES, DRILL_BRIDGE),
         "dom0_normal_mb": 256,
         "dom0_dr_mb": 128,
     },
@@ -448,3 +450,10 @@ def functional_checks() -> tuple[dict, ...]:
             full["port"] = service_port(full["port"])
         checks.append(full)
     return tuple(checks)
+
+
+def vm_drill_address(name: str) -> str:
+    """Where a VM's drill clone answers in the lab: 127.0.4.x beside its 127.0.3.x."""
+    address = next(v["address"] for v in VMS if v["name"] == name)
+    first, second, _third, last = address.split(".")
+    return f"{first}.{second}.4.{last}"

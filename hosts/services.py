@@ -71,18 +71,21 @@ def _upsert(model, report: LoadReport, *, lookup: dict, values: dict):
 def estate_load_reference(
     *,
     addresses: dict[str, str] | None = None,
+    drill_addresses: dict[str, str] | None = None,
     ssh_port: int | None = None,
     ssh_key_path: str = "",
     fingerprints: dict[str, str] | None = None,
 ) -> LoadReport:
     """Load the thesis estate (seed digest) exactly. Running it twice changes nothing.
 
-    ``addresses`` overrides the loopback lab addresses per host, array or VM name;
+    ``addresses`` overrides the loopback lab addresses per host, array or VM name, and
+    ``drill_addresses`` the addresses where the VMs' drill clones answer;
     ``fingerprints`` pins host keys (the lab's, when it has made them), per host, array or
     VM (a VM's own SSH, for its functional checks; on ``ssh_port`` like the dom0s).
     Functional checks (thesis tables 3.1, 3.2) are created or brought back to the
     reference; checks added by hand are left alone."""
     addresses = addresses or {}
+    drill_addresses = drill_addresses or {}
     fingerprints = fingerprints or {}
     port = ssh_port or reference.LAB_PORT
     report = LoadReport()
@@ -157,6 +160,7 @@ def estate_load_reference(
                 "tier": v["tier"],
                 "description": v["description"],
                 "address": addresses.get(v["name"], v["address"]),
+                "drill_address": drill_addresses.get(v["name"], reference.vm_drill_address(v["name"])),
                 "ssh_port": port,
                 "ssh_user": "root",
                 "host_key_fingerprint": fingerprints.get(v["name"], ""),

@@ -55,7 +55,7 @@ def load_reference_command(db):
 
 # The lab's VM services listen on fixed ports; each test session takes a free /24 for
 # them, so a demo lab or another test run on this machine cannot answer in their place.
-_AVOID = {0, 1, 2, 3, 255}  # the reference estate's own 127.0.1-3.x
+_AVOID = {0, 1, 2, 3, 4, 255}  # the reference estate's own 127.0.1-4.x (4: drill clones)
 
 
 def _octet_is_free(octet: int) -> bool:
@@ -81,3 +81,13 @@ def vm_addresses() -> dict[str, str]:
         if _octet_is_free(octet):
             return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
     pytest.skip("no loopback /24 with the service ports free")
+
+
+@pytest.fixture(scope="session")
+def vm_drill_addresses(vm_addresses: dict[str, str]) -> dict[str, str]:
+    """{VM: 127.0.N.i} for the VMs' drill clones, on another free /24 than ``vm_addresses``."""
+    taken = {int(address.split(".")[2]) for address in vm_addresses.values()}
+    for octet in random.sample(sorted(set(range(20, 250)) - _AVOID - taken), 40):
+        if _octet_is_free(octet):
+            return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
+    pytest.skip("no second loopback /24 with the service ports free for the drill clones")

@@ -48,6 +48,11 @@ def _urls(run):
         "declare": ("get", reverse("declare"), None, only_mod),
         "declare POST": ("post", reverse("declare"), {}, {**only_mod, "mod": 422}),
         "incidents": ("get", reverse("incidents"), None, everyone),
+        "drills": ("get", reverse("drills"), None, everyone),
+        "drills POST": ("post", reverse("drills"), {}, {**only_mod, "mod": 422}),
+        # Refused (the run is no drill; the failback has blocking problems): back to the board.
+        "run-end-drill": ("post", reverse("run-end-drill", args=[run.pk]), {}, operate),
+        "run-failback": ("post", reverse("run-failback", args=[run.pk]), {}, operate),
         "run-board": ("get", reverse("run-board", args=[run.pk]), None, everyone),
         "run-events": ("get", reverse("run-events", args=[run.pk]), None, everyone),
         "run-part": ("get", reverse("run-part", args=[run.pk, "steps"]), None, everyone),

@@ -469,6 +469,21 @@ class DeclareSerializer(serializers.Serializer):
 
 class DrillSerializer(serializers.Serializer):
     site = serializers.CharField(help_text="the code of the site whose loss the drill rehearses")
+    shrink = serializers.BooleanField(
+        default=False, help_text="shrink production at the surviving site to its disaster memory"
+    )
+    hold_minutes = serializers.FloatField(
+        default=0, min_value=0, help_text="keep the clones up this long for people to test"
+    )
+    vms = serializers.ListField(
+        child=serializers.CharField(), default=list, help_text="drill only these VMs (a partial drill)"
+    )
+    override_reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+    def validate_site(self, value: str) -> str:
+        if not Site.objects.filter(code=value).exists():
+            raise serializers.ValidationError(f"no site {value!r}")
+        return value
 
 
 class DetailSerializer(serializers.Serializer):

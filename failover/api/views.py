@@ -273,9 +273,6 @@ class Declare(APIView):
         )
 
 
-DRILLS_NOT_YET = "drills are not available yet: issue 6 item 1"
-
-
 class Drills(APIView):
     perms = {"POST": (PERM_DECLARE,)}
 
@@ -283,10 +280,34 @@ class Drills(APIView):
         tags=["declare"],
         request=s.DrillSerializer,
         responses={
-            501: OpenApiResponse(s.DetailSerializer, description=DRILLS_NOT_YET),
+            201: OpenApiResponse(s.RunSummarySerializer, description="the drill run, started"),
+            400: ERRORS,
             403: FORBIDDEN,
         },
-        description="Start a drill (test failover that disturbs nothing). Not built yet: 501.",
+        description=(
+            "Start a drill (the Manager on Duty): the failover of a site rehearsed on snapshots of its "
+            "replicas at the surviving site, clones on the isolated drill bridge, functional checks, then a "
+            "cleanup generated from the undo ledger. Blocking problems need override_reason."
+        ),
     )
     def post(self, request: Request) -> Response:
-        return Response({"detail": DRILLS_NOT_YET}, status=status.HTTP_501_NOT_IMPLEMENTED)
+        from hosts.drivers.base import DriverError
+
+        from ..drill import build_drill_plan, drill_start
+
+        form = s.DrillSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        d = form.validated_data
+        try:
+            plan = build_drill_plan(
+                site=d["site"], shrink=d["shrink"], hold_minutes=d["hold_minutes"], vms=d["vms"] or None
+            )
+        except (ValueError, DriverError) as exc:
+            raise ValidationError({"vms" if "VMs" in str(exc) else "site": [str(exc)]}) from None
+        try:
+            run = drill_start(user=request.user, plan=plan, override_reason=d["override_reason"])
+        except DjangoValidationError as exc:
+            raise ValidationError(_service_errors(exc)) from None
+        return Response(
+            s.RunSummarySerializer(run_summary(run_id=run.pk)).data, status=status.HTTP_201_CREATED
+        )

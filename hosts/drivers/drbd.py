@@ -26,6 +26,8 @@ from hosts.drivers.storage import (
     NotConsistent,
     Replication,
     Role,
+    SnapshotStatus,
+    SnapshotUnsupported,
     SplitBrainRefused,
     StorageDriver,
     StorageError,
@@ -383,3 +385,30 @@ class DrbdDriver(StorageDriver):
         if current.replication in ("broken", "none", "suspended"):
             notes.append(f"replication of {group} is {current.replication}")
         return integrity_report(group, problems, notes)
+
+    # -- drills -------------------------------------------------------------------------
+
+    def _no_snapshots(self, what: str) -> SnapshotUnsupported:
+        return SnapshotUnsupported(
+            f"{what}: DRBD has no snapshots of its own; a drill on DRBD needs an LVM snapshot of the "
+            f"backing device on {self.node}, which drportal does not do. Use the manual storage driver "
+            "for this group's drills (a person takes and removes the snapshot)."
+        )
+
+    def snapshot(self, group: str, name: str) -> SnapshotStatus:
+        raise self._no_snapshots(f"cannot snapshot DRBD resource {check_name(group, 'DR group')}")
+
+    def snapshot_status(self, name: str) -> SnapshotStatus | None:
+        raise self._no_snapshots(f"cannot look up snapshot {check_name(name, 'snapshot name')}")
+
+    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        raise self._no_snapshots(f"cannot present snapshot {check_name(name, 'snapshot name')}")
+
+    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        raise self._no_snapshots(f"cannot unpresent snapshot {check_name(name, 'snapshot name')}")
+
+    def delete_snapshot(self, name: str) -> None:
+        raise self._no_snapshots(f"cannot delete snapshot {check_name(name, 'snapshot name')}")
+
+    def list_snapshots(self) -> tuple[str, ...]:
+        raise self._no_snapshots("cannot list snapshots")

@@ -24,6 +24,19 @@ management host must hold a pre-authorised Command View session / stored credent
     SET DR_GROUP "..." UNPRESENT HOST="\\Hosts\\<host>"
     SET DR_GROUP "..." REVERSE                          on the source: full copy to the other array
 
+Drill snapshots (UNVERIFIED like the rest; a snapshot of a DR group's copy on the
+selected array, typically the destination, whose group is left exactly as it was)::
+
+    ADD SNAPSHOT <name> DR_GROUP="\\Data Replication\\<group>"
+    LS SNAPSHOT                                         list: one "\\Snapshots\\<name>" line each
+    LS SNAPSHOT <name>                                  detail, "key ....: value" lines
+    SET SNAPSHOT <name> PRESENT HOST="\\Hosts\\<host>"
+    SET SNAPSHOT <name> UNPRESENT HOST="\\Hosts\\<host>"   refused while a domain there uses it
+    DELETE SNAPSHOT <name>                              refused while presented
+
+Snapshot detail fields: name, drgroup (the group's path or name), devices ("<group
+device>=<snapshot device>, ..." or "none"), presentedto (comma list or "none").
+
 Detail fields used (keys are normalised: case, spaces, dots and underscores do not
 matter): name, operationalstate (good/attention/failed), sourcedestination
 (source/destination), logstate (normal/logging/merging/copying), suspended (yes/no),
@@ -49,11 +62,14 @@ from hosts.drivers.storage import (
     NotConsistent,
     Replication,
     Role,
+    SnapshotNotFound,
+    SnapshotStatus,
     SplitBrainRefused,
     StorageDriver,
     StorageError,
     check_name,
     integrity_report,
+    snapshot_usable,
 )
 
 # --- the syntax block ------------------------------------------------------------------
@@ -72,6 +88,18 @@ RESUME = "RESUME"
 REVERSE = "REVERSE"
 PRESENT = "PRESENT HOST={host}"
 UNPRESENT = "UNPRESENT HOST={host}"
+SNAPSHOT_PATH = "\\Snapshots\\{name}"  # how LS SNAPSHOT lists a snapshot
+ADD_SNAPSHOT = "ADD SNAPSHOT {name} DR_GROUP={path}"
+LS_SNAPSHOTS = "LS SNAPSHOT"
+LS_SNAPSHOT = "LS SNAPSHOT {name}"
+SET_SNAPSHOT = "SET SNAPSHOT {name} {action}"
+DELETE_SNAPSHOT = "DELETE SNAPSHOT {name}"
+SNAPSHOT_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
+    "name": ("name", "snapshotname"),
+    "drgroup": ("drgroup", "sourcedrgroup", "drgroupname", "group"),
+    "devices": ("devices", "snapshotdevices", "vdisks"),
+    "presentedto": ("presentedto", "presentations", "presented"),
+}
 ERROR_LINE = re.compile(r"^\s*Error\s*:\s*(.*)$", re.IGNORECASE)
 ROLE_WORDS: dict[str, Role] = {"source": "primary", "destination": "secondary"}
 NO_VALUE = frozenset({"", "none", "-", "n/a", "unknown"})
@@ -124,6 +152,10 @@ def set_group(group: str, action: str) -> str:
 
 def host_word(host: str) -> str:
     return sssu_quote(HOST_PATH.format(host=check_name(host, "host name")))
+
+
+def snapshot_word(name: str) -> str:
+    return check_name(name, "snapshot name")  # boring by construction: no quoting needed
 
 
 # --- parsers -----------------------------------------------------------------------------
@@ -187,6 +219,56 @@ def parse_hosts(value: str | None) -> tuple[str, ...]:
         return ()
     hosts = (h.strip().strip('"').rsplit("\\", 1)[-1] for h in value.split(","))
     return tuple(h for h in hosts if h)
+
+
+def parse_snapshot_list(text: str) -> tuple[str, ...]:
+    """Snapshot names from ``LS SNAPSHOT``: lines carrying the snapshot path prefix."""
+    prefix = SNAPSHOT_PATH.format(name="")
+    names = []
+    for line in text.splitlines():
+        entry = line.strip().strip('"')
+        if entry.lower().startswith(prefix.lower()):  # not the echoed command: it has a prompt
+            name = entry[len(prefix) :].strip()
+            if name and name not in names:
+                names.append(name)
+    return tuple(names)
+
+
+def parse_snapshot_devices(value: str | None) -> dict[str, str]:
+    """``/dev/a=/dev/mapper/s-a, /dev/b=/dev/mapper/s-b`` -> {group device: snapshot device}."""
+    if value is None or value.strip().lower() in NO_VALUE:
+        return {}
+    devices: dict[str, str] = {}
+    for pair in value.split(","):
+        source, sep, snap = pair.partition("=")
+        if not sep or not source.strip() or not snap.strip():
+            raise StorageError(
+                f"cannot read snapshot devices {value!r}: expected 'device=snapshot device, ...'"
+            )
+        devices[source.strip()] = snap.strip()
+    return devices
+
+
+def snapshot_status_of(text: str) -> SnapshotStatus:
+    """``LS SNAPSHOT <name>`` detail -> SnapshotStatus."""
+    raw = parse_detail(text)
+    fields = dict(raw)
+    for canonical, aliases in SNAPSHOT_FIELD_ALIASES.items():
+        for alias in aliases:
+            if alias in raw:
+                fields[canonical] = raw[alias]
+                break
+    missing = [key for key in ("name", "drgroup") if not fields.get(key, "").strip()]
+    if missing:
+        raise StorageError(f"SSSU snapshot detail has no {' or '.join(missing)} field")
+    name = fields["name"].strip().strip('"').rsplit("\\", 1)[-1]
+    group = fields["drgroup"].strip().strip('"').rsplit("\\", 1)[-1]
+    return SnapshotStatus(
+        name=name,
+        group=group,
+        devices=parse_snapshot_devices(fields.get("devices")),
+        presented_to=parse_hosts(fields.get("presentedto")),
+    )
 
 
 def _word(fields: dict[str, str], key: str) -> str:
@@ -388,3 +470,87 @@ class EvaDriver(StorageDriver):
         if not current.presented_to:
             notes.append(f"{group} is not presented to any host on {self.system}")
         return integrity_report(group, problems, notes)
+
+    # -- drills -------------------------------------------------------------------------
+
+    def snapshot(self, group: str, name: str) -> SnapshotStatus:
+        check_name(group, "DR group")
+        existing = self.snapshot_status(name)
+        if existing is not None:
+            if existing.group != group:
+                raise StorageError(
+                    f"snapshot {name} on {self.system} already exists, of DR group {existing.group}, "
+                    f"not {group}: delete it or use another name"
+                )
+            return existing
+        fields = self._fields(group)
+        current = group_status(group, self.system, fields)
+        why = snapshot_usable(current)
+        if why is None and _word(fields, "operationalstate") == "failed":
+            why = "this copy is in operational state failed"
+        if why is not None:
+            raise NotConsistent(
+                f"refusing to snapshot DR group {group} on {self.system}: {why}, so a snapshot "
+                f"would not be a consistent image ({current.detail})"
+            )
+        self._run(ADD_SNAPSHOT.format(name=snapshot_word(name), path=group_path(group)))
+        created = self.snapshot_status(name)
+        if created is None:
+            raise StorageError(f"SSSU accepted ADD SNAPSHOT {name} on {self.system}, but it does not list it")
+        return created
+
+    def list_snapshots(self) -> tuple[str, ...]:
+        return parse_snapshot_list(self._run(LS_SNAPSHOTS).stdout)
+
+    def snapshot_status(self, name: str) -> SnapshotStatus | None:
+        command = LS_SNAPSHOT.format(name=snapshot_word(name))
+        try:
+            result = self._run(command)
+        except StorageError as exc:
+            # As for groups, the wording of "no such snapshot" is unknown: ask the list.
+            try:
+                known = self.list_snapshots()
+            except StorageError:
+                raise exc from None
+            if name not in known:
+                return None
+            raise
+        try:
+            return snapshot_status_of(result.stdout)
+        except StorageError as exc:
+            raise StorageError(f"snapshot {name} on {self.system}: {exc.message}", result=result) from None
+
+    def _require_snapshot(self, name: str) -> SnapshotStatus:
+        current = self.snapshot_status(name)
+        if current is None:
+            raise SnapshotNotFound(f"snapshot {name} does not exist on {self.system}")
+        return current
+
+    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        check_name(host, "host name")
+        current = self._require_snapshot(name)
+        if host in current.presented_to:
+            return current
+        self._run(SET_SNAPSHOT.format(name=snapshot_word(name), action=PRESENT.format(host=host_word(host))))
+        return self._require_snapshot(name)
+
+    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        check_name(host, "host name")
+        current = self._require_snapshot(name)
+        if host not in current.presented_to:
+            return current
+        self._run(
+            SET_SNAPSHOT.format(name=snapshot_word(name), action=UNPRESENT.format(host=host_word(host)))
+        )
+        return self._require_snapshot(name)
+
+    def delete_snapshot(self, name: str) -> None:
+        current = self.snapshot_status(name)
+        if current is None:
+            return
+        if current.presented_to:
+            raise StorageError(
+                f"refusing to delete snapshot {name} on {self.system}: it is still presented to "
+                f"{', '.join(current.presented_to)}; unpresent it first"
+            )
+        self._run(DELETE_SNAPSHOT.format(name=snapshot_word(name)))

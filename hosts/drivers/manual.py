@@ -13,6 +13,7 @@ from hosts.drivers.storage import (
     GroupStatus,
     IntegrityReport,
     ManualStepRequired,
+    SnapshotStatus,
     StorageDriver,
     check_name,
 )
@@ -96,4 +97,65 @@ class ManualDriver(StorageDriver):
             "integrity_check",
             f"confirm that DR group {group} on {self.array} is the source, in a good state and "
             "complete (no copy or merge still running)",
+        )
+
+    # -- drills: the storage team takes, presents and removes the snapshot ------------------
+
+    def _ask_snapshot(
+        self, name: str, action: str, text: str, *, group: str | None = None
+    ) -> ManualStepRequired:
+        check_name(name, "snapshot name")
+        if group is not None:
+            check_name(group, "DR group")
+        return ManualStepRequired(
+            f"Ask {self.team} to {text}; {DONE}", group=group or name, action=action, snapshot=name
+        )
+
+    def snapshot(self, group: str, name: str) -> SnapshotStatus:
+        raise self._ask_snapshot(
+            name,
+            "snapshot",
+            f"take a snapshot named {name} of the copy of DR group {group} on {self.array} (for a DR "
+            "drill: the replication, roles and presentations of the group must stay exactly as they "
+            "are; only if that copy is consistent, i.e. the mirror is in sync) and tell you the "
+            "snapshot device of each of the group's devices",
+            group=group,
+        )
+
+    def snapshot_status(self, name: str) -> SnapshotStatus | None:
+        raise self._ask_snapshot(
+            name,
+            "snapshot_status",
+            f"tell you whether snapshot {name} exists on {self.array}, of which DR group, its devices "
+            "and the hosts it is presented to",
+        )
+
+    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        check_name(host, "host name")
+        raise self._ask_snapshot(
+            name, "present_snapshot", f"present snapshot {name} on {self.array} to host {host}"
+        )
+
+    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        check_name(host, "host name")
+        raise self._ask_snapshot(
+            name,
+            "unpresent_snapshot",
+            f"unpresent snapshot {name} on {self.array} from host {host} (only after the drill "
+            f"domains on {host} have been destroyed)",
+        )
+
+    def delete_snapshot(self, name: str) -> None:
+        raise self._ask_snapshot(
+            name,
+            "delete_snapshot",
+            f"delete snapshot {name} on {self.array} (after it is unpresented from every host; "
+            "the DR group itself must not be touched)",
+        )
+
+    def list_snapshots(self) -> tuple[str, ...]:
+        raise ManualStepRequired(
+            f"Ask {self.team} to list the snapshots on {self.array}; {DONE}",
+            group="",
+            action="list_snapshots",
         )

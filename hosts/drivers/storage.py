@@ -9,6 +9,12 @@ in the target state, so the engine may call it again after a worker died mid-way
 Kinds: ``drbd`` (``hosts.drivers.drbd``), ``eva-ca`` (``hosts.drivers.eva``) and
 ``manual`` (``hosts.drivers.manual``, a person does the step and confirms it on the
 board). ``ceph-rbd`` is known but not implemented yet.
+
+Drills (test failovers that disturb nothing) use snapshots: ``snapshot`` takes a
+point-in-time copy of *this* copy of a group (typically the destination/secondary one),
+``present_snapshot`` lets a dom0 see its devices, the drill domains run from them, and
+``unpresent_snapshot`` / ``delete_snapshot`` clean up. The group itself (roles,
+presentations, replication) is never touched.
 """
 
 from __future__ import annotations
@@ -54,6 +60,19 @@ class GroupStatus:
 
 
 @dataclass(frozen=True)
+class SnapshotStatus:
+    """One snapshot of one DR group's copy on the array the driver is bound to.
+
+    ``devices`` maps each device of the group to the snapshot's device (what a drill
+    domain's ``disk=`` names); ``presented_to`` are the hosts that can see them."""
+
+    name: str
+    group: str
+    devices: dict[str, str]
+    presented_to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class IntegrityReport:
     """Result of runbook step 3 for one group.
 
@@ -94,15 +113,37 @@ class NotConsistent(StorageError):
     promoting it anyway needs ``force=True`` and accepts data loss."""
 
 
+class SnapshotNotFound(StorageError):
+    """The named snapshot does not exist on this array."""
+
+
+class SnapshotUnsupported(StorageError):
+    """This kind of storage cannot take the drill snapshot drportal needs."""
+
+
 class ManualStepRequired(DriverError):
     """A person has to do this step. Deliberately *not* a StorageError: the engine must
-    not treat it as a failure but park the step until someone presses "Mark done"."""
+    not treat it as a failure but park the step until someone presses "Mark done".
 
-    def __init__(self, instruction: str, *, group: str, action: str) -> None:
+    ``snapshot`` names the snapshot of a drill step; for the snapshot steps that know
+    only the snapshot (present, unpresent, delete, status), ``group`` is that name too."""
+
+    def __init__(self, instruction: str, *, group: str, action: str, snapshot: str | None = None) -> None:
         super().__init__(instruction)
         self.instruction = instruction
         self.group = group
         self.action = action
+        self.snapshot = snapshot
+
+
+def snapshot_usable(current: GroupStatus) -> str | None:
+    """Why a snapshot of this copy would not be a consistent image (None: it would be).
+    A source copy is the data itself; a replica only while its mirror is whole."""
+    if current.role == "primary":
+        return None
+    if current.role == "secondary" and current.replication in ("consistent", "suspended"):
+        return None
+    return f"this copy is {current.role} with replication {current.replication}"
 
 
 def check_name(value: str, what: str) -> str:
@@ -149,6 +190,38 @@ class StorageDriver(ABC):
     @abstractmethod
     def integrity_check(self, group: str) -> IntegrityReport:
         """Can the data on this copy be used (runbook step 3)?"""
+
+    # -- drills ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def snapshot(self, group: str, name: str) -> SnapshotStatus:
+        """Snapshot this copy of ``group`` as ``name`` (works on a destination copy: that
+        is the point). Idempotent: an existing snapshot ``name`` of ``group`` is returned;
+        one of another group is a StorageError. Refuses (NotConsistent) a copy that is not
+        consistent (replication broken or still copying, disk not up to date). The group's
+        roles, presentations and replication stay exactly as they were."""
+
+    @abstractmethod
+    def snapshot_status(self, name: str) -> SnapshotStatus | None:
+        """Observe only; None when there is no snapshot ``name`` on this array."""
+
+    @abstractmethod
+    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        """Let ``host`` see the snapshot's devices (idempotent). SnapshotNotFound if missing."""
+
+    @abstractmethod
+    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
+        """Take the snapshot's devices away from ``host`` (idempotent). The array refuses
+        while a domain on ``host`` uses one of them. SnapshotNotFound if missing."""
+
+    @abstractmethod
+    def delete_snapshot(self, name: str) -> None:
+        """Delete the snapshot (idempotent: a missing one is fine). Refused while it is
+        presented to any host."""
+
+    @abstractmethod
+    def list_snapshots(self) -> tuple[str, ...]:
+        """Names of the snapshots on this array."""
 
 
 def get_driver(kind: str, runner: Runner | None, **options: Any) -> StorageDriver:

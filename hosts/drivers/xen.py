@@ -94,6 +94,11 @@ def validate_domain_name(name: str) -> str:
     return name
 
 
+_VDEV = re.compile(r"[a-z]{2,4}[a-z0-9]{1,8}")
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+_BRIDGE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
+
+
 def _validate_path(path: str) -> str:
     if not isinstance(path, str) or not path.startswith("/") or any(c in path for c in "\0\n\r="):
         # '=' too: `xl create` reads a KEY=VALUE word as a config override, not a file.
@@ -254,6 +259,44 @@ class XenDriver:
         argv = [self.toolstack, "create", _validate_path(cfg_path)]
         if memory_mb is not None:
             argv.append(f"memory={_validate_mb(memory_mb)}")
+        return self._run(argv, timeout=timeout)
+
+    def create_clone(
+        self,
+        cfg_path: str,
+        *,
+        name: str,
+        memory_mb: int,
+        disks: Sequence[tuple[str, str, str]],
+        vifs: Sequence[tuple[str, str]],
+        timeout: float = 120.0,
+    ) -> CommandResult:
+        """Start a copy of the VM of ``cfg_path`` under another ``name``: its ``disks``
+        ((device, vdev, mode), e.g. a drill's snapshot devices) and ``vifs`` ((MAC,
+        bridge), e.g. on an isolated bridge) replace the file's, as xl's KEY=VALUE
+        overrides (appended to the file's text, so they win)."""
+        validate_domain_name(name)
+        disk_words = []
+        for device, vdev, mode in disks:
+            if any(c in _validate_path(device) for c in ",'\" []"):
+                raise ValueError(f"invalid disk device {device!r}: no quotes, commas, spaces or brackets")
+            if not _VDEV.fullmatch(vdev) or mode not in ("r", "w"):
+                raise ValueError(f"invalid disk {vdev!r} mode {mode!r}")
+            disk_words.append(f"'phy:{device},{vdev},{mode}'")
+        vif_words = []
+        for mac, bridge in vifs:
+            if not _MAC.fullmatch(mac) or not _BRIDGE.fullmatch(bridge):
+                raise ValueError(f"invalid NIC mac={mac!r} bridge={bridge!r}")
+            vif_words.append(f"'mac={mac},bridge={bridge}'")
+        argv = [
+            self.toolstack,
+            "create",
+            _validate_path(cfg_path),
+            f'name="{name}"',
+            f"memory={_validate_mb(memory_mb)}",
+            f"disk=[{', '.join(disk_words)}]",
+            f"vif=[{', '.join(vif_words)}]",
+        ]
         return self._run(argv, timeout=timeout)
 
     def mem_set(self, name: str, memory_mb: int) -> CommandResult:

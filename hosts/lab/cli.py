@@ -21,7 +21,7 @@ from hosts.lab.state import LabStore, default_faults, default_lab_dir, read_jour
 from hosts.reference import LAB_PORT
 
 Result = tuple[int, str]
-FAULT_MODES = ("down", "up", "hang", "slow", "fail-next", "rekey")
+FAULT_MODES = ("down", "crash", "up", "hang", "slow", "fail-next", "rekey")
 VM_FAULT_MODES = ("service-down", "service-up", "rekey")
 STATUS_JOURNAL_LINES = 50
 
@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fault = sub.add_parser(
         "fault",
         help="HOST down|up|hang|slow SECONDS|fail-next [MESSAGE]|rekey; "
+        "DOM0 crash (a power cut: down, and every guest domain is gone; 'up' brings the dom0 "
+        "back empty, its DRBD resources secondary); "
         "VM service-down PORT|ssh|all, service-up [PORT|ssh|all], rekey",
     )
     fault.add_argument("host")
@@ -161,7 +163,11 @@ def _check_host(state: dict, host: str) -> str | None:
 
 
 def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
-    """``up`` means healthy again: it also clears slow and fail-next (not the host key)."""
+    """``up`` means healthy again: it also clears slow and fail-next (not the host key).
+
+    ``crash`` (dom0s only) is a power cut: the host goes down like ``down`` and all its
+    guest domains are gone (Domain-0 stays). ``up`` then brings it back as after a reboot:
+    no guests, domids from 1, and its DRBD resources secondary (nothing promotes them)."""
     store = LabStore(lab_dir)
     state = store.read()
     if vm_services.is_vm(state, host):
@@ -174,9 +180,10 @@ def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
     if mode not in FAULT_MODES:
         return (
             2,
-            f"unknown fault '{mode}'; use one of: down, up, hang, slow SECONDS, fail-next [MESSAGE], rekey\n",
+            f"unknown fault '{mode}'; use one of: down, crash, up, hang, slow SECONDS, fail-next [MESSAGE], "
+            "rekey\n",
         )
-    if mode in {"down", "up", "hang", "rekey"} and args:
+    if mode in {"down", "crash", "up", "hang", "rekey"} and args:
         return 2, f"fault {mode} takes no arguments (got: {' '.join(args)})\n"
     seconds = 0.0
     if mode == "slow":
@@ -186,12 +193,19 @@ def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
             return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {host} slow 2.5'\n"
         if not seconds >= 0 or seconds == float("inf"):
             return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {host} slow 2.5'\n"
+    if mode == "crash" and state["hosts"][host]["kind"] != "dom0":
+        return 2, f"{host} is an {state['hosts'][host]['kind']}, not a dom0; crash is for dom0s (use down)\n"
     if mode == "rekey":
         return 0, f"{host}: new host key {rekey_host(store, host)}\n"
     with store.transaction() as state:
         faults = state.setdefault("faults", {}).setdefault(host, default_faults())
         if mode == "up":
+            if faults.pop("crashed", False):
+                _reboot(state, host)
+            faults.pop("lost_domains", None)
             faults.update(mode="up", slow_seconds=0.0, fail_next=None)
+        elif mode == "crash":
+            _power_cut(state, host, faults)
         elif mode in {"down", "hang"}:
             faults["mode"] = mode
         elif mode == "slow":
@@ -200,6 +214,29 @@ def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
             faults["fail_next"] = " ".join(args) or "lab: injected failure"
         summary = _fault_text(faults)
     return 0, f"{host}: {summary}\n"
+
+
+def _power_cut(state: dict, host: str, faults: dict) -> None:
+    """The dom0 loses power: down, and every guest domain with it (Domain-0 stays)."""
+    info = state["hosts"][host]
+    lost = [d["name"] for d in info.get("domains", ()) if d.get("domid") != 0]
+    info["domains"] = [d for d in info.get("domains", ()) if d.get("domid") == 0]
+    faults["mode"] = "down"
+    faults["crashed"] = True
+    faults["lost_domains"] = sorted({*faults.get("lost_domains", ()), *lost})
+
+
+def _reboot(state: dict, host: str) -> None:
+    """Back from a power cut: no guests, domids from 1, DRBD resources secondary (a node
+    that boots does not promote itself; the survivor may have taken over meanwhile)."""
+    info = state["hosts"][host]
+    info["domains"] = [d for d in info.get("domains", ()) if d.get("domid") == 0]
+    info["next_domid"] = 1
+    for group in state.get("groups", {}).values():
+        side = group["sides"].get(host)
+        if group.get("kind") == "drbd" and side is not None and side["role"] == "primary":
+            side["role"] = "secondary"
+            side["presented_to"] = []
 
 
 def lab_vm_fault(store: LabStore, vm: str, mode: str, args: list[str]) -> Result:
@@ -342,6 +379,15 @@ def status_data(lab_dir: Path) -> dict:
         "server": server_info(lab_dir),
         "hosts": hosts,
         "groups": groups,
+        "snapshots": {
+            name: {
+                "array": snap["array"],
+                "group": snap["group"],
+                "devices": dict(snap.get("devices", {})),
+                "presented_to": list(snap.get("presented_to", ())),
+            }
+            for name, snap in sorted(state.get("snapshots", {}).items())
+        },
         "latency": state.get("latency", {}),
         "services": _services_data(state),
         "tool_load_errors": dict(tools.LOAD_ERRORS),
@@ -355,6 +401,10 @@ def _services_data(state: dict) -> dict:
         vm: {
             "address": spec["address"],
             "running_on": alive.get(vm),
+            "drill_address": spec.get("drill_address"),
+            "drill_running_on": alive.get(vm_services.DRILL_PREFIX + vm)
+            if spec.get("drill_address")
+            else None,
             "ports": {str(entry["port"]): entry["kind"] for entry in spec.get("ports", ())},
             "down": spec.get("down") or [],
             "summary": vm_services.describe(vm, spec),
@@ -393,10 +443,17 @@ def lab_status(lab_dir: Path, *, as_json: bool = False) -> Result:
             for side_host, side in group["sides"].items()
         )
         lines.append(f"  {name:<20} {group['replication']:<10} {lag:<11} {sides}\n")
+    if data["snapshots"]:
+        lines.append("snapshots (drills):\n")
+        for name, snap in data["snapshots"].items():
+            shown = f" -> {', '.join(snap['presented_to'])}" if snap["presented_to"] else " (not presented)"
+            lines.append(f"  {name:<20} of {snap['group']} on {snap['array']}{shown}\n")
     if data["services"]:
         lines.append("VM services (served while the VM runs):\n")
         for info in data["services"].values():
             where = f"running on {info['running_on']}" if info["running_on"] else "not running"
+            if info["drill_running_on"]:
+                where += f"; drill clone on {info['drill_running_on']} at {info['drill_address']}"
             lines.append(f"  {info['summary']}  [{where}]\n")
     latency = data["latency"]
     if latency.get("default_seconds") or latency.get("per_command"):
@@ -411,6 +468,9 @@ def lab_status(lab_dir: Path, *, as_json: bool = False) -> Result:
 
 def _fault_text(faults: Mapping[str, Any]) -> str:
     words = [str(faults.get("mode", "up"))]
+    if faults.get("crashed"):
+        lost = ", ".join(faults.get("lost_domains") or ()) or "no guests"
+        words[0] += f" (crashed: power cut, guests lost: {lost}; 'up' reboots it empty)"
     if faults.get("slow_seconds"):
         words.append(f"slow {faults['slow_seconds']:g}s")
     if faults.get("fail_next"):

@@ -344,9 +344,15 @@ class LabServer:
         if faults.get("mode") == "hang":
             self._hold(host, conn)
             return
+        # paramiko writes the output, the exit status, EOF and the close as separate small
+        # packets: with Nagle on, each command waited ~40 ms for the client's delayed ACK
+        # (OpenSSH coalesces them; the lab must not add a latency nobody configured).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport = paramiko.Transport(conn)
         transport.set_log_channel(self._ssh_log_name)
-        transport.add_server_key(self._host_key(host, self._key_generation(snapshot, host)))
+        # A drill clone ("drill-<vm>") presents its VM's key: it is a clone of the VM's disk.
+        owner = vm_services.key_owner(snapshot, host)
+        transport.add_server_key(self._host_key(owner, self._key_generation(snapshot, host)))
         session = Session(self.lab_dir)
         with self._lock:
             self._transports[host].add(transport)

@@ -11,6 +11,10 @@ that address:
   - SSH on the lab's port, with a host key per VM (``keys/host_<vm>``, like a dom0's),
     answering a few VM-side tools: systemctl, svn, rsync, cat, test, ... (``VM_TOOLS``).
 
+A drill clone (a running domain named ``drill-<vm>``, started from a snapshot of the VM's
+disks) serves the same ports and the same SSH (same host key: it is a clone of the disk)
+on the VM's ``drill_address``, while the VM itself keeps serving on its own address.
+
 Listeners open when the domain comes alive and close, cutting live connections, when it
 stops, is destroyed, or its dom0 goes down. ``lab fault VM service-down PORT|ssh|all``
 takes single services away (the unit behind a down port reports "failed").
@@ -39,7 +43,7 @@ from urllib.parse import urlsplit
 from hosts import reference
 from hosts.lab.keys import _write_private, fingerprint_of, host_key_path, keys_dir, load_host_key
 from hosts.lab.sshd import bind, close_quietly
-from hosts.lab.state import LabStore
+from hosts.lab.state import LabStore, default_drill_address
 from hosts.lab.tools.base import ToolResult
 from hosts.lab.tools.core import command_not_found
 
@@ -53,8 +57,14 @@ _BIN_DIRS = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin
 # -- the state's view -----------------------------------------------------------------------
 
 
+DRILL_PREFIX = "drill-"  # a domain "drill-<vm>" is a drill clone of <vm>
+
+
 def reference_services() -> dict[str, dict]:
-    return {vm["name"]: reference.vm_services(vm["name"]) for vm in reference.VMS}
+    services = {vm["name"]: reference.vm_services(vm["name"]) for vm in reference.VMS}
+    for spec in services.values():
+        spec["drill_address"] = default_drill_address(spec["address"])
+    return services
 
 
 def specs(state: dict) -> dict[str, dict]:
@@ -80,6 +90,55 @@ def alive_vms(state: dict) -> dict[str, str]:
     return alive
 
 
+def drill_clones(state: dict) -> dict[str, str]:
+    """{drill domain: VM} for every running ``drill-<vm>`` whose VM has a drill address."""
+    all_specs = specs(state)
+    clones = {}
+    for name in alive_vms(state):
+        vm = name[len(DRILL_PREFIX) :] if name.startswith(DRILL_PREFIX) else None
+        if vm and all_specs.get(vm, {}).get("drill_address"):
+            clones[name] = vm
+    return clones
+
+
+def resolve_vm(state: dict, name: str) -> tuple[str, dict, str] | None:
+    """(VM, its spec, the address served) for a VM's name or its drill clone's, else None."""
+    if name in state.get("hosts", {}):
+        return None
+    all_specs = specs(state)
+    if name in all_specs:
+        return name, all_specs[name], all_specs[name]["address"]
+    vm = name[len(DRILL_PREFIX) :] if name.startswith(DRILL_PREFIX) else ""
+    spec = all_specs.get(vm)
+    if spec is not None and spec.get("drill_address"):
+        return vm, spec, spec["drill_address"]
+    return None
+
+
+def key_owner(state: dict, name: str) -> str:
+    """Whose SSH host key ``name`` presents: a drill clone has its VM's (a clone of its disk)."""
+    resolved = resolve_vm(state, name)
+    return resolved[0] if resolved is not None else name
+
+
+def _served_vms(state: dict, only: Iterable[str] | None) -> list[tuple[str, dict, str]]:
+    """(name served, spec, address) of every running VM and drill clone (``only``: by VM
+    or clone name)."""
+    alive = alive_vms(state)
+    wanted = set(only) if only is not None else None
+    served = [(vm, spec, spec["address"]) for vm, spec in specs(state).items() if vm in alive]
+    for clone, vm in drill_clones(state).items():
+        spec = specs(state)[vm]
+        served.append((clone, spec, spec["drill_address"]))
+    if wanted is None:
+        return served
+    return [
+        (name, spec, address)
+        for name, spec, address in served
+        if name in wanted or name.removeprefix(DRILL_PREFIX) in wanted
+    ]
+
+
 def _down(spec: dict) -> set:
     return set(spec.get("down") or ())
 
@@ -96,32 +155,25 @@ def unit_is_active(spec: dict, unit: str) -> bool:
 
 
 def ssh_endpoints(state: dict, only: Iterable[str] | None = None) -> dict[str, str]:
-    """{VM: address} of the VM SSH servers that should listen now."""
-    alive = alive_vms(state)
-    wanted = set(only) if only is not None else None
+    """{VM or drill clone: address} of the VM SSH servers that should listen now."""
     return {
-        vm: spec["address"]
-        for vm, spec in specs(state).items()
-        if vm in alive and (wanted is None or vm in wanted) and not service_is_down(spec, "ssh")
+        name: address for name, spec, address in _served_vms(state, only) if not service_is_down(spec, "ssh")
     }
 
 
 def port_endpoints(state: dict, only: Iterable[str] | None = None) -> dict[tuple[str, int], tuple[str, dict]]:
-    """{(address, port): (VM, port entry)} of the service ports that should listen now."""
-    alive = alive_vms(state)
-    wanted = set(only) if only is not None else None
+    """{(address, port): (VM or drill clone, port entry)} of the service ports that should listen now."""
     endpoints: dict[tuple[str, int], tuple[str, dict]] = {}
-    for vm, spec in specs(state).items():
-        if vm not in alive or (wanted is not None and vm not in wanted):
-            continue
+    for name, spec, address in _served_vms(state, only):
         for entry in spec.get("ports", ()):
             if not service_is_down(spec, entry["port"]):
-                endpoints.setdefault((spec["address"], int(entry["port"])), (vm, entry))
+                endpoints.setdefault((address, int(entry["port"])), (name, entry))
     return endpoints
 
 
 def key_generation(state: dict, vm: str) -> int:
-    return int(specs(state).get(vm, {}).get("key_generation", 0))
+    resolved = resolve_vm(state, vm)
+    return int(resolved[1].get("key_generation", 0)) if resolved is not None else 0
 
 
 # -- faults and keys (manage.py lab fault VM service-down|service-up|rekey) ------------------
@@ -169,7 +221,8 @@ def describe(vm: str, spec: dict) -> str:
     up = [f"{kind} {port}" for port, kind in sorted(kinds.items()) if not service_is_down(spec, port)]
     down = [f"{kind} {port}" for port, kind in sorted(kinds.items()) if service_is_down(spec, port)]
     (up if not service_is_down(spec, "ssh") else down).append("ssh")
-    text = f"{vm} ({spec['address']}): up: {', '.join(up) or 'nothing'}"
+    drill = f", drill {spec['drill_address']}" if spec.get("drill_address") else ""
+    text = f"{vm} ({spec['address']}{drill}): up: {', '.join(up) or 'nothing'}"
     return text + (f"; down: {', '.join(down)}" if down else "")
 
 
@@ -444,7 +497,12 @@ class ServiceManager:
         self._listeners[key] = _PortListener(vm, entry, sock, tls)
 
     def _tls_context(self, state: dict) -> ssl.SSLContext | None:
-        addresses = frozenset(spec["address"] for spec in specs(state).values())
+        addresses = frozenset(
+            address
+            for spec in specs(state).values()
+            for address in (spec["address"], spec.get("drill_address"))
+            if address
+        )
         if self._tls is not None and self._tls[0] == addresses:
             return self._tls[1]
         context: ssl.SSLContext | None = None
@@ -671,9 +729,10 @@ def is_vm(state: dict, name: str) -> bool:
 
 def dispatch(state: dict, vm: str, argv: list[str] | None, now: float, notes: list[str]) -> ToolResult:
     """Run one command line on a VM (read-only: a VM's tools never change the lab state)."""
-    spec = specs(state).get(vm)
-    if spec is None:
+    resolved = resolve_vm(state, vm)
+    if resolved is None:
         return 255, "", f"lab: no host or VM named {vm}\n"
+    vm, spec, _address = resolved  # a drill clone answers as its VM (a clone of its disk)
     if argv is None:
         return 2, "", "bash: -c: line 1: unexpected EOF while looking for matching quote\n"
     if not argv:

@@ -6,6 +6,12 @@ atomically (tmp + ``os.replace``): a reader that opens ``state.json`` without th
 always sees one whole version. No fsync: the lab is a simulator, and a power cut losing
 its last write is harmless, while fsyncing every command would slow a 50-host benchmark.
 
+Every command the lab serves is a transaction, so a transaction must cost little even for
+a 500-VM state (~750 kB): the store keeps, per shard (one host, one group, one host's
+faults, one VM's services; or a small top-level key), the parsed state and its JSON text.
+A commit compares shard by shard, re-encodes only the shards that changed and writes the
+file from the cached pieces; the text is byte for byte what ``json.dumps`` would write.
+
 Layout of a lab directory::
 
     state.json      the lab state (schema in hosts/lab/tools/base.py), compact JSON with
@@ -61,7 +67,9 @@ class LabStore:
         self._local = threading.local()
         self._cache_lock = threading.Lock()
         self._cache: tuple[int, dict] | None = None  # snapshot(): shared, read-only
-        self._tx_cache: tuple[int, dict, dict] | None = None  # transaction(): under the lock only
+        self._image: _Image | None = None  # the last revision this store read or wrote; see _Image
+        self._working: dict | None = None  # what transactions mutate; equal to _image.state
+        self._journal_tail: tuple[int, int, int] | None = None  # (inode, size, last seq)
 
     # -- locking ------------------------------------------------------------------------
 
@@ -92,32 +100,39 @@ class LabStore:
         """``with store.transaction() as state:`` mutate ``state`` in place; it is saved
         when the block ends without an exception, and discarded otherwise.
 
-        Most commands only read (``xl list``, ``test -e``), and a 500-VM state costs ~15 ms
-        to parse and dump, so the parsed state is kept between transactions while the
-        revision on disk says nobody else wrote, with a pristine twin to tell whether the
-        block changed anything: a read-only transaction then costs one dict comparison."""
+        The parsed state is kept between transactions while the revision on disk says
+        nobody else wrote, with an immutable twin (``_Image``) to tell which shards the
+        block changed: a read-only transaction costs one comparison, a write re-encodes
+        only what it changed."""
         with self.locked():
-            revision, working, pristine = self._working_locked()
+            image, working = self._current_locked()
             try:
                 yield working
             except BaseException:
-                self._tx_cache = None  # ``working`` may be half-changed; disk is still the truth
+                self._image = self._working = None  # ``working`` may be half-changed; disk is the truth
                 raise
-            if working == pristine:
+            changes = image.changes(working)
+            if not changes:
                 return
-            text = _dumps(working, revision + 1)
-            self._write_locked(text)
-            working["revision"] = revision + 1
-            self._tx_cache = (revision + 1, working, json.loads(text))
+            try:
+                successor = image.successor(working, changes)
+                self._write_locked(successor.text)
+            except BaseException:
+                self._image = self._working = None
+                raise
+            working["revision"] = successor.revision
+            self._image = successor
 
-    def _working_locked(self) -> tuple[int, dict, dict]:
-        cached = self._tx_cache
-        if cached is not None and cached[0] == self._disk_revision_locked():
-            return cached
+    def _current_locked(self) -> tuple[_Image, dict]:
+        image, working = self._image, self._working
+        if image is not None and working is not None and image.revision == self._disk_revision_locked():
+            return image, working
+        self._image = self._working = None
         text = self._load_text_locked()
-        working, pristine = json.loads(text), json.loads(text)
-        self._tx_cache = (int(working.get("revision", 0)), working, pristine)
-        return self._tx_cache
+        image = _Image.parse(text)
+        working = json.loads(text)
+        self._image, self._working = image, working
+        return image, working
 
     def _disk_revision_locked(self) -> int | None:
         try:
@@ -145,8 +160,13 @@ class LabStore:
                 with self._cache_lock:
                     if revision >= 0 and self._cache is not None and self._cache[0] == revision:
                         return self._cache[1]
-                handle.seek(0)
-                state = json.loads(handle.read())
+                image = self._image
+                if revision >= 0 and image is not None and image.revision == revision:
+                    # This store wrote (or read) that revision: its twin is immutable, share it.
+                    state = image.state
+                else:
+                    handle.seek(0)
+                    state = json.loads(handle.read())
         except FileNotFoundError:
             state = self.read()
             revision = int(state.get("revision", -1))
@@ -157,7 +177,7 @@ class LabStore:
     def replace(self, state: dict) -> None:
         """Replace the whole state (seeding, reset), keeping the revision increasing."""
         with self.locked():
-            self._tx_cache = None
+            self._image = self._working = None
             self._write_locked(_dumps(state, (self._disk_revision_locked() or 0) + 1))
 
     def _load_text_locked(self) -> str:
@@ -188,9 +208,9 @@ class LabStore:
     ) -> dict:
         """Append one line; ``seq`` is one more than the last line's, taken under the lock
         so that concurrent servers and threads never share a number."""
-        with self.locked():
+        with self.locked(), open(self.journal_path, "ab") as handle:
             entry = {
-                "seq": self._last_seq_locked() + 1,
+                "seq": self._last_seq_locked(handle.fileno()) + 1,
                 "time": iso_utc(when),
                 "host": host,
                 "command": command,
@@ -198,11 +218,20 @@ class LabStore:
                 "seconds": round(seconds, 6),
                 "notes": list(notes or ()),
             }
-            with open(self.journal_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry) + "\n")
+            handle.write((json.dumps(entry) + "\n").encode("utf-8"))
+            handle.flush()
+            stat = os.fstat(handle.fileno())
+            self._journal_tail = (stat.st_ino, stat.st_size, entry["seq"])
             return entry
 
-    def _last_seq_locked(self) -> int:
+    def _last_seq_locked(self, fd: int | None = None) -> int:
+        # Our own last append is remembered: if the file is still as we left it (nobody
+        # else appended, nobody replaced it), its last seq is known without reading it.
+        if fd is not None and self._journal_tail is not None:
+            stat = os.fstat(fd)
+            inode, size, seq = self._journal_tail
+            if (stat.st_ino, stat.st_size) == (inode, size):
+                return seq
         try:
             with open(self.journal_path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
@@ -217,6 +246,103 @@ class LabStore:
             except (ValueError, KeyError, TypeError):
                 continue  # a torn or foreign line; the one before it still counts
         return 0
+
+
+_SHARDED = ("hosts", "groups", "faults", "services")  # top-level dicts of one entry per name
+
+
+def _encode(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _member(name: str, encoded: str) -> str:
+    """``"name":value`` as json.dumps writes a member (it also turns a non-string name into one)."""
+    return _encode({name: None})[1:-5] + encoded
+
+
+class _Image:
+    """One revision of the state: the parsed state, never mutated once built (so
+    ``snapshot()`` may share it), and the JSON text of each shard.
+
+    ``pieces`` maps each top-level key (but "revision") to its encoded ``"key":value``,
+    or, for the sharded sections, to a dict of ``"name":value`` per entry."""
+
+    def __init__(self, revision: int, state: dict, pieces: dict[str, str | dict[str, str]]) -> None:
+        self.revision, self.state, self.pieces = revision, state, pieces
+        self.text = self._join(revision, state, pieces)
+
+    @classmethod
+    def parse(cls, text: str) -> _Image:
+        state = json.loads(text)
+        revision = int(state.get("revision", 0))
+        pieces = {key: cls._pieces_of(key, value) for key, value in state.items() if key != "revision"}
+        return cls(revision, state, pieces)
+
+    @staticmethod
+    def _pieces_of(key: str, value: object) -> str | dict[str, str]:
+        if key in _SHARDED and isinstance(value, dict):
+            return {name: _member(name, _encode(entry)) for name, entry in value.items()}
+        return f"{_encode(key)}:{_encode(value)}"
+
+    @staticmethod
+    def _join(revision: int, state: dict, pieces: dict) -> str:
+        parts = [f'{{"revision":{revision}']
+        for key, value in state.items():
+            if key == "revision":
+                continue
+            piece = pieces[key]
+            if isinstance(piece, dict):
+                parts.append(f"{_encode(key)}:{{{','.join(piece[name] for name in value)}}}")
+            else:
+                parts.append(piece)
+        return ",".join(parts) + "}\n"
+
+    def changes(self, working: dict) -> dict[str, list[str] | None]:
+        """What ``working`` changed: {top-level key: [names of changed entries] or None
+        (the whole key: changed, added, no longer a dict)}, and "revision" if a top-level
+        key was removed. Empty: nothing to write."""
+        base = self.state
+        changed: dict[str, list[str] | None] = {}
+        for key, value in working.items():
+            if key == "revision":
+                continue
+            old = base.get(key, _MISSING)
+            if isinstance(self.pieces.get(key), dict) and isinstance(value, dict):
+                names = [name for name, entry in value.items() if old.get(name, _MISSING) != entry]
+                if names or len(value) != len(old):
+                    changed[key] = names
+            elif old is _MISSING or old != value:
+                changed[key] = None
+        if any(key not in working for key in base):
+            changed["revision"] = None  # a top-level key removed: the successor leaves it out
+        return changed
+
+    def successor(self, working: dict, changes: dict[str, list[str] | None]) -> _Image:
+        """The next revision: only the changed shards are encoded and parsed again (the
+        parsed copy keeps it independent of ``working``, which the caller goes on using)."""
+        state: dict = {"revision": self.revision + 1}
+        pieces: dict[str, str | dict[str, str]] = {}
+        for key, value in working.items():
+            if key == "revision":
+                continue
+            if key not in changes:
+                state[key], pieces[key] = self.state[key], self.pieces[key]
+            elif changes[key] is None:
+                pieces[key] = self._pieces_of(key, value)
+                state[key] = json.loads(_encode(value))
+            else:
+                old_pieces, old_section = self.pieces[key], self.state[key]
+                fresh = {name: _encode(value[name]) for name in changes[key]}
+                pieces[key] = {
+                    name: _member(name, fresh[name]) if name in fresh else old_pieces[name] for name in value
+                }
+                state[key] = {
+                    name: json.loads(fresh[name]) if name in fresh else old_section[name] for name in value
+                }
+        return _Image(self.revision + 1, state, pieces)
+
+
+_MISSING = object()
 
 
 def _dumps(state: dict, revision: int) -> str:
@@ -382,13 +508,32 @@ def reference_state() -> dict:
         "groups": groups,
         "faults": {name: default_faults() for name in hosts},
         "latency": {"default_seconds": 0.0, "per_command": {}},
-        # What each VM serves on its address while it runs (hosts/lab/services.py).
-        "services": {vm["name"]: reference.vm_services(vm["name"]) for vm in reference.VMS},
+        # What each VM serves on its address while it runs (hosts/lab/services.py), and
+        # where its drill clone ("drill-<vm>") serves the same.
+        "services": {
+            vm["name"]: {
+                **reference.vm_services(vm["name"]),
+                "drill_address": default_drill_address(reference.vm_services(vm["name"])["address"]),
+            }
+            for vm in reference.VMS
+        },
     }
 
 
-def seed_reference(store: LabStore) -> dict:
+def default_drill_address(address: str) -> str:
+    """A VM's drill address in the lab: 127.0.4.<i> beside its 127.0.3.<i>."""
+    return f"127.0.4.{address.rsplit('.', 1)[-1]}"
+
+
+def seed_reference(store: LabStore, *, drill_addresses: dict[str, str] | None = None) -> dict:
+    """The reference estate; ``drill_addresses`` ({VM: address}) replace the default
+    drill addresses (127.0.4.<i>) of the VMs named."""
     state = reference_state()
+    for vm, address in (drill_addresses or {}).items():
+        if vm not in state["services"]:
+            known = ", ".join(sorted(state["services"]))
+            raise ValueError(f"no drill address for unknown VM {vm!r}; known: {known}")
+        state["services"][vm]["drill_address"] = address
     store.replace(state)
     return state
 

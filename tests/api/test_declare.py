@@ -106,7 +106,13 @@ def test_helpdesk_and_dr_admin_cannot_declare_a_valid_disaster(sites, api_as):
 
 
 @pytest.mark.django_db
-def test_drills_answer_501_with_the_reason_for_the_mod(api_as):
+def test_a_drill_that_cannot_reach_the_surviving_site_is_refused_naming_the_problem(api_as, reference_estate):
     response = _post(api_as("mod"), reverse("api:drills"), {"site": "WSL"})
-    assert response.status_code == 501
-    assert response.json() == {"detail": "drills are not available yet: issue 6 item 1"}
+    assert response.status_code == 400
+    assert "unreachable" in response.json()["override_reason"][0]
+
+
+def test_a_drill_of_an_unknown_site_names_the_field(api_as):
+    response = _post(api_as("mod"), reverse("api:drills"), {"site": "XX"})
+    assert response.status_code == 400
+    assert response.json() == {"site": ["no site 'XX'"]}

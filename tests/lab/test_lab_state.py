@@ -35,7 +35,7 @@ def test_the_reference_estate_runs_the_thesis_memory_profile() -> None:
         assert info["domains"][0]["name"] == "Domain-0"
         assert [d["domid"] for d in info["domains"]] == [0, 1, 2, 3] and info["next_domid"] == 4
         assert (info["total_memory_mb"], info["nr_cpus"], info["xen_version"]) == (4096, 4, "4.17.3")
-        assert info["bridges"] == ["xenbr0", "xenbr1"] and info["toolstack"] == "xl"
+        assert info["bridges"] == ["xenbr0", "xenbr1", "xenbr-drill"] and info["toolstack"] == "xl"
         assert sum(_domains(state, host).values()) == 3584
 
 

@@ -6,13 +6,13 @@ import json
 import sys
 import time
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from failover.choices import EventCategoryChoices, RunStateChoices
+from failover.cli import command_user, duration_text
 from failover.models import Run
 from failover.plan import build_plan
 from failover.selectors import run_summary
@@ -44,9 +44,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, **o):
-        user = get_user_model().objects.filter(username=o["user"]).first()
-        if user is None:
-            raise CommandError(f"--user {o['user']!r}: no such user")
+        user = command_user(o["user"])
         detected = timezone.now()
         if o["detected_at"]:
             detected = parse_datetime(o["detected_at"])
@@ -65,7 +63,7 @@ class Command(BaseCommand):
         out = sys.stderr if o["json"] else self.stdout
         out.write(
             f"plan: {len(plan.starts)} VM(s) to start, {len(plan.already_running)} already running at "
-            f"{plan.target_site}, {len(plan.groups)} DR group(s) to fail over, predicted {plan.predicted_minutes:.0f} min\n"
+            f"{plan.target_site}, {len(plan.groups)} DR group(s) to fail over, predicted {duration_text(plan.predicted_minutes)} ({plan.forecast.get('detail', '')})\n"
         )
         for w in plan.warnings:
             out.write(f"warning: {w}\n")

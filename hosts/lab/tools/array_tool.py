@@ -13,6 +13,8 @@ State keys used beyond the documented schema (all optional):
   group["minor"] is the DRBD minor for 8.4-style messages (else /dev/drbdN or 0);
   side["diverged"] marks a copy demoted while unreachable as primary;
   host["drbd_version"] "8.4" | "9" selects the drbdadm output format (default "9").
+Drill snapshots (sssu ADD/LS/SET/DELETE SNAPSHOT) live in state["snapshots"]; see
+``hosts/lab/tools/base.py``. Taking, presenting or deleting one never changes its group.
 The sssu syntax is the design in ``hosts/drivers/eva.py``; it is parsed here on purpose
 independently, like a real tool would, so the driver's tests exercise its syntax.
 """
@@ -254,6 +256,122 @@ def _eva_set(ctx: ToolContext, array: str, name: str, group: dict, action: list[
     raise _SssuError(f"Unknown option {' '.join(action) or '(none)'} for SET DR_GROUP")
 
 
+def snapshot_device(name: str, device: str) -> str:
+    """Where the lab puts the snapshot ``name`` of ``device``: device-mapper style,
+    /dev/vg_proxy01/lvol1 -> /dev/mapper/<name>-vg_proxy01-lvol1."""
+    parts = [part for part in device.removeprefix("/dev/").split("/") if part]
+    return "/dev/mapper/" + "-".join([name, *parts])
+
+
+def _host_word(ctx: ToolContext, action: list[str], verb: str) -> str:
+    host_word = next((w for w in action if w.upper().startswith("HOST=")), "")
+    host = host_word[5:].rsplit("\\", 1)[-1]
+    if not host:
+        raise _SssuError(f'{verb} needs HOST="\\Hosts\\<host>"')
+    if ctx.state["hosts"].get(host, {}).get("kind") != "dom0":
+        raise _SssuError(f"Host \\Hosts\\{host} does not exist")
+    return host
+
+
+def snapshot_users(ctx: ToolContext, snapshot: dict, host: str) -> list[tuple[str, str]]:
+    """(domain, device) for every domain on ``host`` holding one of the snapshot's devices."""
+    if ctx.host_is_down(host):
+        return []
+    devices = set(snapshot.get("devices", {}).values())
+    return [
+        (domain["name"], disk["target"])
+        for domain in ctx.state["hosts"].get(host, {}).get("domains", ())
+        if domain.get("domid") != 0
+        for disk in domain.get("disks", ())
+        if disk.get("target") in devices
+    ]
+
+
+def _snapshot_of(ctx: ToolContext, array: str, name: str) -> dict:
+    snapshot = ctx.state.get("snapshots", {}).get(name)
+    if snapshot is None or snapshot.get("array") != array:
+        raise _SssuError(f"Snapshot {name} does not exist on this system")
+    return snapshot
+
+
+def _add_snapshot(ctx: ToolContext, array: str, name: str, options: list[str]) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", name):
+        raise _SssuError(f"Invalid snapshot name {name!r}")
+    path = next((w[len("DR_GROUP=") :] for w in options if w.upper().startswith("DR_GROUP=")), "")
+    if not path:
+        raise _SssuError(f'ADD SNAPSHOT {name} needs DR_GROUP="\\Data Replication\\<group>"')
+    group_name, group = _eva_group(ctx, array, path)
+    snapshots = ctx.state.setdefault("snapshots", {})
+    if name in snapshots:
+        other = snapshots[name]
+        where = "" if other.get("array") == array else f" on {_system_name(ctx, other['array'])}"
+        raise _SssuError(f"Snapshot {name} already exists{where} (of DR group {other['group']})")
+    side = group["sides"][array]
+    disk = side.get("disk_state", "UpToDate")
+    replication = group.get("replication", "none")
+    if disk != "UpToDate" or (side["role"] != "primary" and replication not in ("consistent", "suspended")):
+        raise _SssuError(
+            f"DR group {group_name} on this system is not consistent (this copy {disk}, replication "
+            f"{replication}): a snapshot of it would not be usable"
+        )
+    snapshots[name] = {
+        "array": array,
+        "group": group_name,
+        "devices": {device: snapshot_device(name, device) for device in group.get("devices", ())},
+        "presented_to": [],
+        "created_at": ctx.now,
+    }
+    ctx.notes.append(f"snapshot {name} of {group_name} on {array}")
+    return f"Snapshot {name} of DR group {group_name} created\n"
+
+
+def _eva_snapshot(ctx: ToolContext, array: str, verb: str, args: list[str]) -> str:
+    """ADD / LS / SET / DELETE SNAPSHOT (syntax in hosts/drivers/eva.py)."""
+    snapshots = ctx.state.get("snapshots", {})
+    if verb == "LS" and not args:
+        names = sorted(n for n, snap in snapshots.items() if snap.get("array") == array)
+        return "Snapshot list:\n" + "".join(f"  \\Snapshots\\{n}\n" for n in names)
+    if not args:
+        raise _SssuError(f"Missing snapshot name in {verb} SNAPSHOT")
+    name = args[0].rsplit("\\", 1)[-1]
+    if verb == "ADD":
+        return _add_snapshot(ctx, array, name, args[1:])
+    snapshot = _snapshot_of(ctx, array, name)
+    if verb == "LS":
+        rows = [
+            ("name", f"\\Snapshots\\{name}"),
+            ("drgroup", f"\\Data Replication\\{snapshot['group']}"),
+            ("devices", ", ".join(f"{src}={snap}" for src, snap in snapshot["devices"].items()) or "none"),
+            ("presentedto", ", ".join(snapshot.get("presented_to", ())) or "none"),
+        ]
+        return f"\\Snapshots\\{name} information:\n" + "".join(
+            f"  {key} {'.' * (30 - len(key))}: {value}\n" for key, value in rows
+        )
+    presented = snapshot.setdefault("presented_to", [])
+    if verb == "DELETE":
+        if presented:
+            raise _SssuError(f"Snapshot {name} is presented to {', '.join(presented)}; unpresent it first")
+        del snapshots[name]
+        ctx.notes.append(f"snapshot {name} deleted")
+        return ""
+    action = [w.upper() for w in args[1:2]]
+    if action == ["PRESENT"]:
+        host = _host_word(ctx, args[2:], "PRESENT")
+        if host not in presented:
+            presented.append(host)
+        return ""
+    if action == ["UNPRESENT"]:
+        host = _host_word(ctx, args[2:], "UNPRESENT")
+        users = snapshot_users(ctx, snapshot, host)
+        if users:
+            domain, device = users[0]
+            raise _SssuError(f"Snapshot {name} is in use by domain {domain} on host {host} ({device})")
+        if host in presented:
+            presented.remove(host)
+        return ""
+    raise _SssuError(f"Unknown option {' '.join(args[1:]) or '(none)'} for SET SNAPSHOT")
+
+
 def sssu(ctx: ToolContext, argv: list[str]) -> ToolResult:
     if ctx.host_state.get("kind") != "array":  # the array host doubles as management host
         return command_not_found(argv[0])
@@ -271,6 +389,10 @@ def sssu(ctx: ToolContext, argv: list[str]) -> ToolResult:
                 if not manager:
                     raise _SssuError("No manager selected")
                 array = _array_host(ctx, " ".join(words[2:]))
+            elif upper[1:2] == ["SNAPSHOT"] and upper[0] in ("ADD", "LS", "SET", "DELETE"):
+                if array is None:
+                    raise _SssuError("No system selected")
+                out.append(_eva_snapshot(ctx, array, upper[0], words[2:]))
             elif upper[:2] in (["LS", "DR_GROUP"], ["SET", "DR_GROUP"]):
                 if array is None:
                     raise _SssuError("No system selected")

@@ -36,8 +36,15 @@ state["groups"][group_name] = {
     "replication": "consistent" | "syncing" | "broken" | "none",
     "lag_seconds": 2.0 | None,
 }
+state["snapshots"][name] = {                      # drill snapshots (sssu ADD SNAPSHOT); optional key
+    "array": "eva-ka", "group": "DRG-proxy-xen01",  # the array holding the copy, and its group
+    "devices": {"/dev/vg_proxy01/lvol1": "/dev/mapper/<name>-vg_proxy01-lvol1"},
+    "presented_to": ["xenka01"], "created_at": 1700000000.0,
+}
 state["faults"][host] = {"mode": "up" | "down" | "hang", "slow_seconds": 0.0,
-                          "fail_next": None | "message", "key_generation": 0}
+                          "fail_next": None | "message", "key_generation": 0,
+                          # `lab fault DOM0 crash` (a power cut): mode "down", guests gone:
+                          "crashed": True, "lost_domains": ["lws-xen01", ...]}  # until `up`
 state["latency"] = {"default_seconds": 0.0, "per_command": {"xl create": 0.0, ...}}
 state["services"][vm_name] = {                     # served while the domain runs (hosts/lab/services.py)
     "address": "127.0.3.1",
@@ -48,7 +55,8 @@ state["services"][vm_name] = {                     # served while the domain run
     "files": {"/etc/statusboard/config.php": "..."},
     "down": [] | [25, "ssh"] | ["all"],            # lab fault VM service-down PORT|ssh|all
     "key_generation": 0,                           # bumped by lab fault VM rekey
-}
+    "drill_address": "127.0.4.1",                  # where a running domain "drill-<vm>" serves
+}                                                  # the same ports and SSH (same host key)
 
 Invariant the array tools enforce: at most one side of a group has role "primary" among
 sides whose host is not down; split brain is refused as an error, never stored.
@@ -82,10 +90,14 @@ Handler = Callable[[ToolContext, list[str]], ToolResult]
 
 def visible_devices(state: dict, host: str) -> set[str]:
     """Block devices a dom0 can see: those of every group side that is primary and
-    presented to it (a secondary/destination copy is never writable by a host)."""
+    presented to it (a secondary/destination copy is never writable by a host), and those
+    of every snapshot presented to it."""
     seen: set[str] = set()
     for group in state.get("groups", {}).values():
         for side in group["sides"].values():
             if side["role"] == "primary" and host in side.get("presented_to", ()):
                 seen.update(group["devices"])
+    for snapshot in state.get("snapshots", {}).values():
+        if host in snapshot.get("presented_to", ()):
+            seen.update(snapshot.get("devices", {}).values())
     return seen

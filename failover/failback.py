@@ -1,0 +1,233 @@
+"""Failback: after a disaster, move the estate home, planned, and restore the normal
+memory profile — generated from the failover's undo ledger.
+
+The failover run recorded how to undo each of its effects: a DR group failed over
+("reverse_group": replicate back toward the old source), a VM started at the surviving
+site ("shutdown_vm"), a VM or dom0 shrunk ("set_memory", with the memory before). The
+failback turns those records into a planned migration back, stopping on any error:
+
+  0 preflight   both sites answer; nothing of the moved VMs already runs at home
+  1 replication reverse each group (full copy home) and wait until it is consistent
+  2 shutdown    shut the moved VMs down at the surviving site (highest tier first)
+  3 storage     final sync, demote at the surviving array, fail over at home, present
+  4 start       start the VMs at their home dom0 with their normal memory
+  5 memory      give the surviving site's VMs and dom0s their normal memory back
+  6 verify      functional checks at home and at the surviving site; no swapping
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from hosts.connect import ssh_target
+from hosts.drivers.base import DriverError
+from hosts.drivers.ssh import SSHPool
+from hosts.drivers.xen import XenDriver
+from hosts.models import VM, DRGroup, Host
+from hosts.selectors import capacity_inputs
+
+from .choices import ActionStateChoices as A
+from .choices import RunKindChoices, RunModeChoices
+from .choices import RunStateChoices as R
+from .models import Run
+from .plan import Plan, PlannedAction, Problem, apply_forecast
+
+PERM_FAILBACK = "failover.declare_disaster"
+FAILS_BACK = (RunKindChoices.FAILOVER, RunKindChoices.MIGRATION)
+
+
+def _ledger(run: Run, kind: str) -> list[dict]:
+    """The undo records of ``kind`` of the actions that took effect, in run order."""
+    rows = run.actions.filter(state__in=(A.SUCCEEDED,)).exclude(undo={}).order_by("step__number", "order")
+    return [dict(a.undo, action=a.pk) for a in rows if a.undo.get("kind") == kind]
+
+
+def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
+    """The failback of ``failover``: from its target site back to the site it lost."""
+    home, away = failover.lost_site, failover.target_site
+    plan = Plan(lost_site=away.code, target_site=home.code, mode=RunModeChoices.PLANNED)
+    plan.kind = RunKindChoices.FAILBACK
+    plan.options = {"failover": failover.pk}
+    apply_forecast(plan, away.code)
+    inputs = capacity_inputs()
+    normal_vm = {v.name: v.memory_mb for v in inputs.vms}
+    normal_dom0 = {h.name: h.dom0_mb for h in inputs.hosts}
+
+    groups = _ledger(failover, "reverse_group")
+    started = _ledger(failover, "shutdown_vm")
+    shrunk = _ledger(failover, "set_memory")
+    if failover.kind not in FAILS_BACK or failover.state != R.SUCCEEDED:
+        plan.blocking.append(
+            Problem(
+                "not-failed-over",
+                f"run {failover.pk} is a {failover.get_kind_display().lower()} in state "
+                f"{failover.get_state_display().lower()}: only a finished failover or planned migration can be failed back",
+            )
+        )
+    if Run.objects.filter(parent=failover, kind=RunKindChoices.FAILBACK).exclude(state=R.ABORTED).exists():
+        plan.blocking.append(Problem("failback-exists", f"failover run {failover.pk} already has a failback"))
+
+    home_hosts = list(Host.objects.filter(site=home).order_by("name"))
+    away_hosts = list(Host.objects.filter(site=away).order_by("name"))
+    vms = {
+        vm.name: vm
+        for vm in VM.objects.filter(name__in=[s["vm"] for s in started])
+        .select_related("home_host", "dr_group__source_array", "dr_group__target_array")
+        .prefetch_related("checks", "depends_on")
+    }
+    # A live look at home: is every dom0 up, and does any moved VM run there already?
+    owns = pool is None
+    pool = pool or SSHPool()
+    try:
+        for host in home_hosts + away_hosts:
+            try:
+                domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
+            except DriverError as exc:
+                plan.blocking.append(
+                    Problem(
+                        "unreachable", f"{host.name} is unreachable: {exc}", "bring it up, then look again"
+                    )
+                )
+                continue
+            if host.site_id == home.pk:
+                for d in domains:
+                    if d.name in vms and d.is_alive:
+                        plan.blocking.append(
+                            Problem(
+                                "running-twice",
+                                f"{d.name} already runs at home on {host.name} while its failed-over copy runs at {away.code}",
+                                f"shut the stale copy down on {host.name} (xl shutdown {d.name}) before failing back",
+                            )
+                        )
+    finally:
+        if owns:
+            pool.close()
+
+    actions: list[PlannedAction] = []
+    for host in home_hosts + away_hosts:
+        actions.append(PlannedAction(f"preflight:{host.name}", 0, "check_host", host.name, host.name))
+    group_rows = {g.name: g for g in DRGroup.objects.filter(name__in=[g["group"] for g in groups])}
+    first_home_host: dict[str, str] = {}
+    for vm in vms.values():
+        if vm.dr_group_id:
+            first_home_host.setdefault(vm.dr_group.name, vm.home_host.name)
+    for record in groups:
+        group, now_primary, home_array = record["group"], record["array"], record["source_array"]
+        common = {"group": group, "array": now_primary, "source_array": home_array}
+        actions += [
+            PlannedAction(f"reverse:{group}", 1, "reverse_group", group, now_primary, {**common, "tier": 0}),
+            PlannedAction(f"sync:{group}", 1, "wait_consistent", group, now_primary, {**common, "tier": 1}),
+            PlannedAction(
+                f"finalsync:{group}", 3, "wait_consistent", group, now_primary, {**common, "tier": 0}
+            ),
+            PlannedAction(f"demote:{group}", 3, "demote_group", group, now_primary, {**common, "tier": 1}),
+            PlannedAction(
+                f"storage:{group}",
+                3,
+                "failover_group",
+                group,
+                home_array,
+                {
+                    "group": group,
+                    "array": home_array,
+                    "source_array": now_primary,
+                    "present_to": first_home_host.get(group),
+                    "tier": 2,
+                },
+            ),
+        ]
+        if group not in group_rows:
+            plan.blocking.append(Problem("unknown-group", f"DR group {group} is no longer in the inventory"))
+    max_tier = max((vm.tier for vm in vms.values()), default=0)
+    for record in started:
+        vm = vms.get(record["vm"])
+        if vm is None:
+            plan.blocking.append(Problem("unknown-vm", f"{record['vm']} is no longer in the inventory"))
+            continue
+        actions.append(
+            PlannedAction(
+                f"shutdown:{vm.name}",
+                2,
+                "shutdown_vm",
+                vm.name,
+                record["host"],
+                {"vm": vm.name, "tier": max_tier - vm.tier},
+            )
+        )
+        group = vm.dr_group.name if vm.dr_group_id else None
+        memory = normal_vm[vm.name]
+        plan.starts.append({"vm": vm.name, "host": vm.home_host.name, "memory_mb": memory, "tier": vm.tier})
+        actions.append(
+            PlannedAction(
+                f"start:{vm.name}",
+                4,
+                "start_vm",
+                vm.name,
+                vm.home_host.name,
+                {
+                    "vm": vm.name,
+                    "config_path": vm.config_path,
+                    "memory_mb": memory,
+                    "tier": vm.tier,
+                    "depends_on_vms": sorted(d.name for d in vm.depends_on.all()),
+                },
+                [f"storage:{group}"] if group in {g["group"] for g in groups} else [],
+            )
+        )
+        for check in vm.checks.all():
+            actions.append(
+                PlannedAction(
+                    f"verify:{vm.name}:{check.pk}",
+                    6,
+                    "functional_check",
+                    f"{vm.name}: {check.name}",
+                    vm.home_host.name,
+                    {"vm": vm.name, "check_id": check.pk, "check": check.name},
+                    [f"start:{vm.name}"],
+                    optional=True,
+                )
+            )
+    for record in shrunk:
+        name, host = record["vm"], record["host"]
+        if name == "Domain-0":
+            target = normal_dom0.get(host, record.get("memory_mb"))
+            label = f"Domain-0 on {host}"
+        else:
+            target = normal_vm.get(name, record.get("memory_mb"))
+            label = name
+        plan.memory_changes.append({"vm": name, "host": host, "to_mb": target})
+        actions.append(
+            PlannedAction(
+                f"memory:{name}@{host}", 5, "set_memory", label, host, {"vm": name, "memory_mb": target}
+            )
+        )
+    for host in home_hosts + away_hosts:
+        actions.append(PlannedAction(f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name))
+    from .plan import _order_starts
+
+    plan.actions = _order_starts(actions)
+    plan.groups = sorted(g["group"] for g in groups)
+    return plan
+
+
+def failback_start(*, user, failover_id: int, plan: Plan | None = None, override_reason: str = "") -> Run:
+    """Freeze the failback plan into a run and start it (the Manager on Duty only)."""
+    from .services import _run_create, check_override
+
+    if not user.has_perm(PERM_FAILBACK):
+        raise PermissionDenied("only the Manager on Duty starts a failback")
+    failover = Run.objects.select_related("lost_site", "target_site").get(pk=failover_id)
+    plan = plan or build_failback_plan(failover=failover)
+    check_override(plan, override_reason, "the failback")
+    groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))
+    with transaction.atomic():
+        return _run_create(
+            plan=plan,
+            disaster=None,
+            user=user,
+            kind=RunKindChoices.FAILBACK,
+            override_reason=override_reason,
+            groups=groups,
+            parent=failover,
+        )
