@@ -9,15 +9,21 @@
     pessimistic) is reported too. Target: p95 under 250 ms at 200 clients.
 (b) How much slower the failover runs with 200 clients watching than with none
     (median over rounds of the time from the go to the run's end). Target: under 5 %.
+    On a machine others share, wall time swings by tens of per cent from round to
+    round; the CPU figures below do not, and ``watchers_cpu_share_pct`` says what share
+    of the machine the watchers took from the failover.
 
 Each round declares the failover, pauses it, connects the clients (from the run's
 current event, so none is replayed), then resumes it: every event of the failover is
 live for every client, and the failover's time is measured from the resume.
 
-Everything runs on this machine as subprocesses: the lab, a Celery worker (threads) and
-uvicorn serving the ASGI app; the clients are this process (asyncio, raw HTTP/1.1),
-niced: they stand for browsers elsewhere, but their CPU still competes here. The JSON
-has the CPU seconds each process spent per failover.
+Everything runs on this machine as subprocesses: the lab, a Celery worker (threads),
+uvicorn serving the ASGI app, and the clients: one process of their own (asyncio, raw
+HTTP/1.1, uvloop), niced: they stand for browsers elsewhere, but their CPU still competes
+here. The JSON has the CPU seconds each process spent per failover (``bench`` is this
+process, which declares the runs and polls their state), and the web server's CPU per
+delivered event and per write to a client: CPU time is what the watchers cost the failover
+on a shared machine, and it is far less noisy than the failover's wall time.
 
 Usage: python bench/board.py [--rounds 3] [--clients 1,50,200]
 Needs PostgreSQL and Redis as on the development machine; DATABASE_URL (a database it
@@ -137,8 +143,10 @@ def start_web(work: Path, port: int) -> subprocess.Popen:
 # -- the clients ----------------------------------------------------------------------------
 
 
-class Watcher:
-    """One browser's EventSource, reduced to what is measured: when each event id arrived."""
+class Watcher(asyncio.Protocol):
+    """One browser's EventSource, reduced to what is measured: when each event id arrived.
+    A protocol, not a stream reader: it parses what arrives in the callback, without a
+    task switch per read, so that 200 of them cost the machine little."""
 
     def __init__(self, port: int, path: str, cookie: str) -> None:
         self.port, self.path, self.cookie = port, path, cookie
@@ -147,44 +155,142 @@ class Watcher:
         self.registered = asyncio.Event()
         self.ended = asyncio.Event()
         self.error: str | None = None
+        self._raw = b""  # the response as it arrives: head, then chunk framing
+        self._body = b""  # the event stream, unframed
+        self._head = False
+        self.transport: asyncio.Transport | None = None
 
     async def run(self) -> None:
-        writer = None
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
-            writer.write(
-                (
-                    f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-                    f"Cookie: {self.cookie}\r\n\r\n"
-                ).encode()
-            )
-            await writer.drain()
-            head = await reader.readuntil(b"\r\n\r\n")
-            if not head.startswith(b"HTTP/1.1 200"):
-                raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
-            buffer = b""
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                if size == 0:
-                    break
-                buffer += (await reader.readexactly(size + 2))[:-2]
-                now = time.time()
-                self.writes += 1
-                while b"\n\n" in buffer:
-                    block, buffer = buffer.split(b"\n\n", 1)
-                    if block.startswith(b"retry:"):
-                        self.registered.set()
-                    elif block.startswith(b"id: "):
-                        self.received[int(block[4 : block.index(b"\n")])] = now
-                    elif block.startswith(b"event: end"):
-                        self.ended.set()
-        except Exception as exc:  # reported, and the round fails loudly
-            self.error = f"{type(exc).__name__}: {exc}"
+            await asyncio.get_running_loop().create_connection(lambda: self, "127.0.0.1", self.port)
+        except OSError as exc:
+            self._fail(exc)
+            return
+        self.transport.write(
+            (
+                f"GET {self.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+                f"Cookie: {self.cookie}\r\n\r\n"
+            ).encode()
+        )
+        try:
+            await self.ended.wait()
         finally:
-            if writer is not None:
-                writer.close()
-            self.registered.set()
-            self.ended.set()
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        self._raw += data
+        try:
+            if not self._head:
+                if b"\r\n\r\n" not in self._raw:
+                    return
+                head, self._raw = self._raw.split(b"\r\n\r\n", 1)
+                if not head.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+                self._head = True
+            last = False
+            while (line_end := self._raw.find(b"\r\n")) >= 0:
+                size = int(self._raw[:line_end].split(b";")[0], 16)
+                if size == 0:
+                    last = True  # the end of the response (read what came before it first)
+                    break
+                if len(self._raw) < line_end + 2 + size + 2:
+                    break  # the rest of this chunk is still on its way
+                self._body += self._raw[line_end + 2 : line_end + 2 + size]
+                self._raw = self._raw[line_end + 2 + size + 2 :]
+                self.writes += 1
+            while (block_end := self._body.find(b"\n\n")) >= 0:
+                block, self._body = self._body[:block_end], self._body[block_end + 2 :]
+                if block.startswith(b"retry:"):
+                    self.registered.set()
+                elif block.startswith(b"id: "):
+                    self.received[int(block[4 : block.index(b"\n")])] = now
+                elif block.startswith(b"event: end"):
+                    self._finish()
+            if last:
+                self._finish()
+        except Exception as exc:  # reported, and the round fails loudly
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.is_set() and self.error is None:
+            self._fail(exc or ConnectionError("closed before the end event"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.error = f"{type(exc).__name__}: {exc}"
+        self._finish()
+
+    def _finish(self) -> None:
+        self.registered.set()
+        self.ended.set()
+
+
+async def watch(port: int, path: str, cookie: str, n: int) -> None:
+    """``board.py --watch``: the clients, in a process of their own. Prints ``ready`` once
+    every stream is registered, then (once every stream has ended, or at ``stop`` on
+    stdin) one JSON line: per client the receipt time of each event id, and the writes."""
+    watchers = [Watcher(port, path, cookie) for _ in range(n)]
+    tasks = [asyncio.create_task(w.run()) for w in watchers]
+    await asyncio.gather(*(w.registered.wait() for w in watchers))
+    errors = [w.error for w in watchers if w.error]
+    print(json.dumps({"errors": errors[:3], "failed": len(errors)}) if errors else "ready", flush=True)
+    loop = asyncio.get_running_loop()
+    started = os.times()
+    stop = loop.run_in_executor(None, sys.stdin.readline)
+    ended = asyncio.gather(*(w.ended.wait() for w in watchers))
+    await asyncio.wait([stop, ended], return_when=asyncio.FIRST_COMPLETED)
+    done = os.times()
+    for task in tasks:
+        task.cancel()
+    result = {
+        "cpu_s": (done.user + done.system) - (started.user + started.system),
+        "received": [sorted(w.received.items()) for w in watchers],
+        "writes": [w.writes for w in watchers],
+        "errors": [w.error for w in watchers if w.error][:3],
+    }
+    print(json.dumps(result), flush=True)
+    os._exit(0)  # the stdin reader thread may still wait
+
+
+class Watchers:
+    """The clients' process (niced): ``ready`` once they are connected, then ``result``."""
+
+    def __init__(self, port: int, path: str, cookie: str, n: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--watch", str(port), path, cookie, str(n)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=lambda: os.setpriority(os.PRIO_PROCESS, 0, CLIENTS_NICE),
+        )
+
+    async def ready(self) -> None:
+        line = (await asyncio.to_thread(self.proc.stdout.readline)).strip()
+        if line != "ready":
+            self.kill()
+            raise RuntimeError(f"clients did not connect: {line or 'no answer'}")
+
+    async def result(self, timeout: float) -> dict:
+        """Waits for every stream's end (at most ``timeout`` seconds), then collects."""
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        except TimeoutError:
+            self.proc.stdin.write("stop\n")
+            self.proc.stdin.flush()
+            line = await asyncio.to_thread(self.proc.stdout.readline)
+        self.proc.wait(10)
+        if not line:
+            raise RuntimeError(f"the clients' process ended without a result (exit {self.proc.returncode})")
+        return json.loads(line)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
 
 
 def listen(redis_url: str, channel: str) -> None:
@@ -269,7 +375,8 @@ PROCESSES: dict[str, int] = {}  # name -> pid, for the CPU each one spends in a 
 
 def cpu_seconds() -> dict[str, float]:
     """CPU time (user + system) so far of the web server, the worker, the lab and this
-    process (the clients), from /proc (Linux)."""
+    process (the bench: declaring, polling), from /proc (Linux). The clients' process
+    reports its own."""
     ticks = os.sysconf("SC_CLK_TCK")
     out = {}
     for name, pid in PROCESSES.items():
@@ -277,7 +384,7 @@ def cpu_seconds() -> dict[str, float]:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         out[name] = (int(fields[11]) + int(fields[12])) / ticks
     times = os.times()
-    out["clients"] = times.user + times.system
+    out["bench"] = times.user + times.system
     return out
 
 
@@ -325,14 +432,10 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
     # Let what was queued before the pause settle, then watch from the run's current event.
     await asyncio.sleep(0.5)
     seq = await sync_to_async(lambda: Run.objects.get(pk=run.pk).event_seq)()
-    watchers = [
-        Watcher(port, f"/runs/{run.pk}/events/?last_event_id={seq}", cookie) for _ in range(n_clients)
-    ]
-    tasks = [asyncio.create_task(w.run()) for w in watchers]
-    await asyncio.gather(*(w.registered.wait() for w in watchers))
-    errors = [w.error for w in watchers if w.error]
-    if errors:
-        raise RuntimeError(f"{len(errors)} clients failed: {errors[:3]}")
+    watchers = None
+    if n_clients:
+        watchers = Watchers(port, f"/runs/{run.pk}/events/?last_event_id={seq}", cookie, n_clients)
+        await watchers.ready()
     connections = await sync_to_async(database_connections)() if n_clients else None
 
     cpu_before = cpu_seconds()
@@ -347,8 +450,8 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
         await asyncio.sleep(0.05)
     if state != "succeeded":
         bells.heard()
-        for task in tasks:
-            task.cancel()
+        if watchers is not None:
+            watchers.kill()
 
         def why() -> str:
             from failover.models import Action
@@ -360,13 +463,10 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
             return f"{failed.target}: {failed.error}" if failed else state
 
         raise RoundFailed(f"run {run.pk} ended {state}: {await sync_to_async(why)()}")
-    if watchers:
-        await asyncio.wait_for(asyncio.gather(*(w.ended.wait() for w in watchers)), timeout=30)
+    clients = await watchers.result(timeout=30) if watchers is not None else None
     cpu_after = cpu_seconds()
     await asyncio.sleep(0.2)
     heard = bells.heard()
-    for task in tasks:
-        task.cancel()
 
     def facts():
         run_row = Run.objects.get(pk=run.pk)
@@ -376,9 +476,10 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
 
     run_row, events, resumed = await sync_to_async(facts)()
     from_commit, from_insert, missing = [], [], 0
-    for w in watchers:
+    for received in clients["received"] if clients else []:
+        got_at = dict(received)
         for event_seq, created in events.items():
-            got = w.received.get(event_seq)
+            got = got_at.get(event_seq)
             if got is None:
                 missing += 1
                 continue
@@ -394,8 +495,26 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
         "from_insert_ms": from_insert,
         "missing": missing,
         "db_connections": connections,
-        "cpu_s": {name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_after},
-        "writes_per_client": statistics.median(w.writes for w in watchers) if watchers else None,
+        "cpu_s": {
+            **{name: round(cpu_after[name] - cpu_before[name], 2) for name in cpu_after},
+            "clients": round(clients["cpu_s"], 2) if clients else 0.0,
+        },
+        "client_errors": clients["errors"] if clients else [],
+        "delivered": len(from_insert),
+        "writes": sum(clients["writes"]) if clients else 0,
+        "writes_per_client": statistics.median(clients["writes"]) if clients else None,
+    }
+
+
+def web_cost(result: dict) -> dict:
+    """The web server's CPU for the round's failover, per event delivered to a client and
+    per write to one (the fixed part, reading each burst once, is spread over them)."""
+    web = result["cpu_s"]["web"]
+    return {
+        "web_cpu_us_per_delivered_event": round(1e6 * web / result["delivered"], 1)
+        if result["delivered"]
+        else None,
+        "web_cpu_us_per_write": round(1e6 * web / result["writes"], 1) if result["writes"] else None,
     }
 
 
@@ -426,26 +545,53 @@ async def bench(rounds: int, sizes: list[int], port: int, cookie: str, redis_url
             "postgres_connections_while_watching": result["db_connections"],
             "cpu_s_during_failover": result["cpu_s"],
             "server_writes_per_client": result["writes_per_client"],
+            "client_errors": result["client_errors"],
+            **web_cost(result),
         }
     watched = max(sizes)
     if rounds == 0:
         return {"latency": latency}
     times: dict[int, list[float]] = {0: [], watched: []}
     cpu: dict[int, list[dict]] = {0: [], watched: []}
+    costs: list[dict] = []
     for number in range(rounds):
         for n in (0, watched) if number % 2 == 0 else (watched, 0):
             result = await measured_round(n, port, cookie, redis_url, lab_dir)
             times[n].append(round(result["failover_s"], 3))
             cpu[n].append(result["cpu_s"])
+            if n:
+                costs.append(web_cost(result))
             log(f"slowdown round {number + 1}: {n} clients, failover {result['failover_s']:.2f} s")
     base, loaded = statistics.median(times[0]), statistics.median(times[watched])
     slowdown = 100 * (loaded - base) / base
+    # Each round runs both back to back: its own slowdown is less exposed to the machine's
+    # load drifting between rounds than the medians are.
+    paired = [round(100 * (b - a) / a, 1) for a, b in zip(times[0], times[watched], strict=True)]
+    # What the watchers took of the machine while the failover ran: the web server's CPU
+    # beyond what it spends with nobody watching, and the clients' (niced, standing for
+    # browsers elsewhere), over the CPU seconds the machine had. Where the failover waits
+    # for CPU, that is what it loses; unlike its wall time, shared-machine noise hardly
+    # moves it.
+    web_extra = statistics.median(c["web"] for c in cpu[watched]) - statistics.median(
+        c["web"] for c in cpu[0]
+    )
+    clients_cpu = statistics.median(c["clients"] for c in cpu[watched])
+    capacity = (os.cpu_count() or 1) * base
     p95 = latency[str(watched)]["p95_ms"]
     return {
         "latency": latency,
         "failover_seconds": {"0_clients": times[0], f"{watched}_clients": times[watched]},
         "failover_median_s": {"0_clients": round(base, 3), f"{watched}_clients": round(loaded, 3)},
         "slowdown_pct": round(slowdown, 1),
+        "slowdown_pct_per_round": paired,
+        "slowdown_pct_paired_median": statistics.median(paired),
+        "watchers_cpu_share_pct": {
+            "web": round(100 * web_extra / capacity, 1),
+            "web_and_clients": round(100 * (web_extra + clients_cpu) / capacity, 1),
+        },
+        f"web_cost_at_{watched}_clients": {
+            key: [c[key] for c in costs] for key in ("web_cpu_us_per_delivered_event", "web_cpu_us_per_write")
+        },
         "cpu_s_per_failover_median": {
             f"{n}_clients": {k: round(statistics.median(c[k] for c in cpu[n]), 2) for k in cpu[n][0]}
             for n in cpu
@@ -459,9 +605,23 @@ async def bench(rounds: int, sizes: list[int], port: int, cookie: str, redis_url
     }
 
 
+def run_loop(main):
+    """asyncio.run, on uvloop when there: the clients are cheaper on it, like the server
+    (which uvicorn puts on it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--listen"]:
         listen(sys.argv[2], sys.argv[3])
+        return 0
+    if sys.argv[1:2] == ["--watch"]:
+        port, path, cookie, n = sys.argv[2:6]
+        run_loop(watch(int(port), path, cookie, int(n)))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of 0 vs the most clients")
@@ -512,20 +672,15 @@ def main() -> int:
         port = free_port()
         web = start_web(work, port)
         PROCESSES.update(web=web.pid, worker=worker.pid, lab=lab.pid)
-        # The clients stand for browsers on other machines: they run here, but behind the
-        # system under test (the web server, the worker, the lab, the databases).
+        # The clients stand for browsers on other machines, and the bench's own polling is
+        # no part of the system either: they run here, but behind the system under test
+        # (the web server, the worker, the lab, the databases).
         os.nice(CLIENTS_NICE)
         browser = Client()
         from django.contrib.auth import get_user_model
 
         browser.force_login(get_user_model().objects.get(username="helpdesk"))
         cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
-        try:  # the clients are cheaper on uvloop, like the server (which uvicorn puts on it)
-            import uvloop
-
-            run_loop = uvloop.run
-        except ImportError:
-            run_loop = asyncio.run
         result = run_loop(bench(args.rounds, sizes, port, cookie, redis_url, lab_dir))
     finally:
         for proc in (web, worker, lab):
@@ -539,6 +694,8 @@ def main() -> int:
                 "cpus": os.cpu_count(),
                 "server": "uvicorn (1 process)",
                 "clients_nice": CLIENTS_NICE,
+                "clients": "one process, asyncio on uvloop, raw HTTP/1.1",
+                "sse_batch_ms": settings.DRPORTAL_SSE_BATCH_MS,
                 "scenario": "reference failover, WSL lost; clients watch /runs/<id>/events/ as helpdesk",
                 **result,
             },

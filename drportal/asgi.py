@@ -9,5 +9,7 @@ django_application = get_asgi_application()
 
 from failover.stream import StreamGate  # noqa: E402 (needs the apps loaded)
 
-# A burst of reconnecting board streams must not ask PostgreSQL for one connection each.
+# The board's event streams: Django answers (login, permission), the gate sends the events
+# (failover/stream.py); and a burst of reconnecting streams must not ask PostgreSQL for
+# one connection each.
 application = StreamGate(django_application)

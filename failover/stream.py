@@ -1,25 +1,33 @@
-"""The board's live stream: Server-Sent Events from an async view under ASGI.
+"""The board's live stream: Server-Sent Events under ASGI.
 
+- Django decides whether a client may stream (middleware, login, permission, the run
+  exists; the view ``run_events``) and answers with the headers; the ASGI wrapper
+  ``StreamGate`` (drportal/asgi.py) then sends the events straight to the server.
 - One hub per process (per event loop): one Redis pattern subscription for every run and
   one thread that reads the database, however many browsers watch. Redis only rings the
-  doorbell ("run N has news", see failover/events.py); the events come from RunEvent rows.
+  doorbell ("run N has news", see failover/events.py); the events come from RunEvent rows,
+  read once per burst and run (one statement) and formatted once for all its watchers.
 - The hub is subscribed before any stream registers, and it reads the table for a stream
   only after the stream registered. So an event committed after that read rings the bell
   and is fetched, and one committed before is in the read; duplicates are dropped by seq.
 - A stream replays the events after Last-Event-ID (the header; ``?last_event_id=`` for a
   page's first connection, which names the event the page was drawn at) or, without
-  one, starts with a snapshot of the run. It sends keepalive comments, ends after
-  DRPORTAL_SSE_MAX_SECONDS (the browser reconnects with Last-Event-ID), and ends with an
-  ``end`` event once the run has ended (htmx closes the EventSource on it).
+  one, starts with a snapshot of the run. It gets keepalive comments (one tick of the hub
+  for all streams), ends after DRPORTAL_SSE_MAX_SECONDS (the browser reconnects with
+  Last-Event-ID), and ends with an ``end`` event once the run has ended (htmx closes the
+  EventSource on it).
 - Every RunEvent's seq is its SSE ``id:``; its SSE event name is ``run``, ``step`` or
   ``action``, which is what the board's partials listen to before they fetch their HTML
   from ordinary permission-checked views.
+- What a watcher costs the server per burst of events: one wakeup of its task and one
+  ``send`` to the ASGI server (bench/board.py measures it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -30,21 +38,23 @@ from concurrent.futures import ThreadPoolExecutor
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, connection
-from django.http import Http404, HttpRequest, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from hosts.permissions import permission_or_403
 
 from . import board
 from .events import channel
-from .models import Run
+from .models import Run, RunEvent
 
 log = logging.getLogger(__name__)
 
 VIEW_RUN = "failover.view_run"
-# A client this far behind (a stalled connection) is dropped; it reconnects and replays.
-MAX_BACKLOG = 5000
+# A client this far behind (a stalled connection: its socket's buffers are full) is
+# dropped; it reconnects and replays.
+MAX_BACKLOG_BYTES = 4 * 1024 * 1024
 FETCH_LIMIT = 500
 
 
@@ -62,37 +72,119 @@ def format_end(state: str) -> bytes:
     return f'event: end\ndata: {{"state":"{state}"}}\n\n'.encode()
 
 
+KEEPALIVE = b": keepalive\n\n"
+
+
 class Subscriber:
+    """One stream's place in the hub: its cursor and the bytes waiting to be written.
+
+    The hub appends and wakes the stream's task; the task takes everything that is
+    waiting in one go (a burst is one write). No queue, and no timer per wait: the hub's
+    keepalive tick and one timer for the stream's lifetime stand in for them."""
+
+    __slots__ = ("closed", "cursor", "pending", "pending_bytes", "run_id", "waiter", "written")
+
     def __init__(self, run_id: int, cursor: int | None) -> None:
         self.run_id = run_id
         self.cursor = cursor  # the last seq this client has; None: it needs a snapshot first
-        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
+        self.waiter: asyncio.Future | None = None
         self.closed = False
+        self.written = False  # since the last keepalive tick
 
     def send(self, chunk: bytes) -> None:
         if self.closed:
             return
-        if self.queue.qsize() >= MAX_BACKLOG:
-            log.warning("SSE client of run %s fell %s events behind: dropped", self.run_id, MAX_BACKLOG)
+        if self.pending_bytes + len(chunk) > MAX_BACKLOG_BYTES:
+            # What is waiting ends at an event: the client gets it, then reconnects from there.
+            log.warning("SSE client of run %s fell %s bytes behind: dropped", self.run_id, MAX_BACKLOG_BYTES)
             self.close()
             return
-        self.queue.put_nowait(chunk)
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        self.written = True
+        self._wake()
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self.queue.put_nowait(None)
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def next(self) -> bytes | None:
+        """Everything waiting, as one chunk; None once the stream is over."""
+        while not self.pending:
+            if self.closed:
+                return None
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        chunk = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
+        self.pending.clear()
+        self.pending_bytes = 0
+        return chunk
+
+
+@functools.cache
+def _events_sql() -> str:
+    q = connection.ops.quote_name
+    user = get_user_model()
+    return (
+        "SELECT r.state, r.event_seq, e.seq, e.kind, e.message, e.created_at, e.action_id,"  # nosec B608  # identifiers quoted with quote_name, values are %s parameters
+        f" u.{q(user.USERNAME_FIELD)}, (e.data -> 'step')::text"
+        f" FROM {q(Run._meta.db_table)} r"
+        " LEFT JOIN LATERAL ("
+        f"  SELECT * FROM {q(RunEvent._meta.db_table)} WHERE run_id = r.id AND seq > %s ORDER BY seq LIMIT %s"
+        " ) e ON true"
+        f" LEFT JOIN {q(user._meta.db_table)} u ON u.{q(user._meta.pk.column)} = e.user_id"
+        " WHERE r.id = %s ORDER BY e.seq"
+    )
+
+
+def read_events(run_id: int, after: int, limit: int = FETCH_LIMIT) -> tuple[list[dict], str | None, int]:
+    """What ``board.events_after`` returns, read in one statement (the hub reads this on
+    every bell): the run's state and counter and its events after ``after`` come from one
+    snapshot, so a final state comes with the event that ended the run. The statement is
+    PostgreSQL's (LATERAL, jsonb); elsewhere (the demo's SQLite) the selector reads it."""
+    if connection.vendor != "postgresql":
+        return board.events_after(run_id=run_id, after=after, limit=limit)
+    with connection.cursor() as cursor:
+        cursor.execute(_events_sql(), [after, limit, run_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return [], None, 0
+    events = [
+        {
+            "seq": seq,
+            "kind": kind,
+            "message": message,
+            "at": created_at.isoformat(),
+            "action": action_id,
+            "user": username,
+            "step": json.loads(step) if step is not None else None,
+        }
+        for _state, _counter, seq, kind, message, created_at, action_id, username, step in rows
+        if seq is not None
+    ]
+    return events, rows[0][0], rows[0][1]
 
 
 def _read(run_id: int, after: int | None, snapshot: bool) -> tuple[dict | None, list[dict], str | None, int]:
     """In the hub's database thread: (snapshot, events after ``after``, the run's state and
-    counter as read *before* the events). A dropped connection is reopened once."""
+    counter). A dropped connection is reopened once."""
     for attempt in (1, 2):
         try:
             snap = board.run_snapshot(run_id=run_id) if snapshot else None
             if after is None:
                 return snap, [], snap["state"] if snap else None, snap["seq"] if snap else 0
-            events, state, seq = board.events_after(run_id=run_id, after=after, limit=FETCH_LIMIT)
+            events, state, seq = read_events(run_id, after)
             return snap, events, state, seq
         except (InterfaceError, OperationalError):
             connection.close()
@@ -122,6 +214,7 @@ class Hub:
             self._tasks = [
                 asyncio.create_task(self._listen(), name="sse-doorbell"),
                 asyncio.create_task(self._sweep(), name="sse-sweep"),
+                asyncio.create_task(self._keepalive(), name="sse-keepalive"),
             ]
             try:
                 await asyncio.wait_for(self.subscribed.wait(), timeout=3)
@@ -170,6 +263,17 @@ class Hub:
             await asyncio.sleep(1 if not self.redis_up else settings.DRPORTAL_SSE_KEEPALIVE_S)
             for run_id in list(self.subs):
                 self.ring(run_id)
+
+    async def _keepalive(self) -> None:
+        """A comment to every stream that was sent nothing since the last tick: one timer
+        for all of them, however many there are."""
+        while True:
+            await asyncio.sleep(settings.DRPORTAL_SSE_KEEPALIVE_S)
+            for subs in list(self.subs.values()):
+                for sub in subs:
+                    if not sub.written:
+                        sub.send(KEEPALIVE)
+                    sub.written = False
 
     def register(self, run_id: int, cursor: int | None) -> Subscriber:
         sub = Subscriber(run_id, cursor)
@@ -275,41 +379,45 @@ async def get_hub() -> Hub:
     return hub
 
 
-async def event_stream(run_id: int, last_event_id: int | None) -> AsyncIterator[bytes]:
+async def serve(run_id: int, cursor: int | None, send, receive) -> None:
+    """Stream run ``run_id`` to one client, after its response has started: the retry
+    line, then whatever the hub hands this stream, until the run ends, the stream's
+    lifetime is over, the hub drops it, or the client goes away."""
     hub = await get_hub()
-    sub = hub.register(run_id, last_event_id)
-    loop = asyncio.get_running_loop()
-    ends_at = loop.time() + settings.DRPORTAL_SSE_MAX_SECONDS
-    keepalive = settings.DRPORTAL_SSE_KEEPALIVE_S
+    sub = hub.register(run_id, cursor)
+    lifetime = asyncio.get_running_loop().call_later(settings.DRPORTAL_SSE_MAX_SECONDS, sub.close)
+
+    async def until_disconnected() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        sub.close()
+
+    watcher = asyncio.create_task(until_disconnected())
     try:
-        # Sent at once: the headers go out and the client knows the stream is registered.
-        yield f"retry: {settings.DRPORTAL_SSE_RETRY_MS}\n\n".encode()
-        while True:
-            left = ends_at - loop.time()
-            if left <= 0:
-                return
-            try:
-                async with asyncio.timeout(min(keepalive, left)):  # no task per wait, unlike wait_for
-                    chunk = await sub.queue.get()
-            except TimeoutError:
-                if loop.time() < ends_at:
-                    yield b": keepalive\n\n"
-                continue
-            if chunk is None:
-                return
-            parts = [chunk]
-            done = False
-            while not sub.queue.empty():  # a burst goes out as one write
-                more = sub.queue.get_nowait()
-                if more is None:
-                    done = True
-                    break
-                parts.append(more)
-            yield b"".join(parts)
-            if done:
-                return
+        # Sent at once: the client knows the stream is registered.
+        retry = f"retry: {settings.DRPORTAL_SSE_RETRY_MS}\n\n".encode()
+        await send({"type": "http.response.body", "body": retry, "more_body": True})
+        while (chunk := await sub.next()) is not None:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
     finally:
+        lifetime.cancel()
+        watcher.cancel()
         hub.unregister(sub)
+
+
+class Handoff:
+    """What the view tells the gate: which run to stream, from where. Travels in the ASGI
+    scope (``request.scope[HANDOFF]``); the view fills it in once the request may stream."""
+
+    __slots__ = ("cursor", "run_id")
+
+    def __init__(self) -> None:
+        self.run_id: int | None = None
+        self.cursor: int | None = None
+
+
+HANDOFF = "drportal.sse_handoff"
 
 
 def last_event_id(request: HttpRequest) -> int | None:
@@ -330,15 +438,34 @@ def _release_connection() -> None:
         connection.close()
 
 
+async def _no_body() -> AsyncIterator[bytes]:
+    return
+    yield  # an async generator that yields nothing: the gate sends the stream
+
+
+NO_GATE = (
+    "the event stream is served through failover.stream.StreamGate: run drportal.asgi:application "
+    "(uvicorn), not WSGI; the board's polling mode (DRPORTAL_BOARD_POLLING=1) works without it"
+)
+
+
 @require_GET
 @permission_or_403(VIEW_RUN)
 async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+    """Decides whether and what to stream (login, permission, the run exists, where to
+    start) and answers with the stream's headers; StreamGate sends the events."""
+    handoff = getattr(request, "scope", {}).get(HANDOFF)
+    if handoff is None:
+        # A deployment error (WSGI, or an ASGI app without the gate): say so, to the
+        # operator in the log and to the browser, instead of streaming nothing forever.
+        log.error("run %s: %s", pk, NO_GATE)
+        return HttpResponse(NO_GATE + "\n", status=503, content_type="text/plain; charset=utf-8")
     if not await Run.objects.filter(pk=pk).aexists():
         raise Http404(f"no run {pk}")
     await sync_to_async(_release_connection)()
-    response = StreamingHttpResponse(
-        event_stream(pk, last_event_id(request)), content_type="text/event-stream; charset=utf-8"
-    )
+    handoff.run_id, handoff.cursor = pk, last_event_id(request)
+    # Streaming, so that no middleware counts a Content-Length.
+    response = StreamingHttpResponse(_no_body(), content_type="text/event-stream; charset=utf-8")
     # Nothing between here and the browser may hold the stream back: no cache, no proxy
     # buffering, and no compression (there is no GZipMiddleware; tests keep it that way).
     response["Cache-Control"] = "no-cache, no-transform"
@@ -351,13 +478,22 @@ STREAM_PATH = re.compile(r"^/runs/\d+/events/$")
 
 
 class StreamGate:
-    """ASGI wrapper: at most ``limit`` event-stream requests are being *set up* at once.
+    """ASGI wrapper in front of the event streams: it sets them up a few at a time, and it
+    serves them.
 
-    Under ASGI Django runs each request's (synchronous) middleware in a thread of its own,
-    and the session and user lookups open a database connection there. When 200 browsers
-    reconnect at once (a server restart), 200 such threads would ask PostgreSQL for 200
-    connections. The gate lets a stream through once the one before it has answered
-    (its view has released that connection); the streaming itself is not limited."""
+    Set-up: under ASGI Django runs each request's (synchronous) middleware in a thread of
+    its own, and the session and user lookups open a database connection there. When 200
+    browsers reconnect at once (a server restart), 200 such threads would ask PostgreSQL
+    for 200 connections. The gate lets a stream through once at most ``limit`` others are
+    being set up (until their views have answered and released that connection).
+
+    Serving: Django decides (middleware, login, permission, the run's existence: the view
+    ``run_events``) and sends the response's headers; the view hands the stream over in
+    the scope, and the gate sends the events straight to the ASGI server, after Django's
+    (empty) body. A burst of events then costs each client one wakeup and one ``send``,
+    not a trip through Django's streaming response (a queue, a timer, three async
+    generators, chunking), which was most of the server's CPU per watcher (bench/board.py
+    measures it)."""
 
     def __init__(self, app, limit: int | None = None) -> None:
         self.app = app
@@ -374,9 +510,12 @@ class StreamGate:
         if scope["type"] != "http" or not STREAM_PATH.match(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
+        handoff = Handoff()
+        scope = {**scope, HANDOFF: handoff}
         gate = self._gate()
         await gate.acquire()
         held = True
+        streaming = False  # the view handed the stream over and Django answered 200
 
         def release() -> None:
             nonlocal held
@@ -385,11 +524,19 @@ class StreamGate:
                 gate.release()
 
         async def gated_send(message) -> None:
+            nonlocal streaming
             if message["type"] == "http.response.start":
                 release()
+                streaming = handoff.run_id is not None and message["status"] == 200
+            elif streaming:
+                if message.get("body"):
+                    await send({**message, "more_body": True})
+                return  # not the end of the response: the stream follows
             await send(message)
 
         try:
             await self.app(scope, receive, gated_send)
         finally:
             release()
+        if streaming:
+            await serve(handoff.run_id, handoff.cursor, send, receive)

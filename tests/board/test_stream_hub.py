@@ -1,0 +1,193 @@
+"""The stream's parts in this process: the hub (real Redis, a real database thread), the
+read it does on every doorbell, and the gate's hand-over. The ASGI server is the pair of
+callables (``send``, ``receive``) that ASGI is; tests/board/test_stream.py runs the
+whole thing under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.db import connection, transaction
+from django.test import Client
+
+from failover import board, stream
+from failover.events import record_event
+from failover.models import Action
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run_with_hub(scenario):
+    """``asyncio.run(scenario())``; then the hub's database thread lets go of its
+    connection (the test database is flushed and dropped after us)."""
+    hubs = []
+
+    async def main():
+        hubs.append(await stream.get_hub())
+        return await scenario(hubs[0])
+
+    try:
+        return asyncio.run(main())
+    finally:
+        for hub in hubs:
+            hub.executor.submit(lambda: connection.close()).result()
+            hub.executor.shutdown()
+
+
+def write_event(run_id: int, message: str) -> int:
+    """In a thread of its own (as the engine's worker would), closing its connection."""
+    try:
+        with transaction.atomic():
+            return record_event(run_id=run_id, kind="action_succeeded", message=message).seq
+    finally:
+        connection.close()
+
+
+class Browser:
+    """One client as an ASGI server sees it: what was sent to it, and a switch that makes
+    ``receive`` say it went away."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.arrived = asyncio.Event()
+        self.gone = asyncio.Event()
+
+    async def send(self, message: dict) -> None:
+        self.sent.append(message)
+        self.arrived.set()
+
+    async def receive(self) -> dict:
+        await self.gone.wait()
+        return {"type": "http.disconnect"}
+
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.sent)
+
+    async def wait_for(self, needle: bytes, timeout: float = 5) -> None:
+        async with asyncio.timeout(timeout):
+            while needle not in self.body():
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+def test_the_streams_read_is_the_boards_selector_in_one_statement(make_run, users, django_assert_num_queries):
+    run = make_run(events=3)
+    action = Action.objects.filter(run=run).order_by("pk").first()
+    with transaction.atomic():
+        record_event(run_id=run.pk, kind="step_started", message="Step 2", data={"step": 2, "x": [1]})
+        record_event(
+            run_id=run.pk, kind="override", message="by hand", user=users["mod"], action_id=action.pk
+        )
+        record_event(run_id=run.pk, kind="note", message="a list, not a dict", data=["step"])
+        record_event(run_id=run.pk, kind="note", message="named step", data={"step": "preflight"})
+    for after, limit in ((0, 500), (2, 500), (4, 2), (8, 500)):
+        with django_assert_num_queries(1):
+            read = stream.read_events(run.pk, after, limit)
+        assert read == board.events_after(run_id=run.pk, after=after, limit=limit)
+    events, state, seq = stream.read_events(run.pk, 4)
+    assert [(e["seq"], e["step"], e["user"]) for e in events] == [
+        (5, 2, None),
+        (6, None, "mod"),
+        (7, None, None),
+        (8, "preflight", None),
+    ]
+    assert (state, seq) == ("running", 8)
+    assert stream.read_events(run.pk + 999, 0) == ([], None, 0)
+
+
+def test_a_client_that_goes_away_is_forgotten_and_the_others_stream_on(make_run):
+    run = make_run()
+
+    async def scenario(hub):
+        staying, leaving = Browser(), Browser()
+        tasks = [asyncio.create_task(stream.serve(run.pk, 1, b.send, b.receive)) for b in (staying, leaving)]
+        for browser in (staying, leaving):
+            await browser.wait_for(b"retry:")
+        assert len(hub.subs[run.pk]) == 2
+        leaving.gone.set()
+        await asyncio.wait_for(tasks[1], timeout=2)  # long before its lifetime is over
+        assert len(hub.subs[run.pk]) == 1
+        seq = await asyncio.to_thread(write_event, run.pk, "after the other left")
+        await staying.wait_for(f"id: {seq}\n".encode())
+        staying.gone.set()
+        await asyncio.wait_for(tasks[0], timeout=2)
+        assert run.pk not in hub.subs
+        async with asyncio.timeout(2):  # and a read under way is the last one for the run
+            while run.pk in hub.fetching:
+                await asyncio.sleep(0.01)
+        return leaving.sent[-1]
+
+    last = run_with_hub(scenario)
+    assert last == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def test_a_burst_reaches_a_client_as_one_write_in_order(make_run):
+    run = make_run()
+
+    async def scenario(hub):
+        browser = Browser()
+        task = asyncio.create_task(stream.serve(run.pk, 1, browser.send, browser.receive))
+        await browser.wait_for(b"retry:")
+        writes_before = len(browser.sent)
+
+        def burst() -> list[int]:
+            try:
+                with transaction.atomic():
+                    return [
+                        record_event(run_id=run.pk, kind="step_done", message=f"{i}").seq for i in range(5)
+                    ]
+            finally:
+                connection.close()
+
+        seqs = await asyncio.to_thread(burst)
+        await browser.wait_for(f"id: {seqs[-1]}\n".encode())
+        browser.gone.set()
+        await asyncio.wait_for(task, timeout=2)
+        return seqs, browser.sent[writes_before], len(browser.sent) - writes_before
+
+    seqs, first, writes = run_with_hub(scenario)
+    assert seqs == [2, 3, 4, 5, 6]
+    ids = [int(line[4:]) for line in first["body"].decode().split("\n") if line.startswith("id: ")]
+    assert ids == seqs and first["more_body"] is True
+    assert writes == 2  # the burst, and the end of the response
+
+
+def test_a_stalled_client_is_dropped_with_what_waits_for_it_ending_at_an_event():
+    sub = stream.Subscriber(run_id=1, cursor=0)
+    event = b"id: 1\nevent: action\ndata: " + b"x" * 1000 + b"\n\n"
+    sent = 0
+    while not sub.closed:
+        sub.send(event)
+        sent += 1
+    assert sent * len(event) > stream.MAX_BACKLOG_BYTES
+    waiting = asyncio.run(sub.next())
+    assert waiting == event * (sent - 1)  # the event that did not fit is not half sent
+    assert asyncio.run(sub.next()) is None
+
+
+def test_the_gate_hands_only_a_200_over_to_the_stream():
+    sent: list[dict] = []
+
+    async def failing_after_the_view(scope, receive, send):
+        scope[stream.HANDOFF].run_id = 1  # the view handed over, then a middleware failed
+        await send({"type": "http.response.start", "status": 500, "headers": []})
+        await send({"type": "http.response.body", "body": b"Server Error"})
+
+    async def record(message):
+        sent.append(message)
+
+    asyncio.run(
+        stream.StreamGate(failing_after_the_view)({"type": "http", "path": "/runs/1/events/"}, None, record)
+    )
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert sent[1] == {"type": "http.response.body", "body": b"Server Error"}
+
+
+def test_the_event_stream_view_needs_the_gate_in_front(make_run, users):
+    run = make_run()
+    client = Client()
+    client.force_login(users["helpdesk"])
+    response = client.get(f"/runs/{run.pk}/events/")
+    assert response.status_code == 503
+    assert b"StreamGate" in response.content and b"DRPORTAL_BOARD_POLLING" in response.content
