@@ -38,6 +38,10 @@ REPO = Path(__file__).resolve().parents[2]
 FINAL = (RunStateChoices.SUCCEEDED, RunStateChoices.FAILED, RunStateChoices.ABORTED)
 
 WORKER_ENV = {
+    # The lab's services open within ~0.2 s of a start; a test that makes one down on
+    # purpose should not wait the production boot grace.
+    "DRPORTAL_CHECK_SETTLE_S": "5",
+    "DRPORTAL_CHECK_POLL_S": "0.3",
     # Short leases so a killed worker's actions are reaped within seconds.
     "DRPORTAL_ACTION_LEASE_S": "3",
     "DRPORTAL_REQUEUE_AFTER_S": "3",

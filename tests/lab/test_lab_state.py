@@ -110,12 +110,14 @@ def _hammer(lab_dir: str) -> None:
 
 def test_processes_never_lose_an_update_or_share_a_journal_seq(tmp_path: Path) -> None:
     LabStore(tmp_path).read()
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: a fork copies the locks other threads of this test session hold
+    # (a lab server, a log handler), and a child that needs one of them waits forever.
+    context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_hammer, args=(str(tmp_path),)) for _ in range(4)]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(20)
+        worker.join(60)
         assert worker.exitcode == 0
     assert LabStore(tmp_path).read()["latency"]["default_seconds"] == 100
     assert [entry["seq"] for entry in read_journal(tmp_path)] == list(range(1, 101))
