@@ -269,10 +269,8 @@ def drill_start(*, user, plan: Plan, override_reason: str = "") -> Run:
     with transaction.atomic():
         # One drill at a time per surviving site (its domains are named drill-<vm>).
         Site.objects.select_for_update().get(code=plan.target_site)
-        if Run.objects.filter(kind="drill", target_site__code=plan.target_site, cleaned_up_at=None).exists():
-            up = Run.objects.filter(
-                kind="drill", target_site__code=plan.target_site, cleaned_up_at=None
-            ).first()
+        up = Run.objects.filter(kind="drill", target_site__code=plan.target_site, cleaned_up_at=None).first()
+        if up is not None:
             raise ValidationError(
                 {"site": f"drill run {up.pk} is still up at {plan.target_site}: end it first"}
             )

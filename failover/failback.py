@@ -39,7 +39,7 @@ FAILS_BACK = (RunKindChoices.FAILOVER, RunKindChoices.MIGRATION)
 
 def _ledger(run: Run, kind: str) -> list[dict]:
     """The undo records of ``kind`` of the actions that took effect, in run order."""
-    rows = run.actions.filter(state__in=(A.SUCCEEDED,)).exclude(undo={}).order_by("step__number", "order")
+    rows = run.actions.filter(state=A.SUCCEEDED).exclude(undo={}).order_by("step__number", "order")
     return [dict(a.undo, action=a.pk) for a in rows if a.undo.get("kind") == kind]
 
 

@@ -132,6 +132,12 @@ def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+def _see_other(run_id: int) -> HttpResponse:
+    response = HttpResponseRedirect(reverse("run-board", args=[run_id]))
+    response.status_code = 303  # See Other: a GET of the board, not a re-POST
+    return response
+
+
 def _after_control(request: HttpRequest, run_id: int, part: str, error: str) -> HttpResponse:
     """htmx: the changed part (422 with the reason when refused). Otherwise back to the
     board, with the outcome as a message."""
@@ -139,9 +145,7 @@ def _after_control(request: HttpRequest, run_id: int, part: str, error: str) -> 
         return _render_part(request, run_id, part, error=error)
     if error:
         messages.error(request, error)
-    response = HttpResponseRedirect(reverse("run-board", args=[run_id]))
-    response.status_code = 303  # See Other: a GET of the board, not a re-POST
-    return response
+    return _see_other(run_id)
 
 
 RUN_CONTROLS = {
@@ -180,12 +184,6 @@ def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
     except ValidationError as exc:
         error = _error_text(exc)
     return _after_control(request, run_id, "actions", error)
-
-
-def _see_other(run_id: int) -> HttpResponse:
-    response = HttpResponseRedirect(reverse("run-board", args=[run_id]))
-    response.status_code = 303
-    return response
 
 
 @require_POST
