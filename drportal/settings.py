@@ -134,6 +134,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_secret("DATABASE_URL", f"sqlite:///{VAR_DIR / 'drportal.sqlite3'}"),
         conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "0")),
+        # A kept connection is checked before it is reused: the database restarting
+        # between two tasks costs a reconnect, not a failed action.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -176,6 +179,9 @@ CELERY_TASK_ACKS_LATE = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
+# Out of reach: Celery's fixup would close the database connections around every task;
+# drportal/celery.py applies Django's CONN_MAX_AGE instead (close_old_connections).
+CELERY_DB_REUSE_MAX = 10**9
 
 # The estate
 # Memory kept back for the hypervisor itself on every host, on top of dom0 (thesis: 0).
