@@ -66,6 +66,10 @@ class Context:
         self.params = action.params
         self.pool = pool
         self.lines: list[str] = []
+        self._hosts: dict[str, Host] = {}
+        # What observe() read, for act() right after it (a handler's own business).
+        self.seen: dict = {}
+        self._arrays: dict[str, StorageArray] = {}
 
     def note(self, line: str) -> None:
         self.lines.append(line)
@@ -78,7 +82,12 @@ class Context:
         self.lines.append(text)
 
     def host(self, name: str) -> Host:
-        return Host.objects.get(name=name)
+        # Read once per action (observe and act both ask): a fix made in the inventory
+        # between two attempts still counts, since each attempt has its own context.
+        host = self._hosts.get(name)
+        if host is None:
+            host = self._hosts[name] = Host.objects.get(name=name)
+        return host
 
     def conn(self, target: SSHTarget) -> LoggedRunner:
         return LoggedRunner(self.pool.get(target), self)
@@ -88,7 +97,9 @@ class Context:
         return XenDriver(self.conn(ssh_target(host)), host.toolstack)
 
     def storage(self, array_name: str):
-        array = StorageArray.objects.get(name=array_name)
+        array = self._arrays.get(array_name)
+        if array is None:
+            array = self._arrays[array_name] = StorageArray.objects.get(name=array_name)
         runner = None if array.kind == "manual" else self.conn(ssh_target(array))
         return storage_driver(array, runner)
 
@@ -168,6 +179,7 @@ class FailoverGroup(Handler):
 
     def observe(self, ctx: Context) -> Observation:
         status = ctx.storage(ctx.params["array"]).status(ctx.params["group"])
+        ctx.seen["status"] = status  # act() follows at once: it starts from this reading
         present_to = ctx.params.get("present_to")
         done = status.is_primary and (not present_to or present_to in status.presented_to)
         return Observation(
@@ -209,14 +221,14 @@ class FailoverGroup(Handler):
     def act(self, ctx: Context) -> Outcome:
         group, array = ctx.params["group"], ctx.params["array"]
         driver = ctx.storage(array)
-        status = driver.status(group)
+        status = ctx.seen.pop("status", None) or driver.status(group)
         if not status.is_primary:
             ctx.note(self.fence_check(ctx))
             force = ctx.run.mode == "disaster" and driver.kind == "drbd"
-            status = driver.promote(group, force=force)
+            status = driver.promote(group, force=force, current=status)
         present_to = ctx.params.get("present_to")
         if present_to and present_to not in status.presented_to:
-            status = driver.present(group, present_to)
+            status = driver.present(group, present_to, current=status)
         return Outcome(
             f"{group} is primary at {array} and presented to {', '.join(status.presented_to)}",
             {"role": status.role, "presented_to": list(status.presented_to)},

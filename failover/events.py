@@ -4,14 +4,15 @@ Redis message rings the doorbell of the board's stream (never the payload)."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 
 import redis
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.utils import timezone
 
-from .models import Run, RunEvent
+from .models import RunEvent
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +35,58 @@ def record_event(
     run's row lock, so concurrent writers number their events without gaps or twins."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event needs a transaction (the counter and the row commit together)")
-    Run.objects.filter(pk=run_id).update(event_seq=F("event_seq") + 1)
-    seq = Run.objects.filter(pk=run_id).values_list("event_seq", flat=True).get()
-    event = RunEvent.objects.create(
-        run_id=run_id, seq=seq, kind=kind, message=message, action_id=action_id, user=user, data=data or {}
-    )
+    connection = transaction.get_connection()
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # One statement numbers and writes the event: the run row stays locked (which keeps
+        # the numbers in commit order) for one round trip and the commit, not three.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _NUMBER_AND_INSERT,
+                [run_id, now, kind, message, action_id, user.pk if user else None, json.dumps(data or {})],
+            )
+            row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError(f"run {run_id} does not exist")
+        event = RunEvent(
+            id=row[0],
+            run_id=run_id,
+            seq=row[1],
+            created_at=now,
+            kind=kind,
+            message=message,
+            action_id=action_id,
+            user=user,
+            data=data or {},
+        )
+        event._state.adding = False
+    else:
+        with connection.cursor() as cursor:
+            # RETURNING: SQLite has it since 3.35.
+            cursor.execute(_NEXT_SEQ, [run_id])
+            row = cursor.fetchone()
+        if row is None:
+            raise RuntimeError(f"run {run_id} does not exist")
+        event = RunEvent.objects.create(
+            run_id=run_id,
+            seq=row[0],
+            kind=kind,
+            message=message,
+            action_id=action_id,
+            user=user,
+            data=data or {},
+        )
+    seq = event.seq
     transaction.on_commit(lambda: ring_doorbell(run_id, seq))
     return event
 
+
+_NEXT_SEQ = "UPDATE failover_run SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq"
+_NUMBER_AND_INSERT = (
+    "WITH n AS (UPDATE failover_run SET event_seq = event_seq + 1 WHERE id = %s RETURNING id, event_seq)"
+    " INSERT INTO failover_runevent (run_id, seq, created_at, kind, message, action_id, user_id, data)"
+    " SELECT n.id, n.event_seq, %s, %s, %s, %s, %s, %s::jsonb FROM n RETURNING id, seq"
+)
 
 _client: redis.Redis | None = None
 

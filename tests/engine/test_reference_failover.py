@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 
@@ -112,3 +113,30 @@ def test_a_functional_test_that_fails_is_recorded_as_down_and_the_recovery_goes_
         (a.target, a.error) for a in others if a.state != ActionStateChoices.SUCCEEDED
     ]
     assert "functional test(s) not ok" in run.events.get(kind="run_succeeded").message
+
+
+def test_a_host_never_runs_more_actions_at_once_than_its_bound_while_slots_are_handed_on(
+    tmp_path, lab, estate, settings
+):
+    """DRPORTAL_MAX_ACTIONS_PER_HOST=1: a finished action hands its host's slot straight to
+    the next one (no pass, no broker), and no two actions of one host ever overlap."""
+    from .conftest import Worker, flush_redis
+
+    settings.DRPORTAL_MAX_ACTIONS_PER_HOST = 1
+
+    flush_redis(settings.REDIS_URL)
+    worker = Worker(tmp_path, lab.lab_dir, settings.REDIS_URL, {"DRPORTAL_MAX_ACTIONS_PER_HOST": "1"}).start()
+    try:
+        lose_wsl(lab)
+        run = wait_for_run(declare(estate["mod"]).run.pk, worker=worker)
+    finally:
+        worker.stop()
+    assert run.state == RunStateChoices.SUCCEEDED
+    by_host: dict[str, list] = {}
+    for action in run.actions.exclude(host="").order_by("started_at"):
+        by_host.setdefault(action.host, []).append(action)
+    # Not vacuous: xenka01 shrinks three domains in one step.
+    assert max(len(actions) for actions in by_host.values()) >= 3
+    for host, actions in by_host.items():
+        for before, after in pairwise(actions):
+            assert before.finished_at <= after.started_at, (host, before.target, after.target)
