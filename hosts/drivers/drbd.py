@@ -318,8 +318,8 @@ class DrbdDriver(StorageDriver):
     def status(self, group: str) -> GroupStatus:
         return self._status_on(self.runner, group)
 
-    def promote(self, group: str, *, force: bool = False) -> GroupStatus:
-        current = self.status(group)
+    def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
+        current = current or self.status(group)
         if current.role == "primary":
             return current
         self._run("primary", *(["--force"] if force else []), group)
@@ -332,9 +332,9 @@ class DrbdDriver(StorageDriver):
         self._run("secondary", group)  # "(-12) Device is held open by someone" while a domU runs
         return self.status(group)
 
-    def present(self, group: str, host: str) -> GroupStatus:
+    def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
         check_name(host, "host name")
-        current = self.status(group)
+        current = current or self.status(group)
         if host != self.node:
             raise StorageError(
                 f"DRBD resource {group} is local to {self.node}; it cannot be presented to {host}"

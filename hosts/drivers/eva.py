@@ -380,8 +380,8 @@ class EvaDriver(StorageDriver):
     def status(self, group: str) -> GroupStatus:
         return group_status(group, self.system, self._fields(group))
 
-    def promote(self, group: str, *, force: bool = False) -> GroupStatus:
-        current = self.status(group)
+    def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
+        current = current or self.status(group)
         if current.role == "primary":
             return current
         if not force and current.replication in ("broken", "none", "syncing", "unknown"):
@@ -406,9 +406,9 @@ class EvaDriver(StorageDriver):
             raise
         return self.status(group)
 
-    def present(self, group: str, host: str) -> GroupStatus:
+    def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
         check_name(host, "host name")
-        current = self.status(group)
+        current = current or self.status(group)
         if host in current.presented_to:
             return current
         if current.role != "primary":

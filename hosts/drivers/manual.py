@@ -61,7 +61,7 @@ class ManualDriver(StorageDriver):
             ),
         )
 
-    def promote(self, group: str, *, force: bool = False) -> GroupStatus:
+    def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
         how = " even though the mirror is not consistent (accepting data loss)" if force else ""
         present = f" and present it to host {self.host}" if self.host else ""
         raise self._ask(
@@ -71,7 +71,7 @@ class ManualDriver(StorageDriver):
             "still write to it)",
         )
 
-    def present(self, group: str, host: str) -> GroupStatus:
+    def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
         check_name(host, "host name")
         raise self._ask(group, "present", f"present DR group {group} on {self.array} to host {host}")
 

@@ -168,14 +168,19 @@ class StorageDriver(ABC):
         """Observe only."""
 
     @abstractmethod
-    def promote(self, group: str, *, force: bool = False) -> GroupStatus:
+    def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
         """Make this copy the writable source (fail over to this site). Refuses with
         SplitBrainRefused while the other copy is primary and reachable/in use, and with
-        NotConsistent when the replica is not trustworthy unless ``force``."""
+        NotConsistent when the replica is not trustworthy unless ``force``.
+
+        ``current``: the status the caller has just read, so the driver need not ask the
+        array again before acting (on a real array every SSSU call costs seconds). The
+        result is always read after acting."""
 
     @abstractmethod
-    def present(self, group: str, host: str) -> GroupStatus:
-        """Let ``host`` write this copy. Only a primary copy can be presented."""
+    def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
+        """Let ``host`` write this copy. Only a primary copy can be presented. ``current``
+        as for ``promote``."""
 
     @abstractmethod
     def demote(self, group: str) -> GroupStatus:
