@@ -321,7 +321,8 @@ DRPORTAL_DRILL_MAX_S = float(os.environ.get("DRPORTAL_DRILL_MAX_S", str(4 * 3600
 DRPORTAL_SYNC_WAIT_S = float(os.environ.get("DRPORTAL_SYNC_WAIT_S", "600"))
 DRPORTAL_SHUTDOWN_WAIT_S = float(os.environ.get("DRPORTAL_SHUTDOWN_WAIT_S", "300"))
 # A VM a run has started gets this long to boot before a functional check that finds its
-# service down is recorded as down (asked again every DRPORTAL_CHECK_POLL_S).
+# service down is recorded as down (asked again after 0.25 s, 0.5 s, ... at most every
+# DRPORTAL_CHECK_POLL_S).
 DRPORTAL_CHECK_SETTLE_S = float(os.environ.get("DRPORTAL_CHECK_SETTLE_S", "120"))
 DRPORTAL_CHECK_POLL_S = float(os.environ.get("DRPORTAL_CHECK_POLL_S", "2"))
 # Passes in which no verdict changed are deleted after this many days; changes are kept.
