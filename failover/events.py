@@ -36,29 +36,29 @@ def record_event(
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_event needs a transaction (the counter and the row commit together)")
     connection = transaction.get_connection()
-    now = timezone.now()
+    fields = {"run_id": run_id, "kind": kind, "message": message, "action_id": action_id, "user": user}
+    fields["data"] = data or {}
     if connection.vendor == "postgresql":
         # One statement numbers and writes the event: the run row stays locked (which keeps
         # the numbers in commit order) for one round trip and the commit, not three.
+        now = timezone.now()
         with connection.cursor() as cursor:
             cursor.execute(
                 _NUMBER_AND_INSERT,
-                [run_id, now, kind, message, action_id, user.pk if user else None, json.dumps(data or {})],
+                [
+                    run_id,
+                    now,
+                    kind,
+                    message,
+                    action_id,
+                    user.pk if user else None,
+                    json.dumps(fields["data"]),
+                ],
             )
             row = cursor.fetchone()
         if row is None:
             raise RuntimeError(f"run {run_id} does not exist")
-        event = RunEvent(
-            id=row[0],
-            run_id=run_id,
-            seq=row[1],
-            created_at=now,
-            kind=kind,
-            message=message,
-            action_id=action_id,
-            user=user,
-            data=data or {},
-        )
+        event = RunEvent(id=row[0], seq=row[1], created_at=now, **fields)
         event._state.adding = False
     else:
         with connection.cursor() as cursor:
@@ -67,15 +67,7 @@ def record_event(
             row = cursor.fetchone()
         if row is None:
             raise RuntimeError(f"run {run_id} does not exist")
-        event = RunEvent.objects.create(
-            run_id=run_id,
-            seq=row[0],
-            kind=kind,
-            message=message,
-            action_id=action_id,
-            user=user,
-            data=data or {},
-        )
+        event = RunEvent.objects.create(seq=row[0], **fields)
     seq = event.seq
     transaction.on_commit(lambda: ring_doorbell(run_id, seq))
     return event
