@@ -13,8 +13,12 @@ commands (kept in its output) cost their configured latency; within a step (and 
 tier) actions run in parallel, bounded by the per-host limit; steps are barriers.
 Connection set-up, the database and Celery are the overhead being measured.
 
+The latencies below are short on purpose (a real SSSU call or `xl create` takes seconds),
+so that the engine's own cost shows; ``--latency-scale K`` multiplies them all by K, to
+see the same overhead against slower, more lifelike commands.
+
 Usage: python bench/failover.py [--rounds 3] [--vms 500] [--hosts 50] [--workers 1]
-       [--concurrency 32] [--skip-synthetic|--skip-reference]
+       [--concurrency 32] [--latency-scale 1] [--skip-synthetic|--skip-reference]
 Needs PostgreSQL and Redis as on the development machine; DATABASE_URL (a database it
 may drop and create, default .../drportal_bench) and REDIS_URL (default db 13) override.
 """
@@ -524,9 +528,14 @@ def main() -> int:
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=32, help="threads per worker process")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency of (b)")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
+    if args.latency_scale <= 0:
+        parser.error("--latency-scale: must be above 0")
+    for command in LATENCIES:
+        LATENCIES[command] = round(LATENCIES[command] * args.latency_scale, 6)
 
     work = Path(tempfile.mkdtemp(prefix="drportal-bench-"))
     lab_dir = work / "lab"
