@@ -139,6 +139,19 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+# A pool per process (PostgreSQL only): a worker thread then holds a connection only
+# while it talks to the database, not while it waits seconds for a host over SSH, so a
+# worker can run far more actions at once than PostgreSQL has connections. Off (0) by
+# default; docker-compose.yml turns it on for the workers. A pooled connection goes back
+# to the pool after each task instead of living DB_CONN_MAX_AGE seconds.
+DB_POOL_MAX_SIZE = int(os.environ.get("DB_POOL_MAX_SIZE", "0"))
+if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": 30,  # a thread waits this long for a free connection, then its task fails
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The demo's single file is shared by web, worker and beat: wait for locks, don't fail.

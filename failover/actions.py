@@ -39,6 +39,18 @@ class Outcome:
     undo: dict = field(default_factory=dict)
 
 
+def lend_back_connection() -> None:
+    """With a connection pool (DB_POOL_MAX_SIZE), give this thread's database connection
+    back to it: before every SSH command, and around each handler. An action waits on
+    SSH for seconds and needs the database only for a few short reads, so the threads of
+    a worker running hundreds of actions at once share a few connections. Without a
+    pool, keep it: a new connection costs more than the reads."""
+    from django.db import connection
+
+    if connection.settings_dict.get("OPTIONS", {}).get("pool") and not connection.in_atomic_block:
+        connection.close()
+
+
 class LoggedRunner:
     """A shared connection seen through one action: every command it sends, and every
     failure, goes into that action's log (connections are shared between actions)."""
@@ -48,6 +60,7 @@ class LoggedRunner:
         self.name = conn.name
 
     def run(self, argv, *, timeout: float | None = None) -> CommandResult:
+        lend_back_connection()  # no database connection held while the host answers
         try:
             result = self._conn.run(argv, timeout=timeout)
         except DriverError as exc:
@@ -395,6 +408,7 @@ class FunctionalCheckHandler(Handler):
         until = time.monotonic() + (
             max(0.0, settle - (timezone.now() - started).total_seconds()) if started else 0.0
         )
+        lend_back_connection()  # checks wait on the network, and between answers
         tries = 0
         pauses = check_pauses(float(getattr(settings, "DRPORTAL_CHECK_POLL_S", 2)))
         while True:

@@ -35,7 +35,7 @@ from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHConnection, SSHPool, SSHTarget
 from hosts.drivers.storage import ManualStepRequired
 
-from .actions import HANDLERS, CheckDown, Context
+from .actions import HANDLERS, CheckDown, Context, lend_back_connection
 from .choices import ActionStateChoices as A
 from .choices import RunStateChoices as R
 from .choices import StepStateChoices as S
@@ -333,6 +333,7 @@ class _Heartbeat:
                 Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
                     lease_expires_at=timezone.now() + timedelta(seconds=lease)
                 )
+                lend_back_connection()  # not held for the next lease/3 seconds
         finally:
             connection.close()
 
@@ -464,6 +465,7 @@ def _execute_one(action_id: int) -> int | None:
         )
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
+    lend_back_connection()
     with CONNECTIONS.lease() as pool, _Heartbeat(action.pk, attempt):
         ctx = Context(action, pool)
         try:
@@ -488,6 +490,7 @@ def _execute_one(action_id: int) -> int | None:
         except Exception as exc:  # a bug must not leave the action running forever
             log.exception("action %s crashed", action_id)
             state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    lend_back_connection()
     handed: list[int | None] = [None]
     _record(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
     next_id = handed[0]

@@ -140,3 +140,26 @@ def test_a_host_never_runs_more_actions_at_once_than_its_bound_while_slots_are_h
     for host, actions in by_host.items():
         for before, after in pairwise(actions):
             assert before.finished_at <= after.started_at, (host, before.target, after.target)
+
+
+def test_worker_threads_sharing_a_pool_of_two_database_connections_recover_the_estate(
+    tmp_path, lab, estate, settings
+):
+    """DB_POOL_MAX_SIZE=2 under 8 threads: a thread gives its connection back while it waits
+    on SSH, and the run still ends with every side effect once."""
+    from .conftest import Worker, flush_redis
+
+    flush_redis(settings.REDIS_URL)
+    worker = Worker(tmp_path, lab.lab_dir, settings.REDIS_URL, {"DB_POOL_MAX_SIZE": "2"}).start()
+    try:
+        lose_wsl(lab)
+        start = len(side_effects(lab))
+        run = wait_for_run(declare(estate["mod"]).run.pk, worker=worker)
+    finally:
+        worker.stop()
+    assert run.state == RunStateChoices.SUCCEEDED, [
+        (a.target, a.error) for a in run.actions.exclude(state="succeeded")
+    ]
+    assert xenka01_domains(lab) == EXPECTED_XENKA01
+    effects = Counter(side_effects(lab)[start:])
+    assert effects and all(count == 1 for count in effects.values()), effects
