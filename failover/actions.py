@@ -41,7 +41,7 @@ class Outcome:
 
 def lend_back_connection() -> None:
     """With a connection pool (DB_POOL_MAX_SIZE), give this thread's database connection
-    back to it: before every SSH command, and around each handler. An action waits on
+    back to it before every SSH command and every wait. An action waits on
     SSH for seconds and needs the database only for a few short reads, so the threads of
     a worker running hundreds of actions at once share a few connections. Without a
     pool, keep it: a new connection costs more than the reads."""

@@ -465,7 +465,6 @@ def _execute_one(action_id: int) -> int | None:
         )
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
-    lend_back_connection()
     with CONNECTIONS.lease() as pool, _Heartbeat(action.pk, attempt):
         ctx = Context(action, pool)
         try:
@@ -490,7 +489,6 @@ def _execute_one(action_id: int) -> int | None:
         except Exception as exc:  # a bug must not leave the action running forever
             log.exception("action %s crashed", action_id)
             state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
-    lend_back_connection()
     handed: list[int | None] = [None]
     _record(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
     next_id = handed[0]
