@@ -18,7 +18,6 @@ failback turns those records into a planned migration back, stopping on any erro
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 
 from hosts.connect import ssh_target
 from hosts.drivers.base import DriverError
@@ -213,21 +212,13 @@ def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
 
 def failback_start(*, user, failover_id: int, plan: Plan | None = None, override_reason: str = "") -> Run:
     """Freeze the failback plan into a run and start it (the Manager on Duty only)."""
-    from .services import _run_create, check_override
+    from .services import check_override, start_claimed_run
 
     if not user.has_perm(PERM_FAILBACK):
         raise PermissionDenied("only the Manager on Duty starts a failback")
     failover = Run.objects.select_related("lost_site", "target_site").get(pk=failover_id)
     plan = plan or build_failback_plan(failover=failover)
     check_override(plan, override_reason, "the failback")
-    groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))
-    with transaction.atomic():
-        return _run_create(
-            plan=plan,
-            disaster=None,
-            user=user,
-            kind=RunKindChoices.FAILBACK,
-            override_reason=override_reason,
-            groups=groups,
-            parent=failover,
-        )
+    return start_claimed_run(
+        plan=plan, user=user, kind=RunKindChoices.FAILBACK, override_reason=override_reason, parent=failover
+    )

@@ -393,6 +393,15 @@ def migration_start(*, user, plan: Plan, override_reason: str = "") -> Run:
     if plan.mode != RunModeChoices.PLANNED:
         raise ValidationError({"mode": "a planned migration needs a plan built in planned mode"})
     check_override(plan, override_reason, "the migration")
+    return start_claimed_run(
+        plan=plan, user=user, kind=RunKindChoices.MIGRATION, override_reason=override_reason
+    )
+
+
+def start_claimed_run(*, plan: Plan, user, kind: str, override_reason: str, parent: Run | None = None) -> Run:
+    """Create a run (no disaster) that claims the plan's DR groups. While another run
+    holds one of them, the claims' unique constraint refuses it, and the caller gets the
+    field and the reason instead of a database error."""
     groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))
     try:
         with transaction.atomic():
@@ -400,9 +409,10 @@ def migration_start(*, user, plan: Plan, override_reason: str = "") -> Run:
                 plan=plan,
                 disaster=None,
                 user=user,
-                kind=RunKindChoices.MIGRATION,
+                kind=kind,
                 override_reason=override_reason,
                 groups=groups,
+                parent=parent,
             )
     except IntegrityError:
         raise ValidationError({"lost_site": "a run for these DR groups is already active"}) from None

@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
 
@@ -160,7 +161,6 @@ def test_a_drill_refuses_to_start_while_another_is_up(lab, estate, worker, drill
     wait_for_run(first.pk, worker=worker)
     plan = build_drill_plan(site="WSL", vms=["dns-xen01"])
     assert [p.code for p in plan.blocking] == ["drill-up"]
-    from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="still up"):
         drill_start(user=estate["mod"], plan=plan, override_reason="testing")
@@ -226,6 +226,10 @@ def test_failback_moves_the_estate_home_and_restores_the_normal_profile(lab, est
     )
     seq = last_seq(lab)
     run = failback_start(user=estate["mod"], failover_id=failover.pk, plan=plan)
+    # A second start while the first holds the DR groups is refused with the reason.
+    with pytest.raises(ValidationError) as refused:
+        failback_start(user=estate["mod"], failover_id=failover.pk, plan=plan)
+    assert "already active" in str(refused.value.message_dict["lost_site"])
     run = wait_for_run(run.pk, worker=worker, timeout=120)
     assert run.state == RunStateChoices.SUCCEEDED, [
         (a.kind, a.target, a.state, a.error) for a in run.actions.all()
