@@ -9,6 +9,7 @@ exchange and before we authenticate or send a single command.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import select
 import socket
@@ -102,6 +103,24 @@ def _caused_by_timeout(exc: BaseException | None) -> bool:
     return False
 
 
+class Transport(paramiko.Transport):
+    """paramiko's transport, waking less often when idle.
+
+    Its thread reads the socket with a 0.1 s timeout only to notice that it was told to
+    stop. Connections outlive their action (see failover.engine.IdleConnections), and a
+    worker sized for a 50-host estate keeps hundreds of them: at 0.1 s, 200 idle ones
+    cost the lab 0.17 of a core and the client 0.06 doing nothing. ``close()`` shuts the
+    socket down first, which wakes the thread at once, so nothing waits for the timeout."""
+
+    _active_check_timeout = 2.0
+
+    def close(self) -> None:
+        if self.active:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+        super().close()
+
+
 def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.Transport:
     """TCP connect and SSH key exchange, all within ``timeout``; no authentication."""
     deadline = time.monotonic() + timeout
@@ -114,7 +133,7 @@ def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.
     # Small request/reply packets: without this, Nagle + delayed ACK add ~40 ms per channel.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    transport = paramiko.Transport(sock)
+    transport = Transport(sock)
     # Every phase gets only what is left of the one connect budget, so a host that accepts
     # TCP but never speaks SSH costs connect_timeout, not paramiko's 15 + 15 + 30 s.
     remaining = max(deadline - time.monotonic(), 0.01)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import paramiko
 
+from hosts.drivers.ssh import Transport
 from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
@@ -348,7 +349,7 @@ class LabServer:
         # packets: with Nagle on, each command waited ~40 ms for the client's delayed ACK
         # (OpenSSH coalesces them; the lab must not add a latency nobody configured).
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport = paramiko.Transport(conn)
+        transport = Transport(conn)
         transport.set_log_channel(self._ssh_log_name)
         # A drill clone ("drill-<vm>") presents its VM's key: it is a clone of the VM's disk.
         owner = vm_services.key_owner(snapshot, host)
@@ -362,7 +363,9 @@ class LabServer:
             except (paramiko.SSHException, EOFError, OSError):
                 return
             while not self._stop.is_set() and transport.is_active():
-                channel = transport.accept(0.2)
+                # The transport's thread wakes this wait when it ends (client gone, or
+                # stop() closed it): the timeout is only a backstop.
+                channel = transport.accept(2.0)
                 if channel is not None:
                     self._spawn(self._channel, f"lab-chan-{host}", host, transport, session, channel)
         finally:
