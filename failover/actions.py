@@ -6,6 +6,7 @@ Handlers run outside any transaction and know the estate only through the driver
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from hosts.drivers.storage import StorageError
 from hosts.drivers.xen import DuplicateDomain, XenDriver
 from hosts.models import FunctionalCheck, Host, StorageArray
 
+from . import rows
 from .models import Action, Run
 
 
@@ -75,7 +77,6 @@ class Context:
 
     def __init__(self, action: Action, pool: SSHPool) -> None:
         self.action = action
-        self.run: Run = action.run
         self.params = action.params
         self.pool = pool
         self.lines: list[str] = []
@@ -83,6 +84,16 @@ class Context:
         # What observe() read, for act() right after it (a handler's own business).
         self.seen: dict = {}
         self._arrays: dict[str, StorageArray] = {}
+
+    @functools.cached_property
+    def run(self) -> Run:
+        """The action's run with its disaster and sites; read when a handler asks (only the
+        fencing check does), fresh for every attempt."""
+        return (
+            Run.objects.select_related("disaster__isolation_confirmed_by", "lost_site")
+            .defer("plan")
+            .get(pk=self.action.run_id)
+        )
 
     def note(self, line: str) -> None:
         self.lines.append(line)
@@ -99,7 +110,7 @@ class Context:
         # between two attempts still counts, since each attempt has its own context.
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts[name] = Host.objects.get(name=name)
+            host = self._hosts[name] = rows.get(Host, "name", name)
         return host
 
     def conn(self, target: SSHTarget) -> LoggedRunner:
@@ -112,7 +123,7 @@ class Context:
     def storage(self, array_name: str):
         array = self._arrays.get(array_name)
         if array is None:
-            array = self._arrays[array_name] = StorageArray.objects.get(name=array_name)
+            array = self._arrays[array_name] = rows.get(StorageArray, "name", array_name)
         runner = None if array.kind == "manual" else self.conn(ssh_target(array))
         return storage_driver(array, runner)
 

@@ -28,13 +28,14 @@ from datetime import timedelta
 import redis
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count
 from django.utils import timezone
 
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHConnection, SSHPool, SSHTarget
 from hosts.drivers.storage import ManualStepRequired
 
+from . import rows
 from .actions import HANDLERS, CheckDown, Context, lend_back_connection
 from .choices import ActionStateChoices as A
 from .choices import RunStateChoices as R
@@ -352,9 +353,12 @@ class IdleConnections:
     A handshake is the dearest part of a short action, so connections outlive their
     action; but a connection is never shared by two actions at once: an OpenSSH server
     allows only MaxSessions (10) channels per connection, and one stuck command must not
-    take its neighbours down with it. The host key is checked on every (re)connection."""
+    take its neighbours down with it. The host key is checked on every (re)connection.
 
-    PER_HOST = 32  # at most one per worker thread is ever lent out at once
+    Every connection a thread gave back is kept: a thread holds at most one per host, so
+    a host never has more idle connections than the worker has threads. A cap below that
+    (there was one, 32) made a worker with 200 threads close and re-open connections to
+    the array all through a step of 500 integrity checks, a handshake each time."""
 
     def __init__(self) -> None:
         self._idle: dict[SSHTarget, list[SSHConnection]] = defaultdict(list)
@@ -375,7 +379,7 @@ class IdleConnections:
     def checkin(self, conn: SSHConnection) -> None:
         with self._lock:
             idle = self._idle[conn.target]
-            if conn.is_connected and len(idle) < self.PER_HOST:
+            if conn.is_connected:
                 idle.append(conn)
                 return
         conn.close()
@@ -436,24 +440,9 @@ def _execute_one(action_id: int) -> int | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
     with transaction.atomic():
-        claimed = Action.objects.filter(
-            pk=action_id, state=A.QUEUED, run__state__in=(R.RUNNING, R.WAITING)
-        ).update(
-            state=A.RUNNING,
-            attempt=F("attempt") + 1,
-            lease_expires_at=now + lease,
-            claimed_by=worker_id(),
-            started_at=now,
-            error="",
-        )
-        if not claimed:
+        action = _claim(action_id, now, now + lease)
+        if action is None:
             return None  # a duplicate message, or the run was paused/aborted meanwhile
-        action = (
-            Action.objects.select_related("run__disaster__isolation_confirmed_by", "run__lost_site")
-            .defer(*(f"run__{name}" for name in _RUN_BULK))
-            .annotate(awaited=Exists(Action.depends_on.through.objects.filter(to_action_id=OuterRef("pk"))))
-            .get(pk=action_id)
-        )
         attempt = action.attempt
         record_event(
             run_id=action.run_id,
@@ -497,6 +486,47 @@ def _execute_one(action_id: int) -> int | None:
     return next_id
 
 
+def _claim(action_id: int, now, lease_expires_at) -> Action | None:
+    """Claim a queued action of a running (or waiting) run and load it, in one statement;
+    None if there is nothing to claim. ``action.awaited``: do other actions depend on it?"""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM.format(columns=rows.column_list(Action)),
+            [
+                A.RUNNING,
+                ops.adapt_datetimefield_value(lease_expires_at),
+                worker_id(),
+                ops.adapt_datetimefield_value(now),
+                action_id,
+                A.QUEUED,
+                R.RUNNING,
+                R.WAITING,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    action = rows.from_row(Action, row[:-1], connection)
+    action.awaited = bool(row[-1])
+    return action
+
+
+# Hot path, plain SQL (see rows.py); table names are the models' own, values parameters.
+_ACTION, _RUN, _DEPENDS = Action._meta.db_table, Run._meta.db_table, Action.depends_on.through._meta.db_table
+_CLAIM = (
+    f"UPDATE {_ACTION} SET state = %s, attempt = attempt + 1, lease_expires_at = %s,"  # nosec B608
+    " claimed_by = %s, started_at = %s, error = ''"
+    f" WHERE id = %s AND state = %s AND run_id IN (SELECT id FROM {_RUN} WHERE state IN (%s, %s))"
+    " RETURNING {columns},"
+    f" EXISTS (SELECT 1 FROM {_DEPENDS} d WHERE d.to_action_id = {_ACTION}.id)"
+)
+_FINISH = (
+    f"UPDATE {_ACTION} SET state = %s, finished_at = %s, lease_expires_at = NULL, result = %s,"  # nosec B608
+    " undo = %s, outcome = %s, output = %s, error = %s WHERE id = %s AND attempt = %s AND state = %s"
+)
+
+
 def _record(
     action: Action,
     attempt: int,
@@ -514,19 +544,24 @@ def _record(
     current one (the reaper or a person has decided meanwhile). With ``hand_on``, the
     action's host slot goes to the next action in the same transaction (its id is put
     in ``hand_on[0]``)."""
-    with transaction.atomic():
-        updated = Action.objects.filter(pk=action.pk, attempt=attempt, state=A.RUNNING).update(
-            state=state,
-            finished_at=timezone.now(),
-            lease_expires_at=None,
-            result=result,
-            undo=undo,
-            outcome=outcome
-            or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
-            output=output[-20000:],
-            error="" if state == A.SUCCEEDED else detail,
+    fields = {f.name: f for f in Action._meta.concrete_fields}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH,
+            [
+                state,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                fields["result"].get_db_prep_save(result, connection),
+                fields["undo"].get_db_prep_save(undo, connection),
+                outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+                output[-20000:],
+                "" if state == A.SUCCEEDED else detail,
+                action.pk,
+                attempt,
+                A.RUNNING,
+            ],
         )
-        if not updated:
+        if not cursor.rowcount:
             return False
         if hand_on is not None:
             # Before the event: the event's counter locks the run row until commit.
