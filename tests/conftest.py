@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import random
 import socket
 
@@ -10,6 +11,10 @@ from django.core.management import call_command
 
 from hosts import reference
 from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD
+
+# Every lab the tests start (in this process or a child) checks its state store's change
+# tracking against the full comparison on every command (hosts/lab/state.py).
+os.environ.setdefault("DRPORTAL_LAB_VERIFY_TRACKING", "1")
 
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
 

@@ -107,6 +107,7 @@ class LabStore:
         only what it changed."""
         with self.locked():
             image, working = self._current_locked()
+            _untouch(working)
             try:
                 yield working
             except BaseException:
@@ -136,6 +137,9 @@ class LabStore:
         text = self._load_text_locked()
         image = _Image.parse(text)
         working = json.loads(text)
+        for key in _SHARDED:
+            if isinstance(working.get(key), dict):
+                working[key] = _Tracked(working[key])
         self._image, self._working = image, working
         return image, working
 
@@ -307,13 +311,43 @@ class _Image:
     def changes(self, working: dict) -> dict[str, list[str] | None]:
         """What ``working`` changed: {top-level key: [names of changed entries] or None
         (the whole key: changed, added, no longer a dict)}, and "revision" if a top-level
-        key was removed. Empty: nothing to write."""
+        key was removed. Empty: nothing to write.
+
+        A sharded section that is still the store's ``_Tracked`` dict is compared only
+        where the transaction reached into it. With DRPORTAL_LAB_VERIFY_TRACKING=1 (the
+        test suite sets it) every answer is checked against the full comparison."""
+        found = self._changes(working, tracked=True)
+        if os.environ.get("DRPORTAL_LAB_VERIFY_TRACKING") == "1":
+            full = self._changes(working, tracked=False)
+            if {k: v and sorted(v) for k, v in found.items()} != {
+                k: v and sorted(v) for k, v in full.items()
+            }:
+                raise AssertionError(f"lab state tracking missed a change: tracked {found}, full {full}")
+        return found
+
+    def _changes(self, working: dict, *, tracked: bool) -> dict[str, list[str] | None]:
         base = self.state
         changed: dict[str, list[str] | None] = {}
         for key, value in working.items():
             if key == "revision":
                 continue
             old = base.get(key, _MISSING)
+            if (
+                tracked
+                and isinstance(value, _Tracked)
+                and not value.everything
+                and isinstance(old, dict)
+                and isinstance(self.pieces.get(key), dict)
+            ):
+                names = [
+                    name
+                    for name in value.touched
+                    if dict.__contains__(value, name)
+                    and old.get(name, _MISSING) != dict.__getitem__(value, name)
+                ]
+                if names or dict.keys(value) != old.keys():
+                    changed[key] = names
+                continue
             if old is not _MISSING and old == value:
                 # One deep comparison in C; most commands only read, and a write changes
                 # one section: only that one is compared entry by entry below.
@@ -354,6 +388,98 @@ class _Image:
 
 
 _MISSING = object()
+
+
+class _Tracked(dict):
+    """A sharded section of the working state (``hosts``, ``groups``...) that remembers
+    which entries a transaction reached: only those can have changed, so a command that
+    reads one host of a 500-VM state compares one entry, not the whole 750 kB.
+
+    Every way to an entry goes through a method below: by name (recorded), or all at
+    once through ``values``/``items``/``update``... (then everything is compared).
+    ``__iter__`` is overridden too, which makes ``dict(section)`` and ``{**section}``
+    use ``__getitem__`` instead of copying the entries behind our back."""
+
+    __slots__ = ("everything", "touched")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.touched: set = set()
+        self.everything = False
+
+    def __getitem__(self, name):
+        self.touched.add(name)
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        self.touched.add(name)
+        return super().get(name, default)
+
+    def setdefault(self, name, default=None):
+        self.touched.add(name)
+        return super().setdefault(name, default)
+
+    def __setitem__(self, name, value) -> None:
+        self.touched.add(name)
+        super().__setitem__(name, value)
+
+    def __delitem__(self, name) -> None:
+        self.touched.add(name)
+        super().__delitem__(name)
+
+    def pop(self, name, *default):
+        self.touched.add(name)
+        return super().pop(name, *default)
+
+    def __iter__(self):
+        return super().__iter__()
+
+    def _all(self) -> None:
+        self.everything = True
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def items(self):
+        self._all()
+        return super().items()
+
+    def popitem(self):
+        self._all()
+        return super().popitem()
+
+    def update(self, *args, **kwargs) -> None:
+        self._all()
+        super().update(*args, **kwargs)
+
+    def clear(self) -> None:
+        self._all()
+        super().clear()
+
+    def copy(self) -> dict:
+        self._all()
+        return super().copy()
+
+    def __or__(self, other):
+        self._all()
+        return super().__or__(other)
+
+    def __ior__(self, other):
+        self._all()
+        return super().__ior__(other)
+
+    def __reduce_ex__(self, protocol):
+        self._all()  # copy.deepcopy and pickle see every entry
+        return super().__reduce_ex__(protocol)
+
+
+def _untouch(working: dict) -> None:
+    for key in _SHARDED:
+        section = working.get(key)
+        if isinstance(section, _Tracked):
+            section.touched = set()
+            section.everything = False
 
 
 def _dumps(state: dict, revision: int) -> str:

@@ -8,6 +8,8 @@ import json
 import socket
 from pathlib import Path
 
+import pytest
+
 from hosts.lab.state import LabStore, _dumps, seed_synthetic
 
 from .conftest import exec_on
@@ -86,3 +88,53 @@ def test_the_lab_ssh_server_sends_without_nagles_delay(lab) -> None:
         assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     finally:
         client.close()
+
+
+def _store_with(tmp_path: Path, vms: int = 6) -> LabStore:
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=3, vms=vms)
+    return store
+
+
+def test_every_way_into_a_section_is_seen_and_written(tmp_path: Path) -> None:
+    """Only the entries a transaction reached are compared; these are the ways a tool
+    reaches one, and each change must land on disk exactly as the full comparison says."""
+    store = _store_with(tmp_path)
+    edits = [
+        lambda s: s["hosts"]["synth001"]["domains"].append({"name": "x"}),  # by name
+        lambda s: s["groups"].get("DRG-synth-vm0001")["sides"].clear(),  # get()
+        lambda s: next(iter(s["hosts"].values()))["files"].clear(),  # values()
+        lambda s: [g.update(lag_seconds=9.0) for _n, g in s["groups"].items()],  # items()
+        lambda s: dict(s["faults"])["synth002"].update(mode="down"),  # a copy of the section
+        lambda s: {**s["faults"]}["synth003"].update(mode="hang"),  # unpacked
+        lambda s: s["faults"].setdefault("new-host", {}).update(mode="down"),  # added
+        lambda s: s["groups"].pop("DRG-synth-vm0002"),  # removed
+        lambda s: s["hosts"].__delitem__("synth003"),  # deleted
+        lambda s: [s["faults"][name].update(slow_seconds=1.0) for name in s["faults"]],  # iterated by name
+    ]
+    for edit in edits:
+        expected = store.read()  # plain dicts: the same edit, without any tracking
+        edit(expected)
+        with store.transaction() as state:
+            edit(state)  # (json.dumps(state) in here would reach every entry itself)
+        assert LabStore(tmp_path).read() == {**expected, "revision": expected["revision"] + 1}
+
+
+def test_a_change_that_bypasses_the_tracking_is_caught_in_the_test_suite(tmp_path: Path, monkeypatch) -> None:
+    """The suite runs every lab command with DRPORTAL_LAB_VERIFY_TRACKING=1, so a tool that
+    reached an entry some way the tracking misses fails its test instead of losing a write."""
+    monkeypatch.setenv("DRPORTAL_LAB_VERIFY_TRACKING", "1")
+    store = _store_with(tmp_path)
+    with pytest.raises(AssertionError, match="tracking missed a change"), store.transaction() as state:
+        dict.__getitem__(state["hosts"], "synth001")["nr_cpus"] = 64  # behind the section's back
+    assert LabStore(tmp_path).read()["hosts"]["synth001"]["nr_cpus"] == 8  # and nothing was written
+
+
+def test_a_read_compares_only_what_it_reached(tmp_path: Path) -> None:
+    store = _store_with(tmp_path, vms=30)
+    with store.transaction() as state:
+        assert state["hosts"]["synth001"]["kind"] == "dom0"
+        assert state["hosts"].touched == {"synth001"} and not state["hosts"].everything
+        assert not state["groups"].touched
+    with store.transaction() as state:  # a new transaction starts untouched
+        assert not state["hosts"].touched
