@@ -15,6 +15,7 @@ from hosts.capacity import check_scenario
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
+from hosts.drivers.storage import StorageError, driver_class
 from hosts.drivers.xen import XenDriver
 from hosts.models import VM, DRGroup, Host, Site
 from hosts.selectors import capacity_inputs, reserve_mb
@@ -123,9 +124,8 @@ def _look_groups(array, groups: list[DRGroup], look: LiveLook) -> None:
     with SSHPool() as pool:
         try:
             driver = storage_driver(array, pool.get(ssh_target(array)) if array.kind != "manual" else None)
-            for group in groups:
-                status = driver.status(group.name)
-                look.group_status[group.name] = {
+            for name, status in driver.statuses([group.name for group in groups]).items():
+                look.group_status[name] = {
                     "role": status.role,
                     "replication": status.replication,
                     "lag_seconds": status.lag_seconds,
@@ -135,6 +135,13 @@ def _look_groups(array, groups: list[DRGroup], look: LiveLook) -> None:
         except DriverError as exc:
             if array.kind != "manual":
                 look.unreachable.setdefault(array.name, str(exc))
+
+
+def _bulk(kind: str) -> bool:
+    try:
+        return driver_class(kind).bulk_status
+    except StorageError:
+        return False  # the group's own look reports the unknown kind
 
 
 def _look(
@@ -153,8 +160,10 @@ def _look(
         ]
         for members in by_array.values():
             array = members[0].target_array
-            for i in range(0, len(members), GROUPS_PER_THREAD):
-                jobs.append(threads.submit(_look_groups, array, members[i : i + GROUPS_PER_THREAD], look))
+            # An array that lists every group in one call is asked once; else chunks in parallel.
+            chunk = len(members) if _bulk(array.kind) else GROUPS_PER_THREAD
+            for i in range(0, len(members), chunk):
+                jobs.append(threads.submit(_look_groups, array, members[i : i + chunk], look))
         for job in jobs:
             job.result()
     return look

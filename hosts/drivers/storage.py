@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -167,6 +168,15 @@ class StorageDriver(ABC):
     def status(self, group: str) -> GroupStatus:
         """Observe only."""
 
+    def statuses(self, groups: Sequence[str]) -> dict[str, GroupStatus]:
+        """Observe several groups; raises like ``status`` for the first that fails. One by
+        one here; a driver whose tool reports every group in one call overrides this (a
+        plan preview of 500 groups must not cost 500 calls of seconds each)."""
+        return {group: self.status(group) for group in groups}
+
+    #: True when ``statuses`` asks the array once, however many groups.
+    bulk_status = False
+
     @abstractmethod
     def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
         """Make this copy the writable source (fail over to this site). Refuses with
@@ -229,24 +239,30 @@ class StorageDriver(ABC):
         """Names of the snapshots on this array."""
 
 
-def get_driver(kind: str, runner: Runner | None, **options: Any) -> StorageDriver:
-    """The factory the engine uses; ``options`` come from the array's inventory record."""
+def driver_class(kind: str) -> type[StorageDriver]:
+    """The driver class of an array kind (its capabilities, e.g. ``bulk_status``)."""
     # Imported here because the driver modules import this one.
     if kind == "drbd":
         from hosts.drivers.drbd import DrbdDriver
 
-        return DrbdDriver(_need_runner(kind, runner), **options)
+        return DrbdDriver
     if kind == "eva-ca":
         from hosts.drivers.eva import EvaDriver
 
-        return EvaDriver(_need_runner(kind, runner), **options)
+        return EvaDriver
     if kind == "manual":
         from hosts.drivers.manual import ManualDriver
 
-        return ManualDriver(runner, **options)
+        return ManualDriver
     if kind == "ceph-rbd":
         raise StorageError("ceph-rbd driver not available yet")
     raise StorageError(f"unknown storage driver kind {kind!r} (known: drbd, eva-ca, manual)")
+
+
+def get_driver(kind: str, runner: Runner | None, **options: Any) -> StorageDriver:
+    """The factory the engine uses; ``options`` come from the array's inventory record."""
+    cls = driver_class(kind)
+    return cls(runner if kind == "manual" else _need_runner(kind, runner), **options)
 
 
 def _need_runner(kind: str, runner: Runner | None) -> Runner:

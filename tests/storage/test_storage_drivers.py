@@ -58,6 +58,17 @@ def test_eva_status_reads_both_copies():
     assert ka.list_groups() == (LOCAL_GROUP, EVA_GROUP)
 
 
+def test_eva_statuses_of_many_groups_take_one_sssu_call_and_read_exactly_what_status_reads():
+    state = make_state()
+    ka, runner = eva(state)
+    one_by_one = {group: ka.status(group) for group in (EVA_GROUP, LOCAL_GROUP)}
+    runner.commands.clear()
+    assert ka.statuses([EVA_GROUP, LOCAL_GROUP]) == one_by_one
+    assert len(runner.commands) == 1 and "LS DR_GROUP FULL" in runner.commands[0]
+    with pytest.raises(GroupNotFound, match="DR group DRG-nope not found on EVA-KA"):
+        ka.statuses([EVA_GROUP, "DRG-nope"])  # one it does not list is asked on its own
+
+
 def test_eva_status_of_an_unknown_group_is_group_not_found():
     ka, _ = eva(make_state())
     with pytest.raises(GroupNotFound, match="DR group DRG-nope not found on EVA-KA"):

@@ -134,6 +134,13 @@ def _eva_group(ctx: ToolContext, array: str, path: str) -> tuple[str, dict]:
     return name, group
 
 
+def _eva_detail(ctx: ToolContext, array: str, name: str, group: dict) -> str:
+    rows = _eva_view(ctx, array, name, group)
+    return f"\\Data Replication\\{name} information:\n" + "".join(
+        f"  {key} {'.' * (30 - len(key))}: {value}\n" for key, value in rows
+    )
+
+
 def _eva_view(ctx: ToolContext, array: str, name: str, group: dict) -> list[tuple[str, str]]:
     side = group["sides"][array]
     others = _others(group, array)
@@ -396,19 +403,22 @@ def sssu(ctx: ToolContext, argv: list[str]) -> ToolResult:
             elif upper[:2] in (["LS", "DR_GROUP"], ["SET", "DR_GROUP"]):
                 if array is None:
                     raise _SssuError("No system selected")
-                if upper[0] == "LS" and len(words) == 2:
+                if upper[0] == "LS" and (len(words) == 2 or upper[2:] == ["FULL"]):
                     names = [
                         n
                         for n, g in sorted(ctx.state.get("groups", {}).items())
                         if g.get("kind") == "eva-ca" and array in g["sides"]
                     ]
-                    out.append("DR_GROUP list:\n" + "".join(f"  \\Data Replication\\{n}\n" for n in names))
+                    if len(words) == 2:
+                        out.append(
+                            "DR_GROUP list:\n" + "".join(f"  \\Data Replication\\{n}\n" for n in names)
+                        )
+                    else:  # LS DR_GROUP FULL: every group's detail, as LS of each would print it
+                        out.extend(_eva_detail(ctx, array, n, ctx.state["groups"][n]) for n in names)
                 elif len(words) >= 3:
                     name, group = _eva_group(ctx, array, words[2])
                     if upper[0] == "LS":
-                        rows = _eva_view(ctx, array, name, group)
-                        out.append(f"\\Data Replication\\{name} information:\n")
-                        out.extend(f"  {key} {'.' * (30 - len(key))}: {value}\n" for key, value in rows)
+                        out.append(_eva_detail(ctx, array, name, group))
                     else:
                         message = _eva_set(ctx, array, name, group, words[3:])
                         out.append(f"{message}\n" if message else "")
