@@ -44,11 +44,10 @@ from pathlib import Path
 
 import paramiko
 
-from hosts.drivers.ssh import Transport
 from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
-from hosts.lab.sshd import Listener, Session, bind, close_quietly, latency_for
+from hosts.lab.sshd import Listener, Session, SessionTransport, bind, close_quietly, latency_for
 from hosts.lab.state import LabStore, default_faults, default_lab_dir, reset
 from hosts.lab.tools.base import ToolContext, ToolResult
 from hosts.lab.tools.core import command_not_found
@@ -349,7 +348,7 @@ class LabServer:
         # packets: with Nagle on, each command waited ~40 ms for the client's delayed ACK
         # (OpenSSH coalesces them; the lab must not add a latency nobody configured).
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport = Transport(conn)
+        transport = SessionTransport(conn)
         transport.set_log_channel(self._ssh_log_name)
         # A drill clone ("drill-<vm>") presents its VM's key: it is a clone of the VM's disk.
         owner = vm_services.key_owner(snapshot, host)

@@ -11,15 +11,27 @@ from pathlib import Path
 
 import paramiko
 
+from hosts.drivers.ssh import Transport
 from hosts.lab.keys import authorized_keys
 
 
 class Session(paramiko.ServerInterface):
-    """paramiko's view of one connection: public-key auth, session channels, exec only."""
+    """paramiko's view of one connection: public-key auth, session channels, exec only.
+
+    A command is handed to its channel's thread only once its exec request has been
+    answered. paramiko asks ``check_channel_exec_request`` first and sends the answer
+    after; a command quick enough (the lab's often are) could otherwise send its output,
+    EOF and close first, and the client would find its channel closed before the request
+    succeeded ("Channel closed", though the command ran). OpenSSH always answers first."""
+
+    # If the answer is never seen (a paramiko that sends it some other way), go on anyway.
+    REPLY_WAIT_S = 1.0
 
     def __init__(self, lab_dir: Path) -> None:
         self.lab_dir = lab_dir
         self.commands: dict[int, bytes] = {}
+        self.awaiting_reply: dict[int, int] = {}  # the client's channel id -> ours
+        self.answered: set[int] = set()
         self.cond = threading.Condition()
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
@@ -39,8 +51,17 @@ class Session(paramiko.ServerInterface):
     def check_channel_exec_request(self, channel: paramiko.Channel, command: bytes) -> bool:
         with self.cond:
             self.commands[channel.get_id()] = command
+            self.awaiting_reply[channel.remote_chanid] = channel.get_id()
             self.cond.notify_all()
         return True
+
+    def request_answered(self, remote_chanid: int) -> None:
+        """The transport has sent the answer to a request of the client's channel."""
+        with self.cond:
+            chanid = self.awaiting_reply.pop(remote_chanid, None)
+            if chanid is not None:
+                self.answered.add(chanid)
+                self.cond.notify_all()
 
     def check_channel_shell_request(self, channel: paramiko.Channel) -> bool:
         return False
@@ -50,8 +71,25 @@ class Session(paramiko.ServerInterface):
 
     def wait_command(self, chanid: int, timeout: float) -> bytes | None:
         with self.cond:
-            self.cond.wait_for(lambda: chanid in self.commands, timeout)
+            if not self.cond.wait_for(lambda: chanid in self.commands, timeout):
+                return None
+            self.cond.wait_for(lambda: chanid in self.answered, self.REPLY_WAIT_S)
+            self.answered.discard(chanid)
             return self.commands.pop(chanid, None)
+
+
+class SessionTransport(Transport):
+    """Tells its ``Session`` when the answer to a channel request has gone out."""
+
+    def _send_user_message(self, data) -> None:
+        super()._send_user_message(data)
+        raw = data.asbytes() if isinstance(data, paramiko.Message) else bytes(data)
+        if raw[:1] in (_SUCCESS, _FAILURE) and isinstance(self.server_object, Session):
+            self.server_object.request_answered(int.from_bytes(raw[1:5], "big"))
+
+
+_SUCCESS = bytes([paramiko.common.MSG_CHANNEL_SUCCESS])
+_FAILURE = bytes([paramiko.common.MSG_CHANNEL_FAILURE])
 
 
 class Listener:
