@@ -397,12 +397,17 @@ class LabServer:
         try:
             command = session.wait_command(channel.get_id(), timeout=30)
             if command is not None:
-                self._command(host, transport, channel, command)
+                self._command(host, transport, channel, command, session)
         finally:
             channel.close()
 
     def _command(
-        self, host: str, transport: paramiko.Transport, channel: paramiko.Channel, raw: bytes
+        self,
+        host: str,
+        transport: paramiko.Transport,
+        channel: paramiko.Channel,
+        raw: bytes,
+        session: Session,
     ) -> None:
         arrived, started = time.time(), time.monotonic()
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
@@ -429,6 +434,7 @@ class LabServer:
         if delay > 0 and self._stop.wait(delay):
             return
         status, stdout, stderr = self._execute(host, argv, text, arrived, started, notes)
+        session.wait_answered(channel.get_id())
         try:
             if stdout:
                 channel.sendall(stdout.encode("utf-8"))

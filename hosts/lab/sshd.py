@@ -18,11 +18,13 @@ from hosts.lab.keys import authorized_keys
 class Session(paramiko.ServerInterface):
     """paramiko's view of one connection: public-key auth, session channels, exec only.
 
-    A command is handed to its channel's thread only once its exec request has been
-    answered. paramiko asks ``check_channel_exec_request`` first and sends the answer
-    after; a command quick enough (the lab's often are) could otherwise send its output,
-    EOF and close first, and the client would find its channel closed before the request
-    succeeded ("Channel closed", though the command ran). OpenSSH always answers first."""
+    A command's answer goes out only after its exec request has been answered
+    (``wait_answered``). paramiko asks ``check_channel_exec_request`` first and sends the
+    answer after; a command quick enough (the lab's often are) could otherwise send its
+    output, EOF and close first, and the client would find its channel closed before the
+    request succeeded ("Channel closed", though the command ran). OpenSSH always answers
+    first. The command itself starts at once: by the time it is done, the answer has
+    almost always gone out, so nobody waits."""
 
     # If the answer is never seen (a paramiko that sends it some other way), go on anyway.
     REPLY_WAIT_S = 1.0
@@ -71,11 +73,14 @@ class Session(paramiko.ServerInterface):
 
     def wait_command(self, chanid: int, timeout: float) -> bytes | None:
         with self.cond:
-            if not self.cond.wait_for(lambda: chanid in self.commands, timeout):
-                return None
+            self.cond.wait_for(lambda: chanid in self.commands, timeout)
+            return self.commands.pop(chanid, None)
+
+    def wait_answered(self, chanid: int) -> None:
+        """Until the exec request of channel ``chanid`` has been answered."""
+        with self.cond:
             self.cond.wait_for(lambda: chanid in self.answered, self.REPLY_WAIT_S)
             self.answered.discard(chanid)
-            return self.commands.pop(chanid, None)
 
 
 class SessionTransport(Transport):

@@ -183,18 +183,18 @@ def test_commands_from_several_threads_on_one_connection_all_run_once_and_answer
     assert len(read_journal(lab.lab_dir)) == 600
 
 
-def test_a_command_is_handed_over_only_once_its_exec_request_is_answered(tmp_path: Path) -> None:
+def test_a_commands_answer_waits_for_its_exec_request_to_be_answered(tmp_path: Path) -> None:
     session = Session(tmp_path)
     channel = SimpleNamespace(get_id=lambda: 7, remote_chanid=3)
     assert session.check_channel_exec_request(channel, b"true")
-    got: list[bytes | None] = []
-    waiter = threading.Thread(target=lambda: got.append(session.wait_command(7, timeout=5)))
+    assert session.wait_command(7, timeout=5) == b"true"  # the command may start at once
+    waiter = threading.Thread(target=session.wait_answered, args=(7,))
     waiter.start()
     waiter.join(0.3)
-    assert waiter.is_alive() and not got  # asked, but not yet answered
+    assert waiter.is_alive()  # but its answer waits: the request is not answered yet
     session.request_answered(3)
     waiter.join(2)
-    assert got == [b"true"]
+    assert not waiter.is_alive()
 
 
 def test_shell_operators_are_plain_words(lab: Lab, tmp_path: Path) -> None:
