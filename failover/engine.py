@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -492,7 +493,7 @@ def _claim(action_id: int, now, lease_expires_at) -> Action | None:
     ops = connection.ops
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM.format(columns=rows.column_list(Action)),
+            _claim_sql(),
             [
                 A.RUNNING,
                 ops.adapt_datetimefield_value(lease_expires_at),
@@ -521,6 +522,13 @@ _CLAIM = (
     " RETURNING {columns},"
     f" EXISTS (SELECT 1 FROM {_DEPENDS} d WHERE d.to_action_id = {_ACTION}.id)"
 )
+
+
+@functools.cache
+def _claim_sql() -> str:
+    return _CLAIM.format(columns=rows.column_list(Action))
+
+
 _FINISH = (
     f"UPDATE {_ACTION} SET state = %s, finished_at = %s, lease_expires_at = NULL, result = %s,"  # nosec B608
     " undo = %s, outcome = %s, output = %s, error = %s WHERE id = %s AND attempt = %s AND state = %s"
@@ -544,15 +552,15 @@ def _record(
     current one (the reaper or a person has decided meanwhile). With ``hand_on``, the
     action's host slot goes to the next action in the same transaction (its id is put
     in ``hand_on[0]``)."""
-    fields = {f.name: f for f in Action._meta.concrete_fields}
+    json_field = Action._meta.get_field("result")  # result and undo: both JSONFields
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             _FINISH,
             [
                 state,
                 connection.ops.adapt_datetimefield_value(timezone.now()),
-                fields["result"].get_db_prep_save(result, connection),
-                fields["undo"].get_db_prep_save(undo, connection),
+                json_field.get_db_prep_save(result, connection),
+                json_field.get_db_prep_save(undo, connection),
                 outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
                 output[-20000:],
                 "" if state == A.SUCCEEDED else detail,

@@ -25,17 +25,38 @@ def column_list(model: type[models.Model]) -> str:
 def from_row(model: type[models.Model], values, connection):
     """A model instance from the values of ``column_list(model)``, converted as the ORM
     converts them (so a JSONField holds its dict, not the text the driver returned)."""
-    fields = model._meta.concrete_fields
     converted = []
-    for field, value in zip(fields, values, strict=True):
-        expression = field.get_col(model._meta.db_table)
-        for convert in (
-            *connection.ops.get_db_converters(expression),
-            *expression.get_db_converters(connection),
-        ):
+    for value, (expression, converters) in zip(values, _converters(model, connection.vendor), strict=True):
+        for convert in converters:
             value = convert(value, expression, connection)
         converted.append(value)
-    return model.from_db(connection.alias, [f.attname for f in fields], converted)
+    return model.from_db(connection.alias, _attnames(model), converted)
+
+
+@cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+@cache
+def _converters(model: type[models.Model], vendor: str) -> list[tuple]:
+    """Per concrete field: its column expression and the converters the ORM would apply
+    (the backend's, then the field's), found once per model and database backend
+    (``vendor`` keys the cache; the engine uses the default database only)."""
+    from django.db import connection
+
+    assert connection.vendor == vendor
+    table = model._meta.db_table
+    found = []
+    for field in model._meta.concrete_fields:
+        expression = field.get_col(table)
+        found.append(
+            (
+                expression,
+                (*connection.ops.get_db_converters(expression), *expression.get_db_converters(connection)),
+            )
+        )
+    return found
 
 
 def get(model: type[models.Model], field: str, value):
