@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, DriverError, quote_command
-from hosts.lab.tools.array_tool import REGISTRY_ENTRIES
+from hosts.lab.tools import REGISTRY
 from hosts.lab.tools.base import ToolContext
 
 EVA_GROUP = "DRG-proxy-xen01"  # WSL -> KA, presented to xenwsl01
@@ -107,7 +107,7 @@ def set_down(state: dict, host: str, down: bool = True) -> None:
 
 def tool(state: dict, host: str, *argv: str, now: float = 1000.0) -> tuple[int, str, str]:
     ctx = ToolContext(host=host, state=state, now=now)
-    return REGISTRY_ENTRIES[argv[0]](ctx, list(argv))
+    return REGISTRY[argv[0]](ctx, list(argv))
 
 
 def reachable_primaries(state: dict, group: str) -> list[str]:

@@ -1,7 +1,7 @@
 """The registry of simulated commands: ``REGISTRY[argv0] -> handler`` (contract in base.py).
 
 The core commands live here (core.py). The Xen toolstack (xen_tool.py: xl, xm) and the
-storage CLIs (array_tool.py: sssu, drbdadm) are merged in when importable. They are
+storage CLIs (sssu_tool.py, drbd_tool.py) are merged in when importable. They are
 written separately, so a missing module is skipped quietly and a broken one is
 recorded in ``LOAD_ERRORS`` (the server logs it, ``lab status`` shows it) instead of
 taking the whole lab down with it.
@@ -18,7 +18,7 @@ from hosts.lab.tools.core import CORE_TOOLS
 
 log = logging.getLogger(__name__)
 
-_OPTIONAL_MODULES = ("hosts.lab.tools.xen_tool", "hosts.lab.tools.array_tool")
+_OPTIONAL_MODULES = ("hosts.lab.tools.xen_tool", "hosts.lab.tools.sssu_tool", "hosts.lab.tools.drbd_tool")
 # Absolute paths a driver may use instead of a bare name (``/usr/sbin/xl``).
 _SEARCH_PATH = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"})
 
