@@ -252,7 +252,7 @@ DRPORTAL_SSE_KEEPALIVE_S = float(os.environ.get("DRPORTAL_SSE_KEEPALIVE_S", "15"
 # How long the browser waits before it reconnects (the SSE "retry:" field).
 DRPORTAL_SSE_RETRY_MS = int(os.environ.get("DRPORTAL_SSE_RETRY_MS", "1000"))
 # How many event streams may be set up at once (each setup briefly holds a database
-# connection; see failover.stream.StreamGate). Streaming itself is not limited.
+# connection; see failover.board.gate.StreamGate). Streaming itself is not limited.
 DRPORTAL_SSE_SETUP_CONCURRENCY = int(os.environ.get("DRPORTAL_SSE_SETUP_CONCURRENCY", "16"))
 # After a run's doorbell, wait this long so a burst of events goes out in one write. A
 # person cannot tell 50 ms from 10, but the web server can: with 200 people watching the
@@ -306,7 +306,7 @@ DRPORTAL_METRICS_TOKEN = env_secret("DRPORTAL_METRICS_TOKEN", "")
 # DRPORTAL_READINESS_INTERVAL_S on Celery beat; a pass that would start after the next one
 # is due expires instead of piling up behind a slow one.
 INSTALLED_APPS += ["failover.readiness"]
-CELERY_IMPORTS = ("failover.tasks_readiness",)
+CELERY_IMPORTS = ("failover.readiness.tasks",)
 DRPORTAL_READINESS_INTERVAL_S = float(os.environ.get("DRPORTAL_READINESS_INTERVAL_S", "300"))
 CELERY_BEAT_SCHEDULE["readiness"] = {
     "task": "failover.tasks_readiness.check_readiness",
@@ -318,7 +318,7 @@ DRPORTAL_READINESS_RPO_S = float(os.environ.get("DRPORTAL_READINESS_RPO_S", "900
 # A site whose last successful drill is older than this gets a warning (never drilled: too).
 DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS = int(os.environ.get("DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS", "90"))
 
-# Drills (failover/drill.py): the isolated bridge each surviving dom0 attaches the clones
+# Drills (failover/runs/drill.py): the isolated bridge each surviving dom0 attaches the clones
 # to (per site "KA=xenbr-drill,WSL=xenbr-drill", else one name for all), and how long a
 # drill may stay up before the reaper stops it and cleans up.
 DRPORTAL_DRILL_BRIDGE = os.environ.get("DRPORTAL_DRILL_BRIDGE", "xenbr-drill")

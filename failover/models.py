@@ -2,7 +2,7 @@
 
 A Run's plan is frozen into its Steps and Actions when it starts; later inventory edits
 do not change it. Actions change state only through conditional UPDATEs in
-``failover.engine`` (never by save() from a stale copy).
+``failover.engine`` and ``failover.runs`` (never by save() from a stale copy).
 """
 
 from __future__ import annotations

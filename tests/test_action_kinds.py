@@ -1,5 +1,5 @@
-from failover.actions import HANDLERS
-from failover.board import ACTION_KINDS
+from failover.actions.registry import HANDLERS
+from failover.board.selectors import ACTION_KINDS
 from failover.choices import RunKindChoices, steps_for
 
 

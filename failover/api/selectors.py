@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from failover.choices import RunKindChoices, RunStateChoices
+from failover.models import Run, RunEvent
+from failover.readiness.choices import SeverityChoices
+from failover.readiness.selectors import readiness_groups, readiness_latest
 from hosts.choices import ReplicationStateChoices
 from hosts.models import DRGroup
-
-from ..choices import RunKindChoices, RunStateChoices
-from ..models import Run, RunEvent
-from ..readiness.choices import SeverityChoices
-from ..readiness.selectors import readiness_groups, readiness_latest
 
 
 def readiness_overview() -> dict:

@@ -8,6 +8,17 @@ from django.contrib.auth import authenticate
 from django.utils import timezone
 from rest_framework import serializers
 
+from failover.choices import (
+    ActionStateChoices,
+    DisasterClassChoices,
+    EventCategoryChoices,
+    RunKindChoices,
+    RunModeChoices,
+    RunStateChoices,
+    StepStateChoices,
+)
+from failover.models import Disaster, Run
+from failover.readiness.choices import SeverityChoices, VerdictChoices
 from hosts.choices import ReplicationModeChoices, ReplicationStateChoices
 from hosts.models import (
     VM,
@@ -20,18 +31,6 @@ from hosts.models import (
     VMDisk,
     VMInterface,
 )
-
-from ..choices import (
-    ActionStateChoices,
-    DisasterClassChoices,
-    EventCategoryChoices,
-    RunKindChoices,
-    RunModeChoices,
-    RunStateChoices,
-    StepStateChoices,
-)
-from ..models import Disaster, Run
-from ..readiness.choices import SeverityChoices, VerdictChoices
 
 
 def _name(**kwargs) -> serializers.SlugRelatedField:
@@ -357,7 +356,7 @@ class SummaryStepSerializer(serializers.Serializer):
 
 
 class RunSummarySerializer(serializers.Serializer):
-    """``failover.selectors.run_summary``: what the CLI's --json prints."""
+    """``failover.runs.selectors.run_summary``: what the CLI's --json prints."""
 
     run = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=RunKindChoices.choices)
@@ -414,7 +413,9 @@ class PlanQuerySerializer(serializers.Serializer):
 class PlanPreviewSerializer(serializers.Serializer):
     lost_site = serializers.CharField()
     digest = serializers.CharField(help_text="send it as plan_digest to declare exactly this plan")
-    plan = serializers.DictField(help_text="failover.plan.Plan.as_dict(): actions, starts, blocking, ...")
+    plan = serializers.DictField(
+        help_text="failover.runs.plan.Plan.as_dict(): actions, starts, blocking, ..."
+    )
 
 
 class DeclareSerializer(serializers.Serializer):
@@ -461,7 +462,7 @@ class DeclareSerializer(serializers.Serializer):
         return data
 
     def declaration(self) -> dict:
-        """The keyword arguments of ``services.disaster_declare`` this input supplies."""
+        """The keyword arguments of ``runs.failover.disaster_declare`` this input supplies."""
         d = self.validated_data
         keys = ("lost_site", "disaster_class", "category", "override_reason", "confirm_isolated", "notes")
         return {k: d[k] for k in keys} | {"detected_at": d["detected_at"], "approver": d["approver"]}

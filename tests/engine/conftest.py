@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from failover.choices import RunStateChoices
 from failover.models import Run
-from failover.plan import build_plan
-from failover.services import disaster_declare
+from failover.runs.failover import build_plan, disaster_declare
 from hosts.lab.keys import client_key_path, fingerprints
 from hosts.lab.services import vm_fingerprints
 from hosts.permissions import ROLE_HELPDESK, ROLE_MOD, sync_roles

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from . import report_views
-from .readiness import views as readiness_views
+from failover.readiness import views as readiness_views
+
+from . import views as report_views
 
 app_name = "reports"
 

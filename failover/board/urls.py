@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import stream, views
+from . import gate, views
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -8,7 +8,7 @@ urlpatterns = [
     path("incidents/", views.incidents, name="incidents"),
     path("drills/", views.drills, name="drills"),
     path("runs/<int:pk>/", views.run_board, name="run-board"),
-    path("runs/<int:pk>/events/", stream.run_events, name="run-events"),
+    path("runs/<int:pk>/events/", gate.run_events, name="run-events"),
     path("runs/<int:pk>/part/<slug:part>/", views.run_part, name="run-part"),
     path("runs/<int:pk>/pause/", views.run_control, {"verb": "pause"}, name="run-pause"),
     path("runs/<int:pk>/resume/", views.run_control, {"verb": "resume"}, name="run-resume"),

@@ -11,8 +11,8 @@ from django.views.decorators.http import require_GET
 
 from hosts.permissions import permission_or_403
 
-from . import report
-from .report_pdf import report_filename, report_pdf
+from . import build as report
+from .pdf import report_filename, report_pdf
 
 VIEW_RUN = "failover.view_run"
 

@@ -6,7 +6,7 @@ import itertools
 
 from django.utils import timezone
 
-from .models import Run
+from failover.models import Run, RunEvent
 
 
 def run_summary(*, run_id: int) -> dict:
@@ -89,3 +89,30 @@ def drill_history(site_code: str, *, limit: int = 10, kind: str = "drill") -> li
         if before["minutes"] > 0:
             row["slower_pct"] = round((row["minutes"] / before["minutes"] - 1) * 100, 1)
     return rows[:limit]
+
+
+def events_after(*, run_id: int, after: int, limit: int = 500) -> tuple[list[dict], str | None, int]:
+    """RunEvents with seq > ``after``, oldest first, and the run's state and counter (state
+    None: no such run). State and counter are read first: a final state means the event
+    that ended the run is committed, so it is among the events read after."""
+    run = Run.objects.filter(pk=run_id).values("state", "event_seq").first()
+    if run is None:
+        return [], None, 0
+    rows = list(
+        RunEvent.objects.filter(run_id=run_id, seq__gt=after)
+        .order_by("seq")
+        .values("seq", "kind", "message", "created_at", "action_id", "user__username", "data")[:limit]
+    )
+    events = [
+        {
+            "seq": r["seq"],
+            "kind": r["kind"],
+            "message": r["message"],
+            "at": r["created_at"].isoformat(),
+            "action": r["action_id"],
+            "user": r["user__username"],
+            "step": r["data"].get("step") if isinstance(r["data"], dict) else None,
+        }
+        for r in rows
+    ]
+    return events, run["state"], run["event_seq"]

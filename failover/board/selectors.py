@@ -1,82 +1,46 @@
-"""Reads for the status board: the overview, a run's board and its partials, the incident
-list, and what the event stream replays.
+"""Reads for a run's board and its partials, and what the event stream replays.
 
-Every selector runs a fixed number of queries whatever the size of the run or the estate
-(tests bound them with ``django_assert_max_num_queries``). A run's partials read the
-run row (and so its event counter) first: what they show is at least as new as that
-number, and the stream replays everything after it, so the board converges.
+Every selector runs a fixed number of queries whatever the size of the run (tests bound
+them with ``django_assert_max_num_queries``). A run's partials read the run row (and so
+its event counter) first: what they show is at least as new as that number, and the
+stream replays everything after it, so the board converges.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q
 from django.db.models.functions import Right
 from django.http import Http404
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from hosts import selectors as estate
-from hosts.drivers.base import DriverError
-from hosts.models import Site
-
-from .choices import ActionStateChoices as A
-from .choices import CheckOutcomeChoices, RunKindChoices, steps_for
-from .choices import RunStateChoices as R
-from .models import Action, Disaster, Run, RunEvent, Step
-from .plan import Plan, build_plan
-
-# -- states as text and icon ------------------------------------------------------------------
-
-# Never colour alone: every state is drawn as icon + label; the tone only adds colour.
-STATE_ICONS = {
-    "running": "▶",
-    "paused": "❚❚",
-    "waiting": "⚑",
-    "succeeded": "✔",
-    "failed": "✖",
-    "aborted": "⊘",
-    "pending": "○",
-    "queued": "⋯",
-    "done": "✔",
-    "skipped": "⤼",
-    "manual": "⚑",
-    "attention": "⚠",
-    "ok": "✔",
-    "down": "✖",
-    "note": "ℹ",
-}
-STATE_TONES = {
-    "succeeded": "ok",
-    "done": "ok",
-    "ok": "ok",
-    "failed": "bad",
-    "aborted": "bad",
-    "down": "bad",
-    "attention": "bad",
-    "waiting": "warn",
-    "manual": "warn",
-    "paused": "warn",
-    "note": "warn",
-    "running": "busy",
-    "queued": "busy",
-}
+from failover.choices import ActionStateChoices as A
+from failover.choices import CheckOutcomeChoices, steps_for
+from failover.choices import RunStateChoices as R
+from failover.models import Action, Run, RunEvent, Step
 
 # Which controls make sense in which state. They mirror the ``allowed`` states of the
-# services (failover/services.py), which decide for real; tests/board check they agree.
+# services (failover/runs/controls.py), which decide for real; tests/board check they agree.
 RETRY_FROM = (A.FAILED, A.ATTENTION, A.MANUAL)
+
+
 SKIP_FROM = (A.PENDING, A.FAILED, A.ATTENTION, A.MANUAL)
+
+
 MARK_DONE_FROM = (A.FAILED, A.ATTENTION, A.MANUAL)
+
+
 PAUSE_FROM = (R.RUNNING, R.WAITING)
+
+
 RESUME_FROM = (R.PAUSED,)
+
+
 FINAL_RUN_STATES = (R.SUCCEEDED, R.FAILED, R.ABORTED)
 
 
@@ -106,6 +70,8 @@ ACTION_KINDS = {
     "demote_group": gettext_lazy("Demote the DR group at the source"),
     "shutdown_vm": gettext_lazy("Shut the VM down"),
 }
+
+
 # The role groups' names, for the templates' {% translate %} (the groups are data).
 ROLE_NAMES = (
     gettext_lazy("Manager on Duty"),
@@ -113,8 +79,9 @@ ROLE_NAMES = (
     gettext_lazy("DR admin"),
 )
 
+
 # What an action counts as when a step is "n of m done" (the engine's ``_ok``).
-_FINISHED_OK = Q(actions__state__in=A.finished_ok()) | Q(actions__state=A.FAILED, actions__optional=True)
+FINISHED_OK = Q(actions__state__in=A.finished_ok()) | Q(actions__state=A.FAILED, actions__optional=True)
 
 
 def _minutes(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> float | None:
@@ -172,7 +139,7 @@ def board_header(*, run_id: int) -> dict:
     run = board_run(run_id=run_id)
     counts = Run.objects.filter(pk=run.pk).aggregate(
         total=Count("actions"),
-        finished=Count("actions", filter=_FINISHED_OK),
+        finished=Count("actions", filter=FINISHED_OK),
         failed=Count(
             "actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION), actions__optional=False)
         ),
@@ -275,7 +242,7 @@ def board_steps(*, run_id: int) -> dict:
     steps = list(
         run.steps.annotate(
             total=Count("actions"),
-            finished=Count("actions", filter=_FINISHED_OK),
+            finished=Count("actions", filter=FINISHED_OK),
             failed=Count("actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION))),
         ).order_by("number")
     )
@@ -402,33 +369,6 @@ def sse_event_name(kind: str) -> str:
     return "run"
 
 
-def events_after(*, run_id: int, after: int, limit: int = 500) -> tuple[list[dict], str | None, int]:
-    """RunEvents with seq > ``after``, oldest first, and the run's state and counter (state
-    None: no such run). State and counter are read first: a final state means the event
-    that ended the run is committed, so it is among the events read after."""
-    run = Run.objects.filter(pk=run_id).values("state", "event_seq").first()
-    if run is None:
-        return [], None, 0
-    rows = list(
-        RunEvent.objects.filter(run_id=run_id, seq__gt=after)
-        .order_by("seq")
-        .values("seq", "kind", "message", "created_at", "action_id", "user__username", "data")[:limit]
-    )
-    events = [
-        {
-            "seq": r["seq"],
-            "kind": r["kind"],
-            "message": r["message"],
-            "at": r["created_at"].isoformat(),
-            "action": r["action_id"],
-            "user": r["user__username"],
-            "step": r["data"].get("step") if isinstance(r["data"], dict) else None,
-        }
-        for r in rows
-    ]
-    return events, run["state"], run["event_seq"]
-
-
 def run_snapshot(*, run_id: int) -> dict | None:
     """The run as it is now, for a client that has no event number to replay from. The
     counter is read first, so the states are at least as new as ``seq``."""
@@ -438,7 +378,7 @@ def run_snapshot(*, run_id: int) -> dict | None:
     steps = [
         {"number": s.number, "key": s.key, "state": s.state, "finished": s.finished, "total": s.total}
         for s in Step.objects.filter(run_id=run_id)
-        .annotate(total=Count("actions"), finished=Count("actions", filter=_FINISHED_OK))
+        .annotate(total=Count("actions"), finished=Count("actions", filter=FINISHED_OK))
         .order_by("number")
     ]
     actions = dict(Action.objects.filter(run_id=run_id).order_by("pk").values_list("pk", "state"))
@@ -448,185 +388,3 @@ def run_snapshot(*, run_id: int) -> dict | None:
         "steps": steps,
         "actions": {str(k): v for k, v in actions.items()},
     }
-
-
-# -- the overview -----------------------------------------------------------------------------
-
-
-@dataclass
-class SiteState:
-    site: Site
-    state: str  # up, recovering, failed-over, lost
-    label: str
-    run: Run | None = None
-
-
-def _site_states(sites: list[Site], runs: list[Run]) -> list[SiteState]:
-    latest: dict[int, Run] = {}
-    for run in runs:  # newest first
-        latest.setdefault(run.lost_site_id, run)
-    out = []
-    for site in sites:
-        run = latest.get(site.pk)
-        if run is None or (run.kind == RunKindChoices.FAILBACK and run.state == R.SUCCEEDED):
-            out.append(SiteState(site, "up", _("In service")))
-        elif run.state in R.active():
-            out.append(SiteState(site, "recovering", _("Lost — recovery running"), run))
-        elif run.state == R.SUCCEEDED:
-            out.append(
-                SiteState(
-                    site,
-                    "failed-over",
-                    _("Lost — its services run at %(site)s") % {"site": run.target_site.code},
-                    run,
-                )
-            )
-        else:
-            label = _("Lost — recovery %(state)s") % {"state": run.get_state_display().lower()}
-            out.append(SiteState(site, "lost", label, run))
-    return out
-
-
-def _with_progress(runs):
-    return runs.annotate(total=Count("actions"), finished=Count("actions", filter=_FINISHED_OK))
-
-
-def overview_data() -> dict:
-    sites = list(Site.objects.prefetch_related("hosts").order_by("code"))
-    recovery_runs = list(
-        Run.objects.filter(kind__in=(RunKindChoices.FAILOVER, RunKindChoices.FAILBACK))
-        .select_related("target_site")
-        .only("pk", "kind", "state", "lost_site_id", "target_site__code", "created_at")
-        .order_by("-created_at", "-pk")[:50]
-    )
-    site_states = _site_states(sites, recovery_runs)
-    active_runs = list(
-        _with_progress(Run.objects.filter(state__in=R.active()))
-        .select_related("lost_site", "target_site", "disaster")
-        .defer("plan", "summary", "disaster__notes")
-        .order_by("-created_at")
-    )
-    open_disasters = list(
-        Disaster.objects.filter(runs__state__in=R.active())
-        .select_related("lost_site", "declared_by")
-        .distinct()
-        .order_by("-declared_at")
-    )
-    last_drill = (
-        _with_progress(Run.objects.filter(kind=RunKindChoices.DRILL))
-        .select_related("lost_site", "target_site")
-        .defer("plan")
-        .order_by("-created_at")
-        .first()
-    )
-    lost = [s.site.code for s in site_states if s.state != "up"]
-    results = estate.capacity_report()
-    bars = next((r for r in results if lost and r.lost_site == lost[0]), None) or next(
-        (r for r in results if r.lost_site is None), None
-    )
-    now = timezone.now()
-    for run in active_runs:
-        run.percent = round(100 * run.finished / run.total) if run.total else 0
-        run.deadline_seconds = (run.disaster.deadline - now).total_seconds() if run.disaster else None
-    return {
-        "site_states": site_states,
-        "bars": bars,
-        "active_runs": active_runs,
-        "open_disasters": open_disasters,
-        "last_drill": last_drill,
-        "readiness": _readiness(),
-    }
-
-
-def _readiness() -> list:
-    """The readiness verdict per site with its reasons (three queries)."""
-    from .readiness.selectors import readiness_latest
-
-    return readiness_latest()
-
-
-# -- incidents --------------------------------------------------------------------------------
-
-
-def incident_page(
-    *,
-    kind: str = "",
-    state: str = "",
-    site: str = "",
-    since: dt.date | None = None,
-    until: dt.date | None = None,
-    page: int | str | None = 1,
-    per_page: int = 50,
-) -> Page:
-    """Every disaster, run and drill, newest first, in the spirit of the lws statusboard."""
-    runs = (
-        _with_progress(Run.objects.all())
-        .select_related("disaster__declared_by", "created_by", "lost_site", "target_site")
-        .defer("plan", "disaster__notes")
-        .order_by("-created_at", "-pk")
-    )
-    if kind:
-        runs = runs.filter(kind=kind)
-    if state == "active":
-        runs = runs.filter(state__in=R.active())
-    elif state:
-        runs = runs.filter(state=state)
-    if site:
-        runs = runs.filter(Q(lost_site__code=site) | Q(target_site__code=site))
-    if since:
-        runs = runs.filter(created_at__date__gte=since)
-    if until:
-        runs = runs.filter(created_at__date__lte=until)
-    result = Paginator(runs, per_page).get_page(page)
-    now = timezone.now()
-    for run in result.object_list:
-        run.duration_seconds = ((run.finished_at or now) - run.created_at).total_seconds()
-        run.who = run.disaster.declared_by if run.disaster else run.created_by
-    return result
-
-
-# -- declaring --------------------------------------------------------------------------------
-
-
-def plan_digest(plan: Plan) -> str:
-    """What the Manager on Duty reviewed in the preview; a declaration against a plan that
-    has changed since is refused, so nobody starts what they have not seen. Problems and
-    warnings count by what they are about (the text before the first colon), not by the
-    detail of an error message that may differ from one look to the next."""
-
-    def head(text: str) -> str:
-        return text.split(":", 1)[0]
-
-    seen = {
-        "target": plan.target_site,
-        "blocking": sorted(f"{p.code} {head(p.message)}" for p in plan.blocking),
-        "warnings": sorted(head(w) for w in plan.warnings),
-        "starts": sorted((s["vm"], s["host"], s["memory_mb"]) for s in plan.starts),
-        "memory": sorted((m["vm"], m["host"], m["to_mb"]) for m in plan.memory_changes),
-        "groups": sorted(plan.groups),
-    }
-    return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def declare_sites() -> list[Site]:
-    return list(Site.objects.order_by("code"))
-
-
-@dataclass
-class Preview:
-    lost_site: str
-    plan: Plan | None = None
-    digest: str = ""
-    error: str = ""
-
-
-def plan_preview(*, lost_site: str) -> Preview:
-    """The plan for losing ``lost_site``, as the declare page shows it. Looks at the
-    surviving site over SSH; an estate it cannot plan for comes back as ``error``."""
-    try:
-        plan = build_plan(lost_site=lost_site)
-    except Site.DoesNotExist:
-        return Preview(lost_site, error=_("There is no site %(site)s.") % {"site": lost_site})
-    except (ValueError, DriverError) as exc:
-        return Preview(lost_site, error=str(exc))
-    return Preview(lost_site, plan=plan, digest=plan_digest(plan))

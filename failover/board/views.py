@@ -1,7 +1,7 @@
 """The status board: overview, declaring a disaster, a run's board and its partials,
-the operator controls, and the incident list. The live stream is in ``stream.py``.
+the operator controls, and the incident list. The live stream is in ``gate`` and ``stream``.
 
-Views parse, authorize, call one selector (``board``) or service, and render. Partials
+Views parse, authorize, call one selector (``selectors``, ``overview``) or service (``failover.runs``), and render. Partials
 carry ``Vary: HX-Request`` and answer 286 once the run has ended, which stops htmx from
 polling them (NetBox's habit).
 """
@@ -18,11 +18,15 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from failover.models import Action
+from failover.runs import controls
+from failover.runs.failover import disaster_declare
+from failover.runs.preview import plan_preview
 from hosts.permissions import PERM_DECLARE, PERM_OPERATE, permission_or_403
 
-from . import board, services
+from . import selectors as board
 from .forms import DeclareForm, IncidentFilterForm
-from .models import Action
+from .overview import declare_sites, incident_page, overview_data
 
 VIEW_RUN = "failover.view_run"
 STOP_POLLING = 286  # htmx: swap this answer, then stop polling
@@ -42,7 +46,7 @@ def _live(run) -> dict:
 @permission_or_403(VIEW_RUN)
 def overview(request: HttpRequest) -> HttpResponse:
     template = "failover/_overview_runs.html" if request.htmx else "failover/overview.html"
-    return render(request, template, board.overview_data())
+    return render(request, template, overview_data())
 
 
 @require_http_methods(["GET", "POST"])
@@ -52,12 +56,12 @@ def declare(request: HttpRequest) -> HttpResponse:
     """GET: the form; with ``lost_site`` also the plan preview (htmx: the preview alone).
     POST: declare against a fresh plan that must still be the one previewed, then go to
     the run's board."""
-    kwargs = {"sites": board.declare_sites(), "four_eyes": settings.DRPORTAL_FOUR_EYES, "request": request}
+    kwargs = {"sites": declare_sites(), "four_eyes": settings.DRPORTAL_FOUR_EYES, "request": request}
     if request.method == "POST":
         return _declare_post(request, DeclareForm(request.POST, **kwargs))
     form = DeclareForm(initial=request.GET.dict(), **kwargs)
     lost = request.GET.get("lost_site", "")
-    preview = board.plan_preview(lost_site=lost) if lost else None
+    preview = plan_preview(lost_site=lost) if lost else None
     template = "failover/_plan.html" if request.htmx else "failover/declare.html"
     return render(request, template, {"form": form, "preview": preview, "four_eyes": kwargs["four_eyes"]})
 
@@ -65,7 +69,7 @@ def declare(request: HttpRequest) -> HttpResponse:
 def _declare_post(request: HttpRequest, form: DeclareForm) -> HttpResponse:
     valid = form.is_valid()
     lost = form.cleaned_data.get("lost_site") or ""
-    preview = board.plan_preview(lost_site=lost) if lost else None
+    preview = plan_preview(lost_site=lost) if lost else None
     if valid and preview.plan is not None:
         if form.cleaned_data["plan_digest"] != preview.digest:
             form.add_error(
@@ -73,9 +77,7 @@ def _declare_post(request: HttpRequest, form: DeclareForm) -> HttpResponse:
             )
         else:
             try:
-                declaration = services.disaster_declare(
-                    user=request.user, plan=preview.plan, **form.declaration()
-                )
+                declaration = disaster_declare(user=request.user, plan=preview.plan, **form.declaration())
             except ValidationError as exc:
                 form.add_service_errors(exc)
             else:
@@ -149,14 +151,14 @@ def _after_control(request: HttpRequest, run_id: int, part: str, error: str) -> 
 
 
 RUN_CONTROLS = {
-    "pause": lambda user, pk, reason: services.run_pause(user=user, run_id=pk),
-    "resume": lambda user, pk, reason: services.run_resume(user=user, run_id=pk),
-    "abort": lambda user, pk, reason: services.run_abort(user=user, run_id=pk, reason=reason),
+    "pause": lambda user, pk, reason: controls.run_pause(user=user, run_id=pk),
+    "resume": lambda user, pk, reason: controls.run_resume(user=user, run_id=pk),
+    "abort": lambda user, pk, reason: controls.run_abort(user=user, run_id=pk, reason=reason),
 }
 ACTION_CONTROLS = {
-    "retry": lambda user, pk, reason: services.action_retry(user=user, action_id=pk),
-    "skip": lambda user, pk, reason: services.action_skip(user=user, action_id=pk, reason=reason),
-    "done": lambda user, pk, reason: services.action_mark_done(user=user, action_id=pk, reason=reason),
+    "retry": lambda user, pk, reason: controls.action_retry(user=user, action_id=pk),
+    "skip": lambda user, pk, reason: controls.action_skip(user=user, action_id=pk, reason=reason),
+    "done": lambda user, pk, reason: controls.action_mark_done(user=user, action_id=pk, reason=reason),
 }
 
 
@@ -190,7 +192,7 @@ def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 @permission_or_403(PERM_DECLARE)
 def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
     """End a drill now: its cleanup (from the undo ledger) starts; go to its board."""
-    from .drill import drill_end
+    from failover.runs.drill import drill_end
 
     board.board_run(run_id=pk)
     try:
@@ -205,9 +207,8 @@ def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_or_403(PERM_DECLARE)
 def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
     """Fail a finished failover back (planned); blocking problems need a reason."""
+    from failover.runs.failback import failback_start
     from hosts.drivers.base import DriverError
-
-    from .failback import failback_start
 
     board.board_run(run_id=pk)
     try:
@@ -228,11 +229,10 @@ def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
 def drills(request: HttpRequest) -> HttpResponse:
     """GET: past drills per site; for the MoD the drill form, and with ``site`` the drill
     plan. POST (MoD): start the drill on a fresh plan, then go to its board."""
+    from failover.runs.drill import build_drill_plan, drill_start
+    from failover.runs.selectors import drill_history
     from hosts.drivers.base import DriverError
     from hosts.models import Site
-
-    from .drill import build_drill_plan, drill_start
-    from .selectors import drill_history
 
     if request.method == "POST" and not request.user.has_perm(PERM_DECLARE):
         raise PermissionDenied("only the Manager on Duty starts drills")
@@ -285,8 +285,8 @@ def drills(request: HttpRequest) -> HttpResponse:
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
 def incidents(request: HttpRequest) -> HttpResponse:
-    form = IncidentFilterForm(request.GET or None, sites=board.declare_sites())
-    page = board.incident_page(**form.filters(), page=request.GET.get("page"))
+    form = IncidentFilterForm(request.GET or None, sites=declare_sites())
+    page = incident_page(**form.filters(), page=request.GET.get("page"))
     template = "failover/_incident_table.html" if request.htmx else "failover/incidents.html"
     query = request.GET.copy()
     query.pop("page", None)

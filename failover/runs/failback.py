@@ -19,6 +19,10 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
+from failover.choices import ActionStateChoices as A
+from failover.choices import RunKindChoices, RunModeChoices
+from failover.choices import RunStateChoices as R
+from failover.models import Run
 from hosts.connect import ssh_target
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
@@ -26,11 +30,9 @@ from hosts.drivers.xen import XenDriver
 from hosts.models import VM, DRGroup, Host
 from hosts.selectors import capacity_inputs
 
-from .choices import ActionStateChoices as A
-from .choices import RunKindChoices, RunModeChoices
-from .choices import RunStateChoices as R
-from .models import Run
-from .plan import Plan, PlannedAction, Problem, apply_forecast
+from .blocks import order_starts
+from .forecast import apply_forecast
+from .plan import Plan, PlannedAction, Problem
 
 PERM_FAILBACK = "failover.declare_disaster"
 FAILS_BACK = (RunKindChoices.FAILOVER, RunKindChoices.MIGRATION)
@@ -203,16 +205,14 @@ def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
         )
     for host in home_hosts + away_hosts:
         actions.append(PlannedAction(f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name))
-    from .plan import _order_starts
-
-    plan.actions = _order_starts(actions)
+    plan.actions = order_starts(actions)
     plan.groups = sorted(g["group"] for g in groups)
     return plan
 
 
 def failback_start(*, user, failover_id: int, plan: Plan | None = None, override_reason: str = "") -> Run:
     """Freeze the failback plan into a run and start it (the Manager on Duty only)."""
-    from .services import check_override, start_claimed_run
+    from .create import check_override, start_claimed_run
 
     if not user.has_perm(PERM_FAILBACK):
         raise PermissionDenied("only the Manager on Duty starts a failback")

@@ -18,10 +18,9 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
+from failover.choices import CheckOutcomeChoices, RunKindChoices, RunStateChoices
+from failover.models import Action, Run, RunEvent, Step
 from hosts.models import Site
-
-from .choices import CheckOutcomeChoices, RunKindChoices, RunStateChoices
-from .models import Action, Run, RunEvent, Step
 
 # RunEvents that record a person overriding the engine, each with its reason.
 INTERVENTION_KINDS = (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from .choices import RunStateChoices
-from .models import Run
-from .plan import Plan
+from failover.choices import RunStateChoices
+from failover.models import Run
+from failover.runs.plan import Plan
 
 FINAL = (RunStateChoices.SUCCEEDED, RunStateChoices.FAILED, RunStateChoices.ABORTED)
 
@@ -79,7 +79,7 @@ def command_finish(command, run: Run, options: dict, out, what: str) -> None:
     import json
     import sys
 
-    from .selectors import run_summary
+    from failover.runs.selectors import run_summary
 
     state = wait_for(run.pk, time.monotonic() + options["timeout"], out) if options["wait"] else run.state
     if options["json"]:

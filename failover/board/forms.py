@@ -1,7 +1,7 @@
 """Forms of the board: declaring a disaster, filtering the incident list.
 
 Forms parse and check input; the rules of a declaration live in
-``services.check_declaration``, whose errors name the field they belong to.
+``runs.failover.check_declaration``, whose errors name the field they belong to.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .choices import DisasterClassChoices, EventCategoryChoices, RunKindChoices, RunStateChoices
+from failover.choices import DisasterClassChoices, EventCategoryChoices, RunKindChoices, RunStateChoices
 
 # Thesis table 1 (Desasterfälle): what each class looks like.
 CLASS_DETAILS = {
@@ -142,7 +142,7 @@ class DeclareForm(forms.Form):
         return data
 
     def declaration(self) -> dict:
-        """The keyword arguments of ``services.disaster_declare`` this form supplies."""
+        """The keyword arguments of ``runs.failover.disaster_declare`` this form supplies."""
         d = self.cleaned_data
         return {
             "lost_site": d["lost_site"],

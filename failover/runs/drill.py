@@ -1,52 +1,43 @@
-"""Drills: the failover rehearsed on clones, beside production, then cleaned up.
+"""Drills: the failover rehearsed on clones, beside production.
 
 A drill of site X (the site whose loss it rehearses) snapshots the replicas of X's DR
 groups on the surviving array, presents the snapshots to the surviving dom0s, starts
 each VM as ``drill-<vm>`` from the snapshot devices with its NICs on the site's isolated
 drill bridge and its disaster memory, and runs the VMs' functional checks against their
 drill addresses. Production at the surviving site is not shrunk unless the drill asks.
-Nothing at site X is touched, and no DR group changes role.
-
-The cleanup is a run of its own, generated from the drill's undo ledger (every action
-records how to undo what it did); it starts when the drill ends (at once, or after the
-hold the MoD asked for), and a drill left up past ``DRPORTAL_DRILL_MAX_S`` is stopped
-and cleaned up by the reaper.
+Nothing at site X is touched, and no DR group changes role. Its cleanup is generated
+from its undo ledger (``cleanup``).
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
+from failover.choices import RunKindChoices, RunModeChoices
+from failover.choices import RunStateChoices as R
+from failover.events import record_event
+from failover.models import Run
 from hosts.drivers.ssh import SSHPool
 from hosts.models import Site
 
-from .choices import CLEANUP_STEPS, RunKindChoices, RunModeChoices
-from .choices import ActionStateChoices as A
-from .choices import RunStateChoices as R
-from .events import record_event
-from .models import Run
-from .plan import (
-    Plan,
-    PlannedAction,
-    Problem,
-    apply_forecast,
-    config_missing,
-    dom0_shrinks,
-    drill_up_problems,
-    group_problems,
-    survey,
-    unreachable_problems,
-)
+from .blocks import dom0_shrinks, order_starts
+from .cleanup import cleanup_create
+from .create import check_override, run_create
+from .forecast import apply_forecast
+from .plan import Plan, PlannedAction, Problem
+from .survey import config_missing, drill_up_problems, group_problems, survey, unreachable_problems
 
 log = logging.getLogger(__name__)
 
+
 PERM_DRILL = "failover.declare_disaster"  # the Manager on Duty runs drills
+
+
 DRILL_PREFIX = "drill-"
 
 
@@ -249,20 +240,13 @@ def build_drill_plan(
             )
     for host in sv.target_hosts:
         actions.append(PlannedAction(f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name))
-    from .plan import _order_starts
-
-    plan.actions = _order_starts(actions)
+    plan.actions = order_starts(actions)
     plan.groups = sorted(sv.groups)
     return plan
 
 
-# -- starting a drill, ending it, cleaning up ------------------------------------------------
-
-
 def drill_start(*, user, plan: Plan, override_reason: str = "") -> Run:
     """Freeze the drill's plan into a run and start it (the Manager on Duty only)."""
-    from .services import _run_create, check_override
-
     if not user.has_perm(PERM_DRILL):
         raise PermissionDenied("only the Manager on Duty starts a drill")
     check_override(plan, override_reason, "the drill")
@@ -274,7 +258,7 @@ def drill_start(*, user, plan: Plan, override_reason: str = "") -> Run:
             raise ValidationError(
                 {"site": f"drill run {up.pk} is still up at {plan.target_site}: end it first"}
             )
-        return _run_create(
+        return run_create(
             plan=plan,
             disaster=None,
             user=user,
@@ -307,172 +291,3 @@ def drill_end(*, user, run_id: int, reason: str = "") -> Run | None:
             )
         Run.objects.filter(pk=run.pk).update(hold_until=now)
     return cleanup_create(drill=Run.objects.get(pk=run.pk), user=user)
-
-
-def _undo_of(action) -> dict | None:
-    """The undo of one drill action: what its ledger says, or, if it was attempted but
-    the worker died before recording, what it would have recorded."""
-    if action.undo:
-        return action.undo
-    if action.attempt == 0 and action.state in (A.PENDING, A.SKIPPED):
-        return None
-    p = action.params
-    if action.kind == "start_drill_vm":
-        return {"kind": "destroy_domain", "domain": p["domain"], "host": action.host}
-    if action.kind == "clone_group":
-        return {
-            "kind": "delete_snapshot",
-            "snapshot": p["snapshot"],
-            "array": p["array"],
-            "hosts": [p["present_to"]] if p.get("present_to") else [],
-        }
-    return None
-
-
-def cleanup_plan(drill: Run) -> Plan:
-    """The cleanup of ``drill``, generated from its undo ledger, newest effect first."""
-    plan = Plan(
-        lost_site=drill.lost_site.code, target_site=drill.target_site.code, mode=RunModeChoices.PLANNED
-    )
-    plan.kind = RunKindChoices.CLEANUP
-    plan.options = {"drill": drill.pk}
-    plan.step_minutes = {n: float(m) for n, _k, _name, m in CLEANUP_STEPS}
-    actions: list[PlannedAction] = []
-    hosts, arrays, snapshots = set(), set(), []
-    for action in drill.actions.order_by("-step__number", "-order"):
-        undo = _undo_of(action)
-        if not undo:
-            continue
-        if undo["kind"] == "destroy_domain":
-            hosts.add(undo["host"])
-            actions.append(
-                PlannedAction(
-                    f"stop:{undo['domain']}",
-                    0,
-                    "destroy_drill_domain",
-                    undo["domain"],
-                    undo["host"],
-                    {**undo, "of": action.pk},
-                )
-            )
-        elif undo["kind"] == "set_memory":
-            actions.append(
-                PlannedAction(
-                    f"memory:{undo['vm']}",
-                    1,
-                    "set_memory",
-                    undo["vm"],
-                    undo["host"],
-                    {"vm": undo["vm"], "memory_mb": undo["memory_mb"], "of": action.pk},
-                )
-            )
-        elif undo["kind"] == "delete_snapshot":
-            arrays.add(undo["array"])
-            snapshots.append(undo["snapshot"])
-            actions.append(
-                PlannedAction(
-                    f"storage:{undo['snapshot']}",
-                    2,
-                    "delete_snapshot",
-                    undo["snapshot"],
-                    undo["array"],
-                    {**undo, "of": action.pk},
-                )
-            )
-    for host in sorted(hosts | {a.host for a in drill.actions.filter(kind="check_host")}):
-        actions.append(PlannedAction(f"verify:{host}", 3, "verify_drill_gone", host, host, {"host": host}))
-    for array in sorted(arrays):
-        actions.append(
-            PlannedAction(
-                f"verify:{array}",
-                3,
-                "verify_drill_gone",
-                array,
-                array,
-                {"array": array, "snapshots": sorted(snapshots)},
-            )
-        )
-    plan.actions = actions
-    return plan
-
-
-def cleanup_create(*, drill: Run, user=None) -> Run | None:
-    """Start the cleanup of ``drill`` (once: a second call, or a second reaper, gets the
-    same run back)."""
-    from .services import _run_create
-
-    existing = drill.followups.filter(kind=RunKindChoices.CLEANUP).first()
-    if existing:
-        return existing
-    plan = cleanup_plan(drill)
-    try:
-        with transaction.atomic():
-            run = _run_create(
-                plan=plan,
-                disaster=None,
-                user=user or drill.created_by,
-                kind=RunKindChoices.CLEANUP,
-                override_reason="",
-                groups=[],
-                parent=drill,
-            )
-            record_event(
-                run_id=drill.pk,
-                kind="cleanup_started",
-                message=f"Cleanup started as run {run.pk}: {len(plan.actions)} actions from the undo ledger",
-                data={"cleanup_run": run.pk},
-            )
-            return run
-    except IntegrityError:
-        return drill.followups.filter(kind=RunKindChoices.CLEANUP).first()
-
-
-def held_until(drill: Run):
-    """Until when a finished drill's clones stay up for people to test: the hold the
-    MoD asked for after its end, unless ended earlier."""
-    if drill.hold_until is not None:
-        return drill.hold_until
-    minutes = float(drill.plan.get("options", {}).get("hold_minutes") or 0)
-    return (drill.finished_at or drill.created_at) + timedelta(minutes=minutes)
-
-
-def followups(now=None) -> dict:
-    """Run by the reaper: start the cleanup of drills that ended (and are not held),
-    stop and clean up drills left up past the limit, and mark drills clean when their
-    cleanup succeeded."""
-    now = now or timezone.now()
-    limit = timedelta(seconds=float(getattr(settings, "DRPORTAL_DRILL_MAX_S", 4 * 3600)))
-    done = {"cleanups": 0, "expired": 0, "cleaned": 0}
-    drills = Run.objects.filter(kind=RunKindChoices.DRILL, cleaned_up_at=None).select_related(
-        "lost_site", "target_site", "created_by"
-    )
-    for drill in drills:
-        cleanup = drill.followups.filter(kind=RunKindChoices.CLEANUP).first()
-        if cleanup is not None:
-            if cleanup.state == R.SUCCEEDED:
-                Run.objects.filter(pk=drill.pk, cleaned_up_at=None).update(
-                    cleaned_up_at=cleanup.finished_at or now
-                )
-                record_event(
-                    run_id=drill.pk,
-                    kind="cleaned_up",
-                    message=f"Drill cleaned up by run {cleanup.pk}: nothing of it is left",
-                )
-                done["cleaned"] += 1
-            continue
-        expired = drill.created_at + limit <= now
-        if drill.active and not expired:
-            continue
-        if held_until(drill) > now and drill.state == R.SUCCEEDED and not expired:
-            continue
-        if expired:
-            if Run.objects.filter(pk=drill.pk, state__in=R.active()).update(state=R.ABORTED, finished_at=now):
-                record_event(
-                    run_id=drill.pk,
-                    kind="run_aborted",
-                    message=f"Drill stopped: it was up longer than the limit of {limit}",
-                )
-            done["expired"] += 1
-        if cleanup_create(drill=drill):
-            done["cleanups"] += 1
-    return done

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.contrib.staticfiles import finders
 from django.template.loader import render_to_string
 
-from .report import RunReport
+from .build import RunReport
 
 STYLESHEET = "css/report.css"
 

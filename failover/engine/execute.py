@@ -1,0 +1,369 @@
+"""Run one queued action: claim it, act over SSH outside any transaction, record the result.
+
+``execute(action_id)`` claims the action with a conditional UPDATE (a duplicate message
+finds nothing to claim), runs its handler (observe first, act only when needed) while a
+heartbeat renews its lease, and records the result guarded by the attempt number. In the
+transaction that records it, the action's host slot is handed on to that host's next
+action of the same step and tier, which the same worker runs at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from failover.actions.base import CheckDown, Context, lend_back_connection
+from failover.actions.registry import HANDLERS
+from failover.choices import ActionStateChoices as A
+from failover.choices import RunStateChoices as R
+from failover.events import record_event
+from failover.models import Action, Run
+from hosts.drivers.base import DriverError
+from hosts.drivers.ssh import SSHConnection, SSHTarget
+from hosts.drivers.storage import ManualStepRequired
+
+from . import sql as rows
+from .advance import NOT_OK, advance
+from .dispatch import send_actions
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """Who claims an action: machine and process. Asked at claim time, never at import: a
+    prefork pool imports this module in its parent and forks, and every child must still
+    claim under its own pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Heartbeat:
+    """Renews the lease of one attempt while it runs; stops when the attempt is over."""
+
+    def __init__(self, action_id: int, attempt: int) -> None:
+        self.action_id, self.attempt = action_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{action_id}", daemon=True)
+
+    def _beat(self) -> None:
+        from django.db import connection
+
+        lease = settings.DRPORTAL_ACTION_LEASE_S
+        # A handler stuck past every timeout must not hold its action forever: after
+        # DRPORTAL_ACTION_MAX_S the lease runs out and the reaper observes and decides.
+        give_up = time.monotonic() + settings.DRPORTAL_ACTION_MAX_S
+        try:
+            while not self._stop.wait(lease / 3) and time.monotonic() < give_up:
+                Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=lease)
+                )
+                lend_back_connection()  # not held for the next lease/3 seconds
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class IdleConnections:
+    """Idle SSH connections of this worker process, each lent to one action at a time.
+
+    A handshake is the dearest part of a short action, so connections outlive their
+    action; but a connection is never shared by two actions at once: an OpenSSH server
+    allows only MaxSessions (10) channels per connection, and one stuck command must not
+    take its neighbours down with it. The host key is checked on every (re)connection.
+
+    Every connection a thread gave back is kept: a thread holds at most one per host, so
+    a host never has more idle connections than the worker has threads. A cap below that
+    (there was one, 32) made a worker with 200 threads close and re-open connections to
+    the array all through a step of 500 integrity checks, a handshake each time."""
+
+    def __init__(self) -> None:
+        self._idle: dict[SSHTarget, list[SSHConnection]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def lease(self) -> LeasedConnections:
+        return LeasedConnections(self)
+
+    def checkout(self, target: SSHTarget) -> SSHConnection:
+        with self._lock:
+            idle = self._idle.get(target)
+            conn = idle.pop() if idle else None
+        if conn is None:
+            conn = SSHConnection(target)
+        conn.connect()  # a no-op while the transport lives; reconnects (and re-checks the key) if not
+        return conn
+
+    def checkin(self, conn: SSHConnection) -> None:
+        with self._lock:
+            idle = self._idle[conn.target]
+            if conn.is_connected:
+                idle.append(conn)
+                return
+        conn.close()
+
+
+class LeasedConnections:
+    """What one action uses: like SSHPool (one connection per host), returned when done."""
+
+    def __init__(self, cache: IdleConnections) -> None:
+        self._cache = cache
+        self._conns: dict[str, SSHConnection] = {}
+
+    def get(self, target: SSHTarget) -> SSHConnection:
+        conn = self._conns.get(target.name)
+        if conn is not None and conn.target != target:
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._conns[target.name] = self._cache.checkout(target)
+        return conn
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            self._cache.checkin(conn)
+        self._conns.clear()
+
+    def __enter__(self) -> LeasedConnections:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+CONNECTIONS = IdleConnections()
+
+
+def execute(action_id: int) -> None:
+    """Run one queued action, then the next ones its host slot is handed on to (see
+    ``_hand_on``); a pass over the run follows when the chain ends, or sooner when an
+    action others wait for has finished."""
+    next_id: int | None = action_id
+    while next_id is not None:
+        next_id = _execute_one(next_id)
+        if next_id is not None and _worker_stopping():
+            # A warm shutdown waits for this task: hand the rest to the other workers
+            # (or to this one after its restart) instead of working through them first.
+            send_actions([next_id])
+            return
+
+
+def _worker_stopping() -> bool:
+    from celery.worker import state
+
+    return bool(state.should_stop or state.should_terminate)
+
+
+def _execute_one(action_id: int) -> int | None:
+    now = timezone.now()
+    lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
+    with transaction.atomic():
+        action = _claim(action_id, now, now + lease)
+        if action is None:
+            return None  # a duplicate message, or the run was paused/aborted meanwhile
+        attempt = action.attempt
+        record_event(
+            run_id=action.run_id,
+            kind="action_started",
+            message=f"{action.target}: {action.kind.replace('_', ' ')} (attempt {attempt})",
+            action_id=action.pk,
+            # claimed_by keeps only the latest claim; the events keep who ran each attempt.
+            data={"attempt": attempt, "worker": action.claimed_by},
+        )
+    handler = HANDLERS[action.kind]
+    state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
+    with CONNECTIONS.lease() as pool, Heartbeat(action.pk, attempt):
+        ctx = Context(action, pool)
+        try:
+            seen = handler.observe(ctx)
+            if seen.done:
+                state, detail, result = A.SUCCEEDED, f"already done: {seen.detail}", seen.facts
+            else:
+                done = handler.act(ctx)
+                state, detail, result, undo, outcome = (
+                    A.SUCCEEDED,
+                    done.detail,
+                    done.result,
+                    done.undo,
+                    done.outcome,
+                )
+        except ManualStepRequired as exc:
+            state, detail = A.MANUAL, str(exc)
+        except CheckDown as exc:
+            state, outcome, detail = A.FAILED, exc.outcome, str(exc)
+        except DriverError as exc:
+            state, detail = A.FAILED, str(exc)
+        except Exception as exc:  # a bug must not leave the action running forever
+            log.exception("action %s crashed", action_id)
+            state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    handed: list[int | None] = [None]
+    record_result(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
+    next_id = handed[0]
+    if next_id is None or action.awaited:  # a pass queues what waited for this one
+        advance(action.run_id)
+    return next_id
+
+
+def _claim(action_id: int, now, lease_expires_at) -> Action | None:
+    """Claim a queued action of a running (or waiting) run and load it, in one statement;
+    None if there is nothing to claim. ``action.awaited``: do other actions depend on it?"""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _claim_sql(),
+            [
+                A.RUNNING,
+                ops.adapt_datetimefield_value(lease_expires_at),
+                worker_id(),
+                ops.adapt_datetimefield_value(now),
+                action_id,
+                A.QUEUED,
+                R.RUNNING,
+                R.WAITING,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    action = rows.from_row(Action, row[:-1], connection)
+    action.awaited = bool(row[-1])
+    return action
+
+
+# Hot path, plain SQL (see sql.py); table names are the models' own, values parameters.
+_ACTION, _RUN, _DEPENDS = Action._meta.db_table, Run._meta.db_table, Action.depends_on.through._meta.db_table
+
+
+_CLAIM = (
+    f"UPDATE {_ACTION} SET state = %s, attempt = attempt + 1, lease_expires_at = %s,"  # nosec B608
+    " claimed_by = %s, started_at = %s, error = ''"
+    f" WHERE id = %s AND state = %s AND run_id IN (SELECT id FROM {_RUN} WHERE state IN (%s, %s))"
+    " RETURNING {columns},"
+    f" EXISTS (SELECT 1 FROM {_DEPENDS} d WHERE d.to_action_id = {_ACTION}.id)"
+)
+
+
+@functools.cache
+def _claim_sql() -> str:
+    return _CLAIM.format(columns=rows.column_list(Action))
+
+
+_FINISH = (
+    f"UPDATE {_ACTION} SET state = %s, finished_at = %s, lease_expires_at = NULL, result = %s,"  # nosec B608
+    " undo = %s, outcome = %s, output = %s, error = %s WHERE id = %s AND attempt = %s AND state = %s"
+)
+
+
+def record_result(
+    action: Action,
+    attempt: int,
+    state: str,
+    detail: str,
+    result: dict,
+    undo: dict,
+    outcome: str,
+    output: str,
+    *,
+    by: str = "",
+    hand_on: list[int | None] | None = None,
+) -> bool:
+    """Store the result of ``attempt``; refused (False) if the attempt is no longer the
+    current one (the reaper or a person has decided meanwhile). With ``hand_on``, the
+    action's host slot goes to the next action in the same transaction (its id is put
+    in ``hand_on[0]``)."""
+    json_field = Action._meta.get_field("result")  # result and undo: both JSONFields
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            _FINISH,
+            [
+                state,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                json_field.get_db_prep_save(result, connection),
+                json_field.get_db_prep_save(undo, connection),
+                outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+                output[-20000:],
+                "" if state == A.SUCCEEDED else detail,
+                action.pk,
+                attempt,
+                A.RUNNING,
+            ],
+        )
+        if not cursor.rowcount:
+            return False
+        if hand_on is not None:
+            # Before the event: the event's counter locks the run row until commit.
+            hand_on[0] = _hand_on(action)
+        verb = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}[state]
+        record_event(
+            run_id=action.run_id,
+            kind=f"action_{state}",
+            message=f"{action.target}: {verb}{by}: {detail}",
+            action_id=action.pk,
+            data={"state": state, "attempt": attempt, "outcome": outcome},
+        )
+    return True
+
+
+def _hand_on(action: Action) -> int | None:
+    """Give the finished action's host slot to the next action of the same host, step and
+    tier whose dependencies are done, and return its id for this worker to run at once.
+
+    This is the pass's own choice for that slot (same filters, same order), made without
+    a pass and without a round trip through the broker: in a step of hundreds of short
+    actions those two cost more than the actions. It runs in the transaction that
+    records the finished action, so every pass sees either the old action running or the
+    new one queued, never a free slot in between: the per-host bound holds. The run row
+    is held FOR KEY SHARE like a pass holds it, so a pause or an abort waits for this
+    transaction and then finds the next action QUEUED, where the claim leaves it (a
+    resume re-sends queued actions). If this worker dies before claiming it, the action
+    is QUEUED with no message: the reaper re-sends it after DRPORTAL_REQUEUE_AFTER_S."""
+    if not action.host:
+        return None
+    postgres = connection.vendor == "postgresql"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_RUN_STATE + (" FOR KEY SHARE" if postgres else ""), [action.run_id])
+        row = cursor.fetchone()
+        if row is None or row[0] not in (R.RUNNING, R.WAITING):
+            return None
+        # Conditional on PENDING: a pass (or a person skipping it) may have taken it.
+        cursor.execute(
+            _HAND_ON.format(lock=" FOR UPDATE SKIP LOCKED" if postgres else ""),
+            [now, action.run_id, action.step_id, action.tier, action.host, *NOT_OK],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+# Hot path (once per action), so plain SQL: the ORM spent longer building these statements
+# than the database took to run them. Table names are the models' own (constants); every
+# value is a parameter. The candidate is the pass's choice: pending, dependencies done, in
+# the pass's order.
+_RUN_STATE = f"SELECT state FROM {Run._meta.db_table} WHERE id = %s"  # nosec B608
+
+
+_HAND_ON = (
+    f"UPDATE {Action._meta.db_table} SET state = '{A.QUEUED}', queued_at = %s "  # nosec B608
+    f"WHERE state = '{A.PENDING}' AND id = ("
+    f"SELECT a.id FROM {Action._meta.db_table} a"
+    " WHERE a.run_id = %s AND a.step_id = %s AND a.tier = %s AND a.host = %s"
+    f" AND a.state = '{A.PENDING}' AND NOT EXISTS ("
+    f"SELECT 1 FROM {Action.depends_on.through._meta.db_table} d"
+    f" JOIN {Action._meta.db_table} b ON b.id = d.to_action_id"
+    f" WHERE d.from_action_id = a.id AND b.state IN ({', '.join(['%s'] * len(NOT_OK))}))"
+    ' ORDER BY a."order", a.id LIMIT 1{lock}) RETURNING id'
+)
