@@ -7,6 +7,7 @@ from celery import shared_task
 from .engine.advance import advance
 from .engine.execute import execute
 from .engine.reaper import reap as engine_reap
+from .runs.cleanup import followups
 
 
 @shared_task(name="failover.tasks.execute_action", ignore_result=True)
@@ -21,8 +22,6 @@ def advance_run(run_id: int) -> None:
 
 @shared_task(name="failover.tasks.reap", ignore_result=True)
 def reap() -> dict:
-    from .runs.cleanup import followups
-
     result = engine_reap()
     # Drills that ended get their cleanup; drills left up past the limit are stopped.
     result["drills"] = followups()

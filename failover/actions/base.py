@@ -11,14 +11,20 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from failover.engine import sql as rows
+from django.db import connection
+
 from failover.models import Action, Run
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import CommandResult, DriverError, quote_command
 from hosts.drivers.ssh import SSHConnection, SSHPool, SSHTarget
 from hosts.drivers.xen import DuplicateDomain, XenDriver
 from hosts.models import Host, StorageArray
+
+# How a handler's context reads one inventory row by a unique field: the engine passes its
+# hot-path reader (engine.sql.get), since the engine calls the actions, never the reverse.
+RowLoader = Callable[[type[Any], str, object], Any]
 
 
 class ActionFailed(DriverError):
@@ -52,8 +58,6 @@ def lend_back_connection() -> None:
     SSH for seconds and needs the database only for a few short reads, so the threads of
     a worker running hundreds of actions at once share a few connections. Without a
     pool, keep it: a new connection costs more than the reads."""
-    from django.db import connection
-
     if connection.settings_dict.get("OPTIONS", {}).get("pool") and not connection.in_atomic_block:
         connection.close()
 
@@ -80,7 +84,8 @@ class LoggedRunner:
 class Context:
     """One action's execution: its run, a connection pool, and a log of every command."""
 
-    def __init__(self, action: Action, pool: SSHPool) -> None:
+    def __init__(self, action: Action, pool: SSHPool, *, load: RowLoader) -> None:
+        self._load = load
         self.action = action
         self.params = action.params
         self.pool = pool
@@ -115,7 +120,7 @@ class Context:
         # between two attempts still counts, since each attempt has its own context.
         host = self._hosts.get(name)
         if host is None:
-            host = self._hosts[name] = rows.get(Host, "name", name)
+            host = self._hosts[name] = self._load(Host, "name", name)
         return host
 
     def conn(self, target: SSHTarget) -> LoggedRunner:
@@ -128,7 +133,7 @@ class Context:
     def storage(self, array_name: str):
         array = self._arrays.get(array_name)
         if array is None:
-            array = self._arrays[array_name] = rows.get(StorageArray, "name", array_name)
+            array = self._arrays[array_name] = self._load(StorageArray, "name", array_name)
         runner = None if array.kind == "manual" else self.conn(ssh_target(array))
         return storage_driver(array, runner)
 

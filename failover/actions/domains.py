@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from .base import (
     ActionFailed,
     Context,
@@ -88,8 +90,6 @@ class ShutdownVM(Handler):
         )
 
     def act(self, ctx: Context) -> Outcome:
-        from django.conf import settings
-
         before = self.observe(ctx)
         name = ctx.params["vm"]
         if not before.done:

@@ -18,11 +18,17 @@ from .base import (
     observe_running,
 )
 
+# A drill's domains and snapshots are named so (drill-<vm>, drill-<stamp>-<group>): the
+# plan names them (runs.drill), and these handlers refuse to touch anything else.
+DRILL_PREFIX = "drill-"
+
+
+def drill_domain(vm: str) -> str:
+    return f"{DRILL_PREFIX}{vm}"
+
 
 def _drill_domain_guard(name: str) -> str:
     """Drill handlers act on drill domains only: never on a production domain."""
-    from .drill import DRILL_PREFIX
-
     if not name.startswith(DRILL_PREFIX):
         raise ActionFailed(
             f"refusing to touch {name}: not a drill domain (they are named {DRILL_PREFIX}<vm>)"
@@ -172,7 +178,7 @@ class DeleteSnapshot(Handler):
         driver = ctx.storage(p["array"])
         snap = driver.snapshot_status(p["snapshot"])
         if snap is not None:
-            if not snap.name.startswith("drill-"):
+            if not snap.name.startswith(DRILL_PREFIX):
                 raise ActionFailed(f"refusing to delete {snap.name}: not a drill snapshot")
             for host in snap.presented_to:
                 driver.unpresent_snapshot(snap.name, host)
@@ -187,8 +193,6 @@ class VerifyDrillGone(Handler):
     """Read-only: no drill domain on the dom0, no snapshot of this drill on the array."""
 
     def act(self, ctx: Context) -> Outcome:
-        from .drill import DRILL_PREFIX
-
         p = ctx.params
         if "host" in p:
             left = [d.name for d in ctx.xen(p["host"]).list_domains() if d.name.startswith(DRILL_PREFIX)]

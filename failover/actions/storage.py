@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
+
 from hosts.connect import ssh_target
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHConnectError, SSHConnection, SSHTarget, SSHTimeout
@@ -175,8 +177,6 @@ class WaitConsistent(Handler):
     a planned role swap), polled up to DRPORTAL_SYNC_WAIT_S."""
 
     def act(self, ctx: Context) -> Outcome:
-        from django.conf import settings
-
         driver = ctx.storage(ctx.params["array"])
         deadline = time.monotonic() + float(getattr(settings, "DRPORTAL_SYNC_WAIT_S", 600))
         while True:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
+from django.utils import timezone
+
 from hosts.models import FunctionalCheck
 
 from .base import (
@@ -14,6 +17,7 @@ from .base import (
     Outcome,
     lend_back_connection,
 )
+from .checks import run_check
 
 
 def check_pauses(poll: float, first: float = 0.25):
@@ -33,11 +37,6 @@ class FunctionalCheckHandler(Handler):
     answer."""
 
     def act(self, ctx: Context) -> Outcome:
-        from django.conf import settings
-        from django.utils import timezone
-
-        from .checks import run_check
-
         check = FunctionalCheck.objects.select_related("vm").get(pk=ctx.params["check_id"])
         started = (
             ctx.action.depends_on.filter(kind__in=("start_vm", "start_drill_vm"))

@@ -17,9 +17,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from failover.models import Run
+from failover.runs.drill import build_drill_plan, drill_start
 from failover.runs.failover import disaster_declare
 from failover.runs.preview import plan_preview
 from failover.runs.selectors import events_after, run_summary
+from hosts.drivers.base import DriverError
 from hosts.models import VM, DRGroup, Host, MemoryProfile, Site, VMAllocation
 from hosts.permissions import PERM_DECLARE
 from hosts.selectors import capacity_report
@@ -290,9 +292,6 @@ class Drills(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        from failover.runs.drill import build_drill_plan, drill_start
-        from hosts.drivers.base import DriverError
-
         form = s.DrillSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = form.validated_data

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import logging
 from collections import defaultdict
@@ -35,11 +34,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import InterfaceError, OperationalError, connection
 
+from failover.engine import sql
 from failover.events import channel
-from failover.models import Run, RunEvent
 from failover.runs.selectors import events_after
 
 from . import selectors as board
@@ -129,22 +127,6 @@ class Subscriber:
         return chunk
 
 
-@functools.cache
-def _events_sql() -> str:
-    q = connection.ops.quote_name
-    user = get_user_model()
-    return (
-        "SELECT r.state, r.event_seq, e.seq, e.kind, e.message, e.created_at, e.action_id,"  # nosec B608  # identifiers quoted with quote_name, values are %s parameters
-        f" u.{q(user.USERNAME_FIELD)}, (e.data -> 'step')::text"
-        f" FROM {q(Run._meta.db_table)} r"
-        " LEFT JOIN LATERAL ("
-        f"  SELECT * FROM {q(RunEvent._meta.db_table)} WHERE run_id = r.id AND seq > %s ORDER BY seq LIMIT %s"
-        " ) e ON true"
-        f" LEFT JOIN {q(user._meta.db_table)} u ON u.{q(user._meta.pk.column)} = e.user_id"
-        " WHERE r.id = %s ORDER BY e.seq"
-    )
-
-
 def read_events(run_id: int, after: int, limit: int = FETCH_LIMIT) -> tuple[list[dict], str | None, int]:
     """What ``runs.selectors.events_after`` returns, read in one statement (the hub reads this on
     every bell): the run's state and counter and its events after ``after`` come from one
@@ -153,7 +135,7 @@ def read_events(run_id: int, after: int, limit: int = FETCH_LIMIT) -> tuple[list
     if connection.vendor != "postgresql":
         return events_after(run_id=run_id, after=after, limit=limit)
     with connection.cursor() as cursor:
-        cursor.execute(_events_sql(), [after, limit, run_id])
+        cursor.execute(sql.events_after(), [after, limit, run_id])
         rows = cursor.fetchall()
     if not rows:
         return [], None, 0

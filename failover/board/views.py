@@ -20,8 +20,13 @@ from django.views.decorators.vary import vary_on_headers
 
 from failover.models import Action
 from failover.runs import controls
+from failover.runs.drill import build_drill_plan, drill_end, drill_start
+from failover.runs.failback import failback_start
 from failover.runs.failover import disaster_declare
 from failover.runs.preview import plan_preview
+from failover.runs.selectors import drill_history
+from hosts.drivers.base import DriverError
+from hosts.models import Site
 from hosts.permissions import PERM_DECLARE, PERM_OPERATE, permission_or_403
 
 from . import selectors as board
@@ -192,8 +197,6 @@ def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 @permission_or_403(PERM_DECLARE)
 def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
     """End a drill now: its cleanup (from the undo ledger) starts; go to its board."""
-    from failover.runs.drill import drill_end
-
     board.board_run(run_id=pk)
     try:
         cleanup = drill_end(user=request.user, run_id=pk, reason=request.POST.get("reason", ""))
@@ -207,9 +210,6 @@ def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_or_403(PERM_DECLARE)
 def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
     """Fail a finished failover back (planned); blocking problems need a reason."""
-    from failover.runs.failback import failback_start
-    from hosts.drivers.base import DriverError
-
     board.board_run(run_id=pk)
     try:
         run = failback_start(
@@ -229,11 +229,6 @@ def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
 def drills(request: HttpRequest) -> HttpResponse:
     """GET: past drills per site; for the MoD the drill form, and with ``site`` the drill
     plan. POST (MoD): start the drill on a fresh plan, then go to its board."""
-    from failover.runs.drill import build_drill_plan, drill_start
-    from failover.runs.selectors import drill_history
-    from hosts.drivers.base import DriverError
-    from hosts.models import Site
-
     if request.method == "POST" and not request.user.has_perm(PERM_DECLARE):
         raise PermissionDenied("only the Manager on Duty starts drills")
     data = request.POST if request.method == "POST" else request.GET

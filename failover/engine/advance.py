@@ -23,10 +23,11 @@ from django.utils import timezone
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.choices import StepStateChoices as S
-from failover.events import record_event
 from failover.models import Action, Run, RunGroupClaim, Step
 
+from . import sql
 from .dispatch import send_actions
+from .journal import record_event
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +88,13 @@ def _lock_for_pass(run_id: int) -> bool:
     if connection.vendor != "postgresql":
         return Run.objects.select_for_update().filter(pk=run_id).exists()
     with connection.cursor() as cursor:
-        # A pass does no I/O but the database's, so waiting this long means something is
-        # stuck: give up (the task fails, the reaper advances the run later).
-        cursor.execute("SET LOCAL lock_timeout = '30s'")
-        cursor.execute("SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", [_PASS_LOCK, run_id])
-        cursor.execute(_KEY_SHARE, [run_id])
+        cursor.execute(sql.PASS_LOCK_TIMEOUT)
+        cursor.execute(sql.PASS_LOCK, [_PASS_LOCK, run_id])
+        cursor.execute(sql.run_key_share(), [run_id])
         return cursor.fetchone() is not None
 
 
 _PASS_LOCK = 0x64725F61  # "dr_a": the first key of the advisory lock; the run id is the second
-
-
-# The table name is the model's own (a constant), the id a %s parameter.
-_KEY_SHARE = f"SELECT 1 FROM {Run._meta.db_table} WHERE id = %s FOR KEY SHARE"  # nosec B608
 
 
 class _PassCounter:

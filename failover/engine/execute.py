@@ -9,7 +9,6 @@ action of the same step and tier, which the same worker runs at once.
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import socket
@@ -18,6 +17,7 @@ import time
 from collections import defaultdict
 from datetime import timedelta
 
+from celery.worker import state
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -26,15 +26,15 @@ from failover.actions.base import CheckDown, Context, lend_back_connection
 from failover.actions.registry import HANDLERS
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
-from failover.events import record_event
-from failover.models import Action, Run
+from failover.models import Action
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.drivers.storage import ManualStepRequired
 
-from . import sql as rows
+from . import sql
 from .advance import NOT_OK, advance
 from .dispatch import send_actions
+from .journal import record_event
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,6 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"lease-{action_id}", daemon=True)
 
     def _beat(self) -> None:
-        from django.db import connection
-
         lease = settings.DRPORTAL_ACTION_LEASE_S
         # A handler stuck past every timeout must not hold its action forever: after
         # DRPORTAL_ACTION_MAX_S the lease runs out and the reaper observes and decides.
@@ -163,8 +161,6 @@ def execute(action_id: int) -> None:
 
 
 def _worker_stopping() -> bool:
-    from celery.worker import state
-
     return bool(state.should_stop or state.should_terminate)
 
 
@@ -187,7 +183,7 @@ def _execute_one(action_id: int) -> int | None:
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
     with CONNECTIONS.lease() as pool, Heartbeat(action.pk, attempt):
-        ctx = Context(action, pool)
+        ctx = Context(action, pool, load=sql.get)
         try:
             seen = handler.observe(ctx)
             if seen.done:
@@ -224,7 +220,7 @@ def _claim(action_id: int, now, lease_expires_at) -> Action | None:
     ops = connection.ops
     with connection.cursor() as cursor:
         cursor.execute(
-            _claim_sql(),
+            sql.claim_action(),
             [
                 A.RUNNING,
                 ops.adapt_datetimefield_value(lease_expires_at),
@@ -239,33 +235,9 @@ def _claim(action_id: int, now, lease_expires_at) -> Action | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    action = rows.from_row(Action, row[:-1], connection)
+    action = sql.from_row(Action, row[:-1])
     action.awaited = bool(row[-1])
     return action
-
-
-# Hot path, plain SQL (see sql.py); table names are the models' own, values parameters.
-_ACTION, _RUN, _DEPENDS = Action._meta.db_table, Run._meta.db_table, Action.depends_on.through._meta.db_table
-
-
-_CLAIM = (
-    f"UPDATE {_ACTION} SET state = %s, attempt = attempt + 1, lease_expires_at = %s,"  # nosec B608
-    " claimed_by = %s, started_at = %s, error = ''"
-    f" WHERE id = %s AND state = %s AND run_id IN (SELECT id FROM {_RUN} WHERE state IN (%s, %s))"
-    " RETURNING {columns},"
-    f" EXISTS (SELECT 1 FROM {_DEPENDS} d WHERE d.to_action_id = {_ACTION}.id)"
-)
-
-
-@functools.cache
-def _claim_sql() -> str:
-    return _CLAIM.format(columns=rows.column_list(Action))
-
-
-_FINISH = (
-    f"UPDATE {_ACTION} SET state = %s, finished_at = %s, lease_expires_at = NULL, result = %s,"  # nosec B608
-    " undo = %s, outcome = %s, output = %s, error = %s WHERE id = %s AND attempt = %s AND state = %s"
-)
 
 
 def record_result(
@@ -288,7 +260,7 @@ def record_result(
     json_field = Action._meta.get_field("result")  # result and undo: both JSONFields
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            _FINISH,
+            sql.finish_action(),
             [
                 state,
                 connection.ops.adapt_datetimefield_value(timezone.now()),
@@ -336,34 +308,24 @@ def _hand_on(action: Action) -> int | None:
     postgres = connection.vendor == "postgresql"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(_RUN_STATE + (" FOR KEY SHARE" if postgres else ""), [action.run_id])
+        cursor.execute(sql.run_state(key_share=postgres), [action.run_id])
         row = cursor.fetchone()
         if row is None or row[0] not in (R.RUNNING, R.WAITING):
             return None
         # Conditional on PENDING: a pass (or a person skipping it) may have taken it.
         cursor.execute(
-            _HAND_ON.format(lock=" FOR UPDATE SKIP LOCKED" if postgres else ""),
-            [now, action.run_id, action.step_id, action.tier, action.host, *NOT_OK],
+            sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres),
+            [
+                A.QUEUED,
+                now,
+                A.PENDING,
+                action.run_id,
+                action.step_id,
+                action.tier,
+                action.host,
+                A.PENDING,
+                *NOT_OK,
+            ],
         )
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-# Hot path (once per action), so plain SQL: the ORM spent longer building these statements
-# than the database took to run them. Table names are the models' own (constants); every
-# value is a parameter. The candidate is the pass's choice: pending, dependencies done, in
-# the pass's order.
-_RUN_STATE = f"SELECT state FROM {Run._meta.db_table} WHERE id = %s"  # nosec B608
-
-
-_HAND_ON = (
-    f"UPDATE {Action._meta.db_table} SET state = '{A.QUEUED}', queued_at = %s "  # nosec B608
-    f"WHERE state = '{A.PENDING}' AND id = ("
-    f"SELECT a.id FROM {Action._meta.db_table} a"
-    " WHERE a.run_id = %s AND a.step_id = %s AND a.tier = %s AND a.host = %s"
-    f" AND a.state = '{A.PENDING}' AND NOT EXISTS ("
-    f"SELECT 1 FROM {Action.depends_on.through._meta.db_table} d"
-    f" JOIN {Action._meta.db_table} b ON b.id = d.to_action_id"
-    f" WHERE d.from_action_id = a.id AND b.state IN ({', '.join(['%s'] * len(NOT_OK))}))"
-    ' ORDER BY a."order", a.id LIMIT 1{lock}) RETURNING id'
-)

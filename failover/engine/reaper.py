@@ -18,14 +18,15 @@ from failover.actions.base import Context
 from failover.actions.registry import HANDLERS
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
-from failover.events import record_event
 from failover.models import Action, Run
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
 
+from . import sql
 from .advance import ACTIVE_ACTION, RUN_BULK, advance
 from .dispatch import send_actions
 from .execute import Heartbeat, record_result
+from .journal import record_event
 
 
 def reap() -> dict:
@@ -74,7 +75,7 @@ def _reap_one(action: Action) -> str:
     attempt = action.attempt
     handler = HANDLERS[action.kind]
     with SSHPool() as pool:
-        ctx = Context(action, pool)
+        ctx = Context(action, pool, load=sql.get)
         try:
             seen = handler.observe(ctx)
         except DriverError as exc:

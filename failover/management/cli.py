@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management.base import CommandError
 
 from failover.choices import RunStateChoices
 from failover.models import Run
 from failover.runs.plan import Plan
+from failover.runs.selectors import run_summary
 
 FINAL = (RunStateChoices.SUCCEEDED, RunStateChoices.FAILED, RunStateChoices.ABORTED)
 
@@ -51,9 +58,6 @@ def add_run_arguments(parser, *, wait_help: str = "wait until the run ends") -> 
 
 
 def command_user(username: str):
-    from django.contrib.auth import get_user_model
-    from django.core.management.base import CommandError
-
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
         raise CommandError(f"--user {username!r}: no such user")
@@ -62,9 +66,6 @@ def command_user(username: str):
 
 def command_start(start) -> Run:
     """Call ``start()``; a refusal becomes a CommandError naming the field and the reason."""
-    from django.core.exceptions import PermissionDenied, ValidationError
-    from django.core.management.base import CommandError
-
     try:
         return start()
     except PermissionDenied as exc:
@@ -76,11 +77,6 @@ def command_start(start) -> Run:
 def command_finish(command, run: Run, options: dict, out, what: str) -> None:
     """After starting ``run``: wait if asked, print the summary (JSON or a line), and
     exit 1 when a waited-for run did not succeed."""
-    import json
-    import sys
-
-    from failover.runs.selectors import run_summary
-
     state = wait_for(run.pk, time.monotonic() + options["timeout"], out) if options["wait"] else run.state
     if options["json"]:
         command.stdout.write(json.dumps(run_summary(run_id=run.pk), indent=2))

@@ -14,7 +14,7 @@ from django.utils import timezone
 from failover.choices import CLEANUP_STEPS, RunKindChoices, RunModeChoices
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Run
 
 from .create import run_create

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
-from failover.engine.dispatch import kick_run
-from failover.events import record_event
+from failover.engine.dispatch import kick_run, send_actions
+from failover.engine.journal import record_event
 from failover.models import Action, Run, RunGroupClaim
 
 from .create import PERM_OPERATE
@@ -119,8 +119,6 @@ def _run_transition(
         queued = list(Action.objects.filter(run_id=run_id, state=A.QUEUED).values_list("pk", flat=True))
 
         def resume() -> None:
-            from .engine import send_actions
-
             send_actions(queued)
             kick_run(run_id)
 

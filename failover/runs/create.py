@@ -15,7 +15,7 @@ from failover.choices import (
 )
 from failover.choices import RunStateChoices as R
 from failover.engine.dispatch import kick_run
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action, Disaster, Run, RunGroupClaim, Step
 from hosts.models import DRGroup, Site
 

@@ -18,9 +18,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from failover.actions.drill import DRILL_PREFIX, drill_domain
 from failover.choices import RunKindChoices, RunModeChoices
 from failover.choices import RunStateChoices as R
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Run
 from hosts.drivers.ssh import SSHPool
 from hosts.models import Site
@@ -38,16 +39,9 @@ log = logging.getLogger(__name__)
 PERM_DRILL = "failover.declare_disaster"  # the Manager on Duty runs drills
 
 
-DRILL_PREFIX = "drill-"
-
-
 def drill_bridge(site_code: str) -> str:
     bridges = getattr(settings, "DRPORTAL_DRILL_BRIDGES", {}) or {}
     return bridges.get(site_code) or getattr(settings, "DRPORTAL_DRILL_BRIDGE", "xenbr-drill")
-
-
-def drill_domain(vm: str) -> str:
-    return f"{DRILL_PREFIX}{vm}"
 
 
 def build_drill_plan(

@@ -31,6 +31,7 @@ from hosts.models import VM, DRGroup, Host
 from hosts.selectors import capacity_inputs
 
 from .blocks import order_starts
+from .create import check_override, start_claimed_run
 from .forecast import apply_forecast
 from .plan import Plan, PlannedAction, Problem
 
@@ -212,8 +213,6 @@ def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
 
 def failback_start(*, user, failover_id: int, plan: Plan | None = None, override_reason: str = "") -> Run:
     """Freeze the failback plan into a run and start it (the Manager on Duty only)."""
-    from .create import check_override, start_claimed_run
-
     if not user.has_perm(PERM_FAILBACK):
         raise PermissionDenied("only the Manager on Duty starts a failback")
     failover = Run.objects.select_related("lost_site", "target_site").get(pk=failover_id)

@@ -15,7 +15,7 @@ from failover import events as run_events
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.choices import StepStateChoices as S
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action, Run
 from tests.engine.conftest import database_url
 

@@ -12,7 +12,7 @@ from django.db import connection, transaction
 from django.test import Client
 
 from failover.board import gate, stream
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action
 from failover.runs.selectors import events_after
 

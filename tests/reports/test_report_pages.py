@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from failover.choices import ActionStateChoices
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Run
 from failover.reports.build import report_index, run_report
 from failover.runs import controls
