@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 import time
-from collections import defaultdict
 from datetime import timedelta
 
 from celery.worker import state
@@ -28,7 +27,7 @@ from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.models import Action
 from hosts.drivers.base import DriverError
-from hosts.drivers.ssh import SSHConnection, SSHTarget
+from hosts.drivers.ssh import IdleConnections
 from hosts.drivers.storage import ManualStepRequired
 
 from . import sql
@@ -77,72 +76,7 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
 
-class IdleConnections:
-    """Idle SSH connections of this worker process, each lent to one action at a time.
-
-    A handshake is the dearest part of a short action, so connections outlive their
-    action; but a connection is never shared by two actions at once: an OpenSSH server
-    allows only MaxSessions (10) channels per connection, and one stuck command must not
-    take its neighbours down with it. The host key is checked on every (re)connection.
-
-    Every connection a thread gave back is kept: a thread holds at most one per host, so
-    a host never has more idle connections than the worker has threads. A cap below that
-    (there was one, 32) made a worker with 200 threads close and re-open connections to
-    the array all through a step of 500 integrity checks, a handshake each time."""
-
-    def __init__(self) -> None:
-        self._idle: dict[SSHTarget, list[SSHConnection]] = defaultdict(list)
-        self._lock = threading.Lock()
-
-    def lease(self) -> LeasedConnections:
-        return LeasedConnections(self)
-
-    def checkout(self, target: SSHTarget) -> SSHConnection:
-        with self._lock:
-            idle = self._idle.get(target)
-            conn = idle.pop() if idle else None
-        if conn is None:
-            conn = SSHConnection(target)
-        conn.connect()  # a no-op while the transport lives; reconnects (and re-checks the key) if not
-        return conn
-
-    def checkin(self, conn: SSHConnection) -> None:
-        with self._lock:
-            idle = self._idle[conn.target]
-            if conn.is_connected:
-                idle.append(conn)
-                return
-        conn.close()
-
-
-class LeasedConnections:
-    """What one action uses: like SSHPool (one connection per host), returned when done."""
-
-    def __init__(self, cache: IdleConnections) -> None:
-        self._cache = cache
-        self._conns: dict[str, SSHConnection] = {}
-
-    def get(self, target: SSHTarget) -> SSHConnection:
-        conn = self._conns.get(target.name)
-        if conn is not None and conn.target != target:
-            conn.close()
-            conn = None
-        if conn is None:
-            conn = self._conns[target.name] = self._cache.checkout(target)
-        return conn
-
-    def close(self) -> None:
-        for conn in self._conns.values():
-            self._cache.checkin(conn)
-        self._conns.clear()
-
-    def __enter__(self) -> LeasedConnections:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-
+# This worker process's idle SSH connections, each lent to one action at a time.
 CONNECTIONS = IdleConnections()
 
 
