@@ -75,6 +75,31 @@ class ActionStateChoices(models.TextChoices):
         return (cls.SUCCEEDED, cls.SKIPPED)
 
 
+class ActionKindChoices(models.TextChoices):
+    """What an action does, and its label on the board and in the reports. Every kind has
+    its handler in ``failover.actions.registry``, which refuses to load otherwise."""
+
+    CHECK_HOST = "check_host", _("Check the dom0")
+    CHECK_GROUP = "check_group", _("Check the DR group")
+    INVENTORY_HOST = "inventory_host", _("List running VMs")
+    FAILOVER_GROUP = "failover_group", _("Fail the DR group over")
+    INTEGRITY_CHECK = "integrity_check", _("Check the data")
+    SET_MEMORY = "set_memory", _("Set memory")
+    START_VM = "start_vm", _("Start the VM")
+    CHECK_NO_SWAP = "check_no_swap", _("Check: no swapping")
+    FUNCTIONAL_CHECK = "functional_check", _("Functional test")
+    CLONE_GROUP = "clone_group", _("Snapshot the replica and present the clone")
+    CHECK_CLONE = "check_clone", _("Check the clone devices")
+    START_DRILL_VM = "start_drill_vm", _("Start the drill clone")
+    DESTROY_DRILL_DOMAIN = "destroy_drill_domain", _("Destroy the drill clone")
+    DELETE_SNAPSHOT = "delete_snapshot", _("Delete the snapshot")
+    VERIFY_DRILL_GONE = "verify_drill_gone", _("Check: nothing of the drill left")
+    REVERSE_GROUP = "reverse_group", _("Reverse replication")
+    WAIT_CONSISTENT = "wait_consistent", _("Wait until the mirror is consistent")
+    DEMOTE_GROUP = "demote_group", _("Demote the DR group at the source")
+    SHUTDOWN_VM = "shutdown_vm", _("Shut the VM down")
+
+
 class CheckOutcomeChoices(models.TextChoices):
     OK = "ok", _("ok")
     DOWN = "down", _("down")

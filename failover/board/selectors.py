@@ -49,29 +49,6 @@ def step_name(kind: str, key: str, default: str = "") -> str:
     return str(next((name for _n, k, name, _m in steps_for(kind) if k == key), default))
 
 
-ACTION_KINDS = {
-    "check_host": gettext_lazy("Check the dom0"),
-    "check_group": gettext_lazy("Check the DR group"),
-    "inventory_host": gettext_lazy("List running VMs"),
-    "failover_group": gettext_lazy("Fail the DR group over"),
-    "integrity_check": gettext_lazy("Check the data"),
-    "set_memory": gettext_lazy("Set memory"),
-    "start_vm": gettext_lazy("Start the VM"),
-    "check_no_swap": gettext_lazy("Check: no swapping"),
-    "functional_check": gettext_lazy("Functional test"),
-    "clone_group": gettext_lazy("Snapshot the replica and present the clone"),
-    "check_clone": gettext_lazy("Check the clone devices"),
-    "start_drill_vm": gettext_lazy("Start the drill clone"),
-    "destroy_drill_domain": gettext_lazy("Destroy the drill clone"),
-    "delete_snapshot": gettext_lazy("Delete the snapshot"),
-    "verify_drill_gone": gettext_lazy("Check: nothing of the drill left"),
-    "reverse_group": gettext_lazy("Reverse replication"),
-    "wait_consistent": gettext_lazy("Wait until the mirror is consistent"),
-    "demote_group": gettext_lazy("Demote the DR group at the source"),
-    "shutdown_vm": gettext_lazy("Shut the VM down"),
-}
-
-
 # The role groups' names, for the templates' {% translate %} (the groups are data).
 ROLE_NAMES = (
     gettext_lazy("Manager on Duty"),
@@ -283,7 +260,6 @@ def board_actions(*, run_id: int) -> dict:
         a.can_skip = active and a.state in SKIP_FROM
         a.can_mark_done = active and a.state in MARK_DONE_FROM
         a.truncated = len(a.output_tail) >= OUTPUT_TAIL
-        a.kind_label = ACTION_KINDS.get(a.kind, a.kind)
         groups[a.step.number].append(a)
         steps[a.step.number] = a.step
     return {
