@@ -11,16 +11,24 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection
 
 from failover.models import Action, Run
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import CommandResult, DriverError, quote_command
-from hosts.drivers.ssh import SSHConnection, SSHPool, SSHTarget
+from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.drivers.xen import DuplicateDomain, XenDriver
 from hosts.models import Host, StorageArray
+
+
+class Connections(Protocol):
+    """Where a handler gets its connection to a host: an SSHPool, or the connections the
+    engine leases to one action (hosts.drivers.ssh.LeasedConnections)."""
+
+    def get(self, target: SSHTarget) -> SSHConnection: ...
+
 
 # How a handler's context reads one inventory row by a unique field: the engine passes its
 # hot-path reader (engine.sql.get), since the engine calls the actions, never the reverse.
@@ -84,7 +92,7 @@ class LoggedRunner:
 class Context:
     """One action's execution: its run, a connection pool, and a log of every command."""
 
-    def __init__(self, action: Action, pool: SSHPool, *, load: RowLoader) -> None:
+    def __init__(self, action: Action, pool: Connections, *, load: RowLoader) -> None:
         self._load = load
         self.action = action
         self.params = action.params

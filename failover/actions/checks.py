@@ -45,11 +45,12 @@ from hosts.drivers.ssh import (
     HostKeyNotPinned,
     SSHAuthError,
     SSHConnection,
-    SSHPool,
     SSHTarget,
     SSHTimeout,
 )
 from hosts.models import VM, FunctionalCheck
+
+from .base import Connections
 
 OK, DOWN, NOTE = "ok", "down", "note"
 _MAX_BODY = 1 << 20  # enough for any status page; a check never downloads an ISO
@@ -73,7 +74,7 @@ class _Result(Exception):
         self.detail = detail
 
 
-def run_check(check: FunctionalCheck, *, pool: SSHPool | None = None, drill: bool = False) -> Verdict:
+def run_check(check: FunctionalCheck, *, pool: Connections | None = None, drill: bool = False) -> Verdict:
     """Run one check; whatever happens, return a Verdict (never raise for the service).
     ``drill``: against the VM's drill clone, at its drill address."""
     started = time.monotonic()
@@ -315,7 +316,9 @@ def vm_ssh_target(vm: VM, *, timeout: float) -> SSHTarget:
     )
 
 
-def _ssh(check: FunctionalCheck, deadline: float, timeout: float, pool: SSHPool | None) -> tuple[str, str]:
+def _ssh(
+    check: FunctionalCheck, deadline: float, timeout: float, pool: Connections | None
+) -> tuple[str, str]:
     vm = check.vm
     try:
         argv = shlex.split(check.command)
@@ -330,7 +333,7 @@ def _ssh(check: FunctionalCheck, deadline: float, timeout: float, pool: SSHPool 
     where = f"ssh {target.user}@{vm.name} ({target.address}:{target.port})"
     own = pool is None
     try:
-        conn = SSHConnection(target) if own else pool.get(target)
+        conn = SSHConnection(target) if pool is None else pool.get(target)
         try:
             conn.connect()
             result = conn.run(argv, timeout=_remaining(deadline))

@@ -42,7 +42,7 @@ def metrics_snapshot() -> dict:
     Actions' own state goes back to pending on a retry)."""
     readiness = {}
     for site in readiness_latest():
-        if site.checked:
+        if site.checked and site.verdict is not None:
             findings = dict.fromkeys(SeverityChoices.values, 0)
             for finding in site.findings:
                 findings[finding.severity] += 1

@@ -6,6 +6,8 @@ Forms parse and check input; the rules of a declaration live in
 
 from __future__ import annotations
 
+from typing import cast
+
 from django import forms
 from django.contrib.auth import authenticate
 from django.core.exceptions import ValidationError
@@ -105,7 +107,7 @@ class DeclareForm(forms.Form):
     )
 
     # Which service error goes to which field.
-    SERVICE_FIELDS = {"approver": "approver_username"}
+    SERVICE_FIELDS: dict[str, str] = {"approver": "approver_username"}
 
     def __init__(self, *args, sites, four_eyes: bool, request=None, **kwargs) -> None:
         kwargs.setdefault("initial", {}).setdefault(
@@ -114,7 +116,7 @@ class DeclareForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.request = request
         self.four_eyes = four_eyes
-        self.fields["lost_site"].choices = [
+        cast(forms.ChoiceField, self.fields["lost_site"]).choices = [
             (s.code, f"{s.code} — {s.name} ({s.get_role_display()})") for s in sites
         ]
         if not four_eyes:
@@ -156,8 +158,10 @@ class DeclareForm(forms.Form):
         }
 
     def add_service_errors(self, exc: ValidationError) -> None:
-        details = exc.message_dict if hasattr(exc, "error_dict") else {None: exc.messages}
-        for name, messages in details.items():
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc.messages)
+            return
+        for name, messages in exc.message_dict.items():
             field = self.SERVICE_FIELDS.get(name, name)
             self.add_error(field if field in self.fields else None, messages)
 
@@ -181,7 +185,9 @@ class IncidentFilterForm(forms.Form):
 
     def __init__(self, *args, sites, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["site"].choices = [("", _("all sites"))] + [(s.code, s.code) for s in sites]
+        cast(forms.ChoiceField, self.fields["site"]).choices = [("", _("all sites"))] + [
+            (s.code, s.code) for s in sites
+        ]
 
     def filters(self) -> dict:
         if not self.is_valid():

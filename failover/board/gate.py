@@ -70,7 +70,7 @@ NO_GATE = (
 
 @require_GET
 @permission_or_403(VIEW_RUN)
-async def run_events(request: HttpRequest, pk: int) -> StreamingHttpResponse:
+async def run_events(request: HttpRequest, pk: int) -> HttpResponse | StreamingHttpResponse:
     """Decides whether and what to stream (login, permission, the run exists, where to
     start) and answers with the stream's headers; StreamGate sends the events."""
     handoff = getattr(request, "scope", {}).get(HANDOFF)
@@ -158,4 +158,5 @@ class StreamGate:
         finally:
             release()
         if streaming:
+            assert handoff.run_id is not None  # streaming means the view handed it over
             await serve(handoff.run_id, handoff.cursor, send, receive)

@@ -31,8 +31,8 @@ class SiteState:
 
 def _site_states(sites: list[Site], runs: list[Run]) -> list[SiteState]:
     latest: dict[int, Run] = {}
-    for run in runs:  # newest first
-        latest.setdefault(run.lost_site_id, run)
+    for newer in runs:  # newest first
+        latest.setdefault(newer.lost_site_id, newer)
     out = []
     for site in sites:
         run = latest.get(site.pk)

@@ -299,7 +299,9 @@ class CheckRow:
 
     @property
     def outcome_label(self) -> str:
-        return CheckOutcomeChoices(self.outcome).label if self.outcome in CheckOutcomeChoices.values else ""
+        return (
+            str(CheckOutcomeChoices(self.outcome).label) if self.outcome in CheckOutcomeChoices.values else ""
+        )
 
 
 def board_checks(*, run_id: int) -> dict:

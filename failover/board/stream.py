@@ -320,6 +320,7 @@ class Hub:
             if sub.cursor is None:
                 if snap_chunk is None:
                     continue  # registered during this read: the next one has its snapshot
+                assert snap is not None  # snap_chunk is made from it
                 parts.append(snap_chunk)
                 sub.cursor = snap["seq"]
             elif sub.cursor > seq:

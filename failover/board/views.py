@@ -8,16 +8,20 @@ polling them (NetBox's habit).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from drportal.http import HtmxHttpRequest
 from failover.models import Action
 from failover.runs import controls
 from failover.runs.drill import build_drill_plan, drill_end, drill_start
@@ -49,7 +53,7 @@ def _live(run) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
-def overview(request: HttpRequest) -> HttpResponse:
+def overview(request: HtmxHttpRequest) -> HttpResponse:
     template = "failover/_overview_runs.html" if request.htmx else "failover/overview.html"
     return render(request, template, overview_data())
 
@@ -57,11 +61,15 @@ def overview(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 @permission_or_403(PERM_DECLARE)
-def declare(request: HttpRequest) -> HttpResponse:
+def declare(request: HtmxHttpRequest) -> HttpResponse:
     """GET: the form; with ``lost_site`` also the plan preview (htmx: the preview alone).
     POST: declare against a fresh plan that must still be the one previewed, then go to
     the run's board."""
-    kwargs = {"sites": declare_sites(), "four_eyes": settings.DRPORTAL_FOUR_EYES, "request": request}
+    kwargs: dict[str, Any] = {
+        "sites": declare_sites(),
+        "four_eyes": settings.DRPORTAL_FOUR_EYES,
+        "request": request,
+    }
     if request.method == "POST":
         return _declare_post(request, DeclareForm(request.POST, **kwargs))
     form = DeclareForm(initial=request.GET.dict(), **kwargs)
@@ -71,11 +79,11 @@ def declare(request: HttpRequest) -> HttpResponse:
     return render(request, template, {"form": form, "preview": preview, "four_eyes": kwargs["four_eyes"]})
 
 
-def _declare_post(request: HttpRequest, form: DeclareForm) -> HttpResponse:
+def _declare_post(request: HtmxHttpRequest, form: DeclareForm) -> HttpResponse:
     valid = form.is_valid()
     lost = form.cleaned_data.get("lost_site") or ""
     preview = plan_preview(lost_site=lost) if lost else None
-    if valid and preview.plan is not None:
+    if valid and preview is not None and preview.plan is not None:
         if form.cleaned_data["plan_digest"] != preview.digest:
             form.add_error(
                 None, _("The plan has changed since it was shown (or was not shown): review it below.")
@@ -97,13 +105,13 @@ def _declare_post(request: HttpRequest, form: DeclareForm) -> HttpResponse:
 
 @require_GET
 @permission_or_403(VIEW_RUN)
-def run_board(request: HttpRequest, pk: int) -> HttpResponse:
+def run_board(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = board.board_page(run_id=pk)
     context.update(_live(context["run"]))
     return render(request, "failover/run_board.html", context)
 
 
-PARTS = {
+PARTS: dict[str, tuple[Callable[..., dict], str]] = {
     "header": (board.board_header, "failover/_header.html"),
     "steps": (board.board_steps, "failover/_steps.html"),
     "actions": (board.board_actions, "failover/_actions.html"),
@@ -112,7 +120,7 @@ PARTS = {
 }
 
 
-def _render_part(request: HttpRequest, pk: int, part: str, *, error: str = "") -> HttpResponse:
+def _render_part(request: HtmxHttpRequest, pk: int, part: str, *, error: str = "") -> HttpResponse:
     selector, template = PARTS[part]
     context = selector(run_id=pk)
     context.update(_live(context["run"]), error=error)
@@ -127,7 +135,7 @@ def _render_part(request: HttpRequest, pk: int, part: str, *, error: str = "") -
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
-def run_part(request: HttpRequest, pk: int, part: str) -> HttpResponse:
+def run_part(request: HtmxHttpRequest, pk: int, part: str) -> HttpResponse:
     if part not in PARTS:
         raise Http404(f"no part {part!r}")
     return _render_part(request, pk, part)
@@ -145,7 +153,7 @@ def _see_other(run_id: int) -> HttpResponse:
     return response
 
 
-def _after_control(request: HttpRequest, run_id: int, part: str, error: str) -> HttpResponse:
+def _after_control(request: HtmxHttpRequest, run_id: int, part: str, error: str) -> HttpResponse:
     """htmx: the changed part (422 with the reason when refused). Otherwise back to the
     board, with the outcome as a message."""
     if request.htmx:
@@ -170,7 +178,7 @@ ACTION_CONTROLS = {
 @require_POST
 @vary_on_headers("HX-Request")
 @permission_or_403(PERM_OPERATE)
-def run_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+def run_control(request: HtmxHttpRequest, pk: int, verb: str) -> HttpResponse:
     board.board_run(run_id=pk)  # 404 for a run that does not exist
     error = ""
     try:
@@ -183,7 +191,7 @@ def run_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 @require_POST
 @vary_on_headers("HX-Request")
 @permission_or_403(PERM_OPERATE)
-def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+def action_control(request: HtmxHttpRequest, pk: int, verb: str) -> HttpResponse:
     run_id = get_object_or_404(Action.objects.only("run_id"), pk=pk).run_id
     error = ""
     try:
@@ -195,7 +203,7 @@ def action_control(request: HttpRequest, pk: int, verb: str) -> HttpResponse:
 
 @require_POST
 @permission_or_403(PERM_DECLARE)
-def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
+def end_drill(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """End a drill now: its cleanup (from the undo ledger) starts; go to its board."""
     board.board_run(run_id=pk)
     try:
@@ -208,7 +216,7 @@ def end_drill(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_POST
 @permission_or_403(PERM_DECLARE)
-def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
+def start_failback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Fail a finished failover back (planned); blocking problems need a reason."""
     board.board_run(run_id=pk)
     try:
@@ -226,7 +234,7 @@ def start_failback(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 @permission_or_403(VIEW_RUN)
-def drills(request: HttpRequest) -> HttpResponse:
+def drills(request: HtmxHttpRequest) -> HttpResponse:
     """GET: past drills per site; for the MoD the drill form, and with ``site`` the drill
     plan. POST (MoD): start the drill on a fresh plan, then go to its board."""
     if request.method == "POST" and not request.user.has_perm(PERM_DECLARE):
@@ -279,7 +287,7 @@ def drills(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
-def incidents(request: HttpRequest) -> HttpResponse:
+def incidents(request: HtmxHttpRequest) -> HttpResponse:
     form = IncidentFilterForm(request.GET or None, sites=declare_sites())
     page = incident_page(**form.filters(), page=request.GET.get("page"))
     template = "failover/_incident_table.html" if request.htmx else "failover/incidents.html"

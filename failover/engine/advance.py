@@ -88,8 +88,8 @@ def _lock_for_pass(run_id: int) -> bool:
     if connection.vendor != "postgresql":
         return Run.objects.select_for_update().filter(pk=run_id).exists()
     with connection.cursor() as cursor:
-        cursor.execute(sql.PASS_LOCK_TIMEOUT)
-        cursor.execute(sql.PASS_LOCK, [_PASS_LOCK, run_id])
+        cursor.execute(sql.RUN_LOCK_TIMEOUT)
+        cursor.execute(sql.RUN_ADVISORY_LOCK, [_PASS_LOCK, run_id])
         cursor.execute(sql.run_key_share(), [run_id])
         return cursor.fetchone() is not None
 
@@ -138,7 +138,9 @@ class _PassCounter:
         started, _finished = self._keys(run_id)
         try:
             with self._redis().pipeline() as pipe:
-                number, _ok = pipe.incr(started).expire(started, self.TTL_S).execute()
+                pipe.incr(started)
+                pipe.expire(started, self.TTL_S)
+                number, _ok = pipe.execute()
             return int(number)
         except redis.RedisError:
             return None

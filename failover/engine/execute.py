@@ -102,9 +102,10 @@ def _execute_one(action_id: int) -> int | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
     with transaction.atomic():
-        action = _claim(action_id, now, now + lease)
-        if action is None:
+        claimed = _claim(action_id, now, now + lease)
+        if claimed is None:
             return None  # a duplicate message, or the run was paused/aborted meanwhile
+        action, awaited = claimed
         attempt = action.attempt
         record_event(
             run_id=action.run_id,
@@ -143,14 +144,14 @@ def _execute_one(action_id: int) -> int | None:
     handed: list[int | None] = [None]
     record_result(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
     next_id = handed[0]
-    if next_id is None or action.awaited:  # a pass queues what waited for this one
+    if next_id is None or awaited:  # a pass queues what waited for this one
         advance(action.run_id)
     return next_id
 
 
-def _claim(action_id: int, now, lease_expires_at) -> Action | None:
+def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
     """Claim a queued action of a running (or waiting) run and load it, in one statement;
-    None if there is nothing to claim. ``action.awaited``: do other actions depend on it?"""
+    None if there is nothing to claim. With it: do other actions wait for it?"""
     ops = connection.ops
     with connection.cursor() as cursor:
         cursor.execute(
@@ -169,9 +170,10 @@ def _claim(action_id: int, now, lease_expires_at) -> Action | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    action = sql.from_row(Action, row[:-1])
-    action.awaited = bool(row[-1])
-    return action
+    return sql.from_row(Action, row[:-1]), bool(row[-1])
+
+
+VERBS: dict[str, str] = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}
 
 
 def record_result(
@@ -213,7 +215,7 @@ def record_result(
         if hand_on is not None:
             # Before the event: the event's counter locks the run row until commit.
             hand_on[0] = _hand_on(action)
-        verb = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}[state]
+        verb = VERBS[state]
         record_event(
             run_id=action.run_id,
             kind=f"action_{state}",

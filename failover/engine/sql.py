@@ -34,7 +34,9 @@ def _table(model: type[models.Model]) -> str:
 
 
 def _col(model: type[models.Model], field: str) -> str:
-    return _q(model._meta.get_field(field).column)
+    found = model._meta.get_field(field)
+    assert isinstance(found, models.Field) and found.column, f"{model.__name__}.{field} has no column"
+    return _q(found.column)
 
 
 _DEPENDS = Action.depends_on.through
@@ -62,7 +64,9 @@ def get(model: type[models.Model], field: str, value):
         cursor.execute(select_by(model, field), [value])
         row = cursor.fetchone()
     if row is None:
-        raise model.DoesNotExist(f"{model._meta.object_name} matching {field}={value!r} does not exist")
+        raise model.DoesNotExist(  # type: ignore[attr-defined]  # every concrete model has it
+            f"{model._meta.object_name} matching {field}={value!r} does not exist"
+        )
     return from_row(model, row)
 
 
@@ -104,9 +108,9 @@ def _converters(model: type[models.Model], vendor: str) -> list[tuple]:
 
 # PostgreSQL: a pass does no I/O but the database's, so waiting longer than this for the
 # lock means something is stuck: the task fails and the reaper advances the run later.
-PASS_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
+RUN_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
 # PostgreSQL: (the lock's first key, the run id).
-PASS_LOCK = "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)"
+RUN_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)"
 
 
 @cache

@@ -74,7 +74,11 @@ class CheckRow:
 
     @property
     def outcome_label(self) -> str:
-        return CheckOutcomeChoices(self.outcome).label if self.outcome in CheckOutcomeChoices.values else "—"
+        return (
+            str(CheckOutcomeChoices(self.outcome).label)
+            if self.outcome in CheckOutcomeChoices.values
+            else "—"
+        )
 
     @property
     def detail(self) -> str:
@@ -177,7 +181,7 @@ VM_KINDS = ("start_vm", "start_drill_vm", "shutdown_vm", "set_memory")
 def deadline_met(run: Run) -> bool | None:
     """Did the run end by the disaster's deadline? None while it runs, and for runs
     without a disaster (drills and planned migrations have no deadline)."""
-    if run.disaster_id is None or run.finished_at is None:
+    if run.disaster is None or run.finished_at is None:
         return None
     if run.state != RunStateChoices.SUCCEEDED:
         return False  # this run did not recover the site, let alone in time
@@ -258,7 +262,7 @@ class IndexRow:
 
     @property
     def deadline(self) -> dt.datetime | None:
-        return self.run.disaster.deadline if self.run.disaster_id else None
+        return self.run.disaster.deadline if self.run.disaster else None
 
     @property
     def deadline_met(self) -> bool | None:

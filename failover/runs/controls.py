@@ -39,7 +39,7 @@ def _action_transition(
         action = Action.objects.select_related("run").get(pk=action_id)
         if not action.run.active:
             raise ValidationError({"action": f"run {action.run_id} is {action.run.state}: nothing to {verb}"})
-        updates = {"state": to, "reason": reason}
+        updates: dict[str, object] = {"state": to, "reason": reason}
         if to in (A.SUCCEEDED, A.SKIPPED):
             updates["finished_at"] = timezone.now()
         if not Action.objects.filter(pk=action_id, state__in=allowed).update(**updates):
@@ -104,7 +104,7 @@ def _run_transition(
             raise ValidationError(
                 {"run": f"run {run.pk} is {run.get_state_display().lower()}: it cannot be {verb}"}
             )
-        updates = {"state": to}
+        updates: dict[str, object] = {"state": to}
         if to == R.ABORTED:
             updates["finished_at"] = timezone.now()
             RunGroupClaim.objects.filter(run=run, active=True).update(active=False)

@@ -76,7 +76,7 @@ def drill_history(site_code: str, *, limit: int = 10, kind: str = "drill") -> li
     rows = [
         {
             "run": run.pk,
-            "finished_at": run.finished_at.isoformat(),
+            "finished_at": run.finished_at.isoformat(),  # type: ignore[union-attr]  # excluded None above
             "minutes": (run.summary.get("run_seconds") or 0) / 60,
             "steps": run.summary.get("steps", []),
             "previous_run": None,

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from failover.models import Run
-from hosts.capacity import check_scenario
+from hosts.capacity import CapacityResult, Scenario, check_scenario
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
@@ -130,8 +130,8 @@ class Survey:
 
     lost: Site
     target_site: Site
-    scenario: object
-    capacity: object
+    scenario: Scenario
+    capacity: CapacityResult
     placement: dict[str, str]  # VM -> host at the surviving site
     dr_memory: dict[str, int]
     target_hosts: list[Host]
