@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -106,6 +108,37 @@ class CheckOutcomeChoices(models.TextChoices):
     NOTE = "note", _("note")
 
 
+# The steps of each kind of run by name (a plan's actions name their step so); the tables
+# below give each its number, key, name and planned minutes, in the same order.
+class FailoverStep(IntEnum):
+    """A failover's, a drill's and a planned migration's steps."""
+
+    PREFLIGHT = 0
+    INVENTORY = 1
+    STORAGE = 2
+    INTEGRITY = 3
+    SHRINK = 4
+    START = 5
+    VERIFY = 6
+
+
+class CleanupStep(IntEnum):
+    STOP = 0
+    MEMORY = 1
+    STORAGE = 2
+    VERIFY = 3
+
+
+class FailbackStep(IntEnum):
+    PREFLIGHT = 0
+    REPLICATION = 1
+    SHUTDOWN = 2
+    STORAGE = 3
+    START = 4
+    MEMORY = 5
+    VERIFY = 6
+
+
 STEPS = (
     # number, key, name, planned minutes (thesis table 3.5; preflight from table 3.4)
     (0, "preflight", _("Preflight: mirror consistent, surviving dom0 up, network, capacity"), 0),
@@ -154,6 +187,15 @@ PLANNED_STEPS = tuple(
     else (n, key, name, minutes)
     for n, key, name, minutes in STEPS
 )
+
+
+STEP_NAMES: dict[str, type[IntEnum]] = {
+    "failover": FailoverStep,
+    "drill": FailoverStep,
+    "migration": FailoverStep,
+    "cleanup": CleanupStep,
+    "failback": FailbackStep,
+}
 
 
 def steps_for(kind: str) -> tuple:

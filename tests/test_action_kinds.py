@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from failover.actions.registry import HANDLERS, check_complete
-from failover.choices import ActionKindChoices, RunKindChoices, steps_for
+from failover.choices import STEP_NAMES, ActionKindChoices, RunKindChoices, steps_for
 from failover.models import Action
 
 
@@ -28,3 +28,11 @@ def test_every_kind_of_run_has_its_steps_numbered_from_zero_with_unique_keys():
         steps = steps_for(kind)
         assert [n for n, _k, _name, _m in steps] == list(range(len(steps))), kind
         assert len({k for _n, k, _name, _m in steps}) == len(steps), kind
+
+
+def test_every_kind_of_run_names_its_steps_as_its_table_numbers_them():
+    for kind in RunKindChoices.values:
+        named = STEP_NAMES[kind]
+        assert [(s.value, s.name.lower()) for s in named] == [
+            (n, k) for n, k, _name, _m in steps_for(kind)
+        ], kind

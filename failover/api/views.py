@@ -300,7 +300,7 @@ class Drills(APIView):
                 site=d["site"], shrink=d["shrink"], hold_minutes=d["hold_minutes"], vms=d["vms"] or None
             )
         except (ValueError, DriverError) as exc:
-            raise ValidationError({"vms" if "VMs" in str(exc) else "site": [str(exc)]}) from None
+            raise ValidationError({getattr(exc, "field", "site"): [str(exc)]}) from None
         try:
             run = drill_start(user=request.user, plan=plan, override_reason=d["override_reason"])
         except DjangoValidationError as exc:

@@ -1,4 +1,4 @@
-"""Forms of the board: declaring a disaster, filtering the incident list.
+"""Forms of the board: declaring a disaster, planning a drill, filtering the incident list.
 
 Forms parse and check input; the rules of a declaration live in
 ``runs.failover.check_declaration``, whose errors name the field they belong to.
@@ -73,7 +73,22 @@ CATEGORY_DETAILS = {
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 
 
-class DeclareForm(forms.Form):
+class ServiceErrorsForm(forms.Form):
+    """A form whose service may still refuse: its ValidationError lands on the field it
+    names (through SERVICE_FIELDS where the names differ), else on the form."""
+
+    SERVICE_FIELDS: dict[str, str] = {}
+
+    def add_service_errors(self, exc: ValidationError) -> None:
+        if not hasattr(exc, "error_dict"):
+            self.add_error(None, exc.messages)
+            return
+        for name, messages in exc.message_dict.items():
+            field = self.SERVICE_FIELDS.get(name, name)
+            self.add_error(field if field in self.fields else None, messages)
+
+
+class DeclareForm(ServiceErrorsForm):
     lost_site = forms.ChoiceField(label=_("Lost site"), widget=forms.RadioSelect)
     disaster_class = forms.TypedChoiceField(
         label=_("Disaster class (thesis table 1)"),
@@ -106,8 +121,7 @@ class DeclareForm(forms.Form):
         label=_("Second Manager on Duty: password"), required=False, widget=forms.PasswordInput
     )
 
-    # Which service error goes to which field.
-    SERVICE_FIELDS: dict[str, str] = {"approver": "approver_username"}
+    SERVICE_FIELDS = {"approver": "approver_username"}
 
     def __init__(self, *args, sites, four_eyes: bool, request=None, **kwargs) -> None:
         kwargs.setdefault("initial", {}).setdefault(
@@ -157,13 +171,55 @@ class DeclareForm(forms.Form):
             "notes": d["notes"],
         }
 
-    def add_service_errors(self, exc: ValidationError) -> None:
-        if not hasattr(exc, "error_dict"):
-            self.add_error(None, exc.messages)
-            return
-        for name, messages in exc.message_dict.items():
-            field = self.SERVICE_FIELDS.get(name, name)
-            self.add_error(field if field in self.fields else None, messages)
+
+class DrillForm(ServiceErrorsForm):
+    """What a drill rehearses: the lost site, whether production shrinks, which VMs, how
+    long the clones stay up. Its errors name the field and the reason."""
+
+    site = forms.ChoiceField(
+        label=_("The site whose loss is rehearsed"),
+        widget=forms.RadioSelect,
+        error_messages={
+            "required": _("Choose the site whose loss the drill rehearses."),
+            "invalid_choice": _("There is no site %(value)s."),
+        },
+    )
+    shrink = forms.BooleanField(
+        label=_(
+            "Shrink production at the surviving site to its disaster memory (needed when the clones do not fit beside it)"
+        ),
+        required=False,
+    )
+    vms = forms.CharField(
+        label=_("Only these VMs (comma-separated; empty: all)"), required=False, max_length=500
+    )
+    hold = forms.FloatField(
+        label=_("Keep the clones up for testers (minutes)"),
+        required=False,
+        min_value=0,
+        error_messages={
+            "invalid": _("Minutes must be a number, 0 or more."),
+            "min_value": _("Minutes must be a number, 0 or more."),
+        },
+    )
+    override_reason = forms.CharField(label=_("Override reason"), required=False, max_length=500)
+
+    def __init__(self, *args, sites, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["site"]).choices = [
+            (s.code, f"{s.code} — {s.name}") for s in sites
+        ]
+
+    def clean_vms(self) -> list[str]:
+        return [v.strip() for v in self.cleaned_data["vms"].split(",") if v.strip()]
+
+    def clean_hold(self) -> float:
+        return self.cleaned_data["hold"] or 0.0
+
+    def plan_options(self) -> dict:
+        """The keyword arguments of ``runs.drill.build_drill_plan`` this form supplies."""
+        d = self.cleaned_data
+        return {"site": d["site"], "shrink": d["shrink"], "hold_minutes": d["hold"], "vms": d["vms"]}
 
 
 class IncidentFilterForm(forms.Form):

@@ -34,7 +34,7 @@ from hosts.models import Site
 from hosts.permissions import PERM_DECLARE, PERM_OPERATE, permission_or_403
 
 from . import selectors as board
-from .forms import DeclareForm, IncidentFilterForm
+from .forms import DeclareForm, DrillForm, IncidentFilterForm
 from .overview import declare_sites, incident_page, overview_data
 
 VIEW_RUN = "failover.view_run"
@@ -237,51 +237,36 @@ def start_failback(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def drills(request: HtmxHttpRequest) -> HttpResponse:
     """GET: past drills per site; for the MoD the drill form, and with ``site`` the drill
     plan. POST (MoD): start the drill on a fresh plan, then go to its board."""
-    if request.method == "POST" and not request.user.has_perm(PERM_DECLARE):
+    posted = request.method == "POST"
+    if posted and not request.user.has_perm(PERM_DECLARE):
         raise PermissionDenied("only the Manager on Duty starts drills")
-    data = request.POST if request.method == "POST" else request.GET
-    form = {
-        "site": data.get("site", ""),
-        "shrink": bool(data.get("shrink")),
-        "vms": data.get("vms", ""),
-        "hold": data.get("hold", "0") or "0",
-    }
     sites = list(Site.objects.order_by("code"))
-    context = {"form": form, "sites": sites, "plan": None, "error": ""}
-    if request.method == "POST" and not form["site"]:
-        context["error"] = _("site: choose the site whose loss the drill rehearses")
-    if form["site"]:
+    asked = posted or bool(request.GET.get("site"))
+    form = DrillForm((request.POST if posted else request.GET) if asked else None, sites=sites)
+    context: dict[str, Any] = {"form": form, "sites": sites, "plan": None, "error": ""}
+    if asked:
         if not request.user.has_perm(PERM_DECLARE):
             raise PermissionDenied("only the Manager on Duty plans and starts drills")
-        vms = [v.strip() for v in form["vms"].split(",") if v.strip()]
-        try:
-            hold = float(form["hold"])
-            if hold < 0:
-                raise ValueError
-        except ValueError:
-            context["error"] = _("hold: minutes must be a number, 0 or more")
-        else:
+        if form.is_valid():
             try:
-                plan = build_drill_plan(site=form["site"], shrink=form["shrink"], hold_minutes=hold, vms=vms)
-                if request.method == "POST":
+                # Shown also when the start is refused: its blocking problems, and where to override.
+                context["plan"] = plan = build_drill_plan(**form.plan_options())
+                if posted:
                     run = drill_start(
-                        user=request.user, plan=plan, override_reason=data.get("override_reason", "")
+                        user=request.user, plan=plan, override_reason=form.cleaned_data["override_reason"]
                     )
                     return _see_other(run.pk)
-                context["plan"] = plan
             except Site.DoesNotExist:
-                context["error"] = _("There is no site %(site)s.") % {"site": form["site"]}
-            except (ValueError, DriverError) as exc:
-                context["error"] = str(exc)
+                form.add_error("site", _("There is no site %(site)s.") % {"site": form.cleaned_data["site"]})
+            except ValueError as exc:  # VMs the site's loss would not move, no surviving site
+                form.add_error(getattr(exc, "field", "site"), str(exc))
+            except DriverError as exc:  # the estate did not answer
+                context["error"] = _("Cannot plan the drill: %(error)s") % {"error": exc}
             except ValidationError as exc:
-                context["error"] = _error_text(exc)
+                form.add_service_errors(exc)
     context["history"] = [(site.code, drill_history(site.code)) for site in sites]
-    return render(
-        request,
-        "failover/drills.html",
-        context,
-        status=422 if context["error"] and request.method == "POST" else 200,
-    )
+    refused = bool(form.errors or context["error"])
+    return render(request, "failover/drills.html", context, status=422 if refused and posted else 200)
 
 
 @require_GET

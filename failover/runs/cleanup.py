@@ -12,11 +12,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from failover.choices import CLEANUP_STEPS, RunKindChoices, RunModeChoices
+from failover.choices import ActionKindChoices as K
 from failover.choices import ActionStateChoices as A
+from failover.choices import CleanupStep as C
 from failover.choices import RunStateChoices as R
 from failover.engine.journal import record_event
 from failover.models import Run
 
+from .blocks import set_memory
 from .create import run_create
 from .plan import Plan, PlannedAction
 
@@ -59,23 +62,23 @@ def cleanup_plan(drill: Run) -> Plan:
             hosts.add(undo["host"])
             actions.append(
                 PlannedAction(
-                    f"stop:{undo['domain']}",
-                    0,
-                    "destroy_drill_domain",
-                    undo["domain"],
-                    undo["host"],
-                    {**undo, "of": action.pk},
+                    key=f"stop:{undo['domain']}",
+                    step=C.STOP,
+                    kind=K.DESTROY_DRILL_DOMAIN,
+                    target=undo["domain"],
+                    host=undo["host"],
+                    params={**undo, "of": action.pk},
                 )
             )
         elif undo["kind"] == "set_memory":
             actions.append(
-                PlannedAction(
-                    f"memory:{undo['vm']}",
-                    1,
-                    "set_memory",
-                    undo["vm"],
-                    undo["host"],
-                    {"vm": undo["vm"], "memory_mb": undo["memory_mb"], "of": action.pk},
+                set_memory(
+                    key=f"memory:{undo['vm']}",
+                    vm=undo["vm"],
+                    host=undo["host"],
+                    memory_mb=undo["memory_mb"],
+                    step=C.MEMORY,
+                    params={"of": action.pk},
                 )
             )
         elif undo["kind"] == "delete_snapshot":
@@ -83,25 +86,35 @@ def cleanup_plan(drill: Run) -> Plan:
             snapshots.append(undo["snapshot"])
             actions.append(
                 PlannedAction(
-                    f"storage:{undo['snapshot']}",
-                    2,
-                    "delete_snapshot",
-                    undo["snapshot"],
-                    undo["array"],
-                    {**undo, "of": action.pk},
+                    key=f"storage:{undo['snapshot']}",
+                    step=C.STORAGE,
+                    kind=K.DELETE_SNAPSHOT,
+                    target=undo["snapshot"],
+                    host=undo["array"],
+                    params={**undo, "of": action.pk},
                 )
             )
-    for host in sorted(hosts | {a.host for a in drill.actions.filter(kind="check_host")}):
-        actions.append(PlannedAction(f"verify:{host}", 3, "verify_drill_gone", host, host, {"host": host}))
+    # Prove it: no drill domain on any dom0 the drill touched, no snapshot of it on any array.
+    for host in sorted(hosts | {a.host for a in drill.actions.filter(kind=K.CHECK_HOST)}):
+        actions.append(
+            PlannedAction(
+                key=f"verify:{host}",
+                step=C.VERIFY,
+                kind=K.VERIFY_DRILL_GONE,
+                target=host,
+                host=host,
+                params={"host": host},
+            )
+        )
     for array in sorted(arrays):
         actions.append(
             PlannedAction(
-                f"verify:{array}",
-                3,
-                "verify_drill_gone",
-                array,
-                array,
-                {"array": array, "snapshots": sorted(snapshots)},
+                key=f"verify:{array}",
+                step=C.VERIFY,
+                kind=K.VERIFY_DRILL_GONE,
+                target=array,
+                host=array,
+                params={"array": array, "snapshots": sorted(snapshots)},
             )
         )
     plan.actions = actions

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 
+from failover.choices import ActionKindChoices as K
 from failover.choices import ActionStateChoices as A
+from failover.choices import FailbackStep as B
 from failover.choices import RunKindChoices, RunModeChoices
 from failover.choices import RunStateChoices as R
 from failover.models import Run
@@ -27,10 +29,20 @@ from hosts.connect import ssh_target
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
 from hosts.drivers.xen import XenDriver
-from hosts.models import VM, DRGroup, Host
+from hosts.models import VM, DRGroup, Host, Site
 from hosts.selectors import capacity_inputs
 
-from .blocks import order_starts
+from .blocks import (
+    final_sync_and_demote,
+    functional_checks,
+    group_failover,
+    host_checks,
+    noswap_checks,
+    order_starts,
+    set_memory,
+    shutdown_vm,
+    start_vm,
+)
 from .create import check_override, start_claimed_run
 from .forecast import apply_forecast
 from .plan import Plan, PlannedAction, Problem
@@ -78,118 +90,59 @@ def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
         .select_related("home_host", "dr_group__source_array", "dr_group__target_array")
         .prefetch_related("checks", "depends_on")
     }
-    # A live look at home: is every dom0 up, and does any moved VM run there already?
-    owns = pool is None
-    pool = pool or SSHPool()
-    try:
-        for host in home_hosts + away_hosts:
-            try:
-                domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
-            except DriverError as exc:
-                plan.blocking.append(
-                    Problem(
-                        "unreachable", f"{host.name} is unreachable: {exc}", "bring it up, then look again"
-                    )
-                )
-                continue
-            if host.site_id == home.pk:
-                for d in domains:
-                    if d.name in vms and d.is_alive:
-                        plan.blocking.append(
-                            Problem(
-                                "running-twice",
-                                f"{d.name} already runs at home on {host.name} while its failed-over copy runs at {away.code}",
-                                f"shut the stale copy down on {host.name} (xl shutdown {d.name}) before failing back",
-                            )
-                        )
-    finally:
-        if owns:
-            pool.close()
+    _look_at_both_sites(plan, home_hosts + away_hosts, home=home, away=away, moved=vms, pool=pool)
 
-    actions: list[PlannedAction] = []
-    for host in home_hosts + away_hosts:
-        actions.append(PlannedAction(f"preflight:{host.name}", 0, "check_host", host.name, host.name))
-    group_rows = {g.name: g for g in DRGroup.objects.filter(name__in=[g["group"] for g in groups])}
+    actions = host_checks(home_hosts + away_hosts, step=B.PREFLIGHT)
+    known_groups = set(
+        DRGroup.objects.filter(name__in=[g["group"] for g in groups]).values_list("name", flat=True)
+    )
     first_home_host: dict[str, str] = {}
     for vm in vms.values():
-        if vm.dr_group_id:
+        if vm.dr_group is not None:
             first_home_host.setdefault(vm.dr_group.name, vm.home_host.name)
     for record in groups:
         group, now_primary, home_array = record["group"], record["array"], record["source_array"]
-        common = {"group": group, "array": now_primary, "source_array": home_array}
-        actions += [
-            PlannedAction(f"reverse:{group}", 1, "reverse_group", group, now_primary, {**common, "tier": 0}),
-            PlannedAction(f"sync:{group}", 1, "wait_consistent", group, now_primary, {**common, "tier": 1}),
-            PlannedAction(
-                f"finalsync:{group}", 3, "wait_consistent", group, now_primary, {**common, "tier": 0}
-            ),
-            PlannedAction(f"demote:{group}", 3, "demote_group", group, now_primary, {**common, "tier": 1}),
-            PlannedAction(
-                f"storage:{group}",
-                3,
-                "failover_group",
+        actions += _reverse_and_sync(group, array=now_primary, source_array=home_array)
+        actions += final_sync_and_demote(
+            group, array=now_primary, source_array=home_array, step=B.STORAGE, tier=0
+        )
+        actions.append(
+            group_failover(
                 group,
-                home_array,
-                {
-                    "group": group,
-                    "array": home_array,
-                    "source_array": now_primary,
-                    "present_to": first_home_host.get(group),
-                    "tier": 2,
-                },
-            ),
-        ]
-        if group not in group_rows:
+                array=home_array,
+                source_array=now_primary,
+                present_to=first_home_host.get(group),
+                tier=2,
+                step=B.STORAGE,
+            )
+        )
+        if group not in known_groups:
             plan.blocking.append(Problem("unknown-group", f"DR group {group} is no longer in the inventory"))
+    failed_over = {g["group"] for g in groups}
     max_tier = max((vm.tier for vm in vms.values()), default=0)
     for record in started:
-        vm = vms.get(record["vm"])
-        if vm is None:
+        moved = vms.get(record["vm"])
+        if moved is None:
             plan.blocking.append(Problem("unknown-vm", f"{record['vm']} is no longer in the inventory"))
             continue
         actions.append(
-            PlannedAction(
-                f"shutdown:{vm.name}",
-                2,
-                "shutdown_vm",
-                vm.name,
-                record["host"],
-                {"vm": vm.name, "tier": max_tier - vm.tier},
-            )
+            shutdown_vm(moved.name, host=record["host"], tier=max_tier - moved.tier, step=B.SHUTDOWN)
         )
-        group = vm.dr_group.name if vm.dr_group_id else None
-        memory = normal_vm[vm.name]
-        plan.starts.append({"vm": vm.name, "host": vm.home_host.name, "memory_mb": memory, "tier": vm.tier})
+        group_name = moved.dr_group.name if moved.dr_group is not None else None
+        memory = normal_vm[moved.name]
+        plan.starts.append(
+            {"vm": moved.name, "host": moved.home_host.name, "memory_mb": memory, "tier": moved.tier}
+        )
         actions.append(
-            PlannedAction(
-                f"start:{vm.name}",
-                4,
-                "start_vm",
-                vm.name,
-                vm.home_host.name,
-                {
-                    "vm": vm.name,
-                    "config_path": vm.config_path,
-                    "memory_mb": memory,
-                    "tier": vm.tier,
-                    "depends_on_vms": sorted(d.name for d in vm.depends_on.all()),
-                },
-                [f"storage:{group}"] if group in {g["group"] for g in groups} else [],
+            start_vm(
+                moved,
+                host=moved.home_host.name,
+                memory_mb=memory,
+                step=B.START,
+                depends_on=[f"storage:{group_name}"] if group_name in failed_over else [],
             )
         )
-        for check in vm.checks.all():
-            actions.append(
-                PlannedAction(
-                    f"verify:{vm.name}:{check.pk}",
-                    6,
-                    "functional_check",
-                    f"{vm.name}: {check.name}",
-                    vm.home_host.name,
-                    {"vm": vm.name, "check_id": check.pk, "check": check.name},
-                    [f"start:{vm.name}"],
-                    optional=True,
-                )
-            )
+        actions += functional_checks(moved, moved.home_host.name, after=f"start:{moved.name}")
     for record in shrunk:
         name, host = record["vm"], record["host"]
         if name == "Domain-0":
@@ -200,15 +153,69 @@ def build_failback_plan(*, failover: Run, pool: SSHPool | None = None) -> Plan:
             label = name
         plan.memory_changes.append({"vm": name, "host": host, "to_mb": target})
         actions.append(
-            PlannedAction(
-                f"memory:{name}@{host}", 5, "set_memory", label, host, {"vm": name, "memory_mb": target}
+            set_memory(
+                key=f"memory:{name}@{host}", vm=name, target=label, host=host, memory_mb=target, step=B.MEMORY
             )
         )
-    for host in home_hosts + away_hosts:
-        actions.append(PlannedAction(f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name))
+    actions += noswap_checks(home_hosts + away_hosts, step=B.VERIFY)
     plan.actions = order_starts(actions)
     plan.groups = sorted(g["group"] for g in groups)
     return plan
+
+
+def _look_at_both_sites(plan: Plan, hosts: list[Host], *, home: Site, away: Site, moved: dict, pool) -> None:
+    """A live look: is every dom0 of both sites up, and does any moved VM run at home already?"""
+    owns = pool is None
+    pool = pool or SSHPool()
+    try:
+        for host in hosts:
+            try:
+                domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
+            except DriverError as exc:
+                plan.blocking.append(
+                    Problem(
+                        "unreachable", f"{host.name} is unreachable: {exc}", "bring it up, then look again"
+                    )
+                )
+                continue
+            if host.site_id != home.pk:
+                continue
+            for d in domains:
+                if d.name in moved and d.is_alive:
+                    plan.blocking.append(
+                        Problem(
+                            "running-twice",
+                            f"{d.name} already runs at home on {host.name} while its failed-over copy runs at {away.code}",
+                            f"shut the stale copy down on {host.name} (xl shutdown {d.name}) before failing back",
+                        )
+                    )
+    finally:
+        if owns:
+            pool.close()
+
+
+def _reverse_and_sync(group: str, *, array: str, source_array: str) -> list[PlannedAction]:
+    """Step 1: at ``array`` (primary since the failover) replicate back toward the old
+    source (tier 0), then wait until the copy is consistent (tier 1)."""
+    common = {"group": group, "array": array, "source_array": source_array}
+    return [
+        PlannedAction(
+            key=f"reverse:{group}",
+            step=B.REPLICATION,
+            kind=K.REVERSE_GROUP,
+            target=group,
+            host=array,
+            params={**common, "tier": 0},
+        ),
+        PlannedAction(
+            key=f"sync:{group}",
+            step=B.REPLICATION,
+            kind=K.WAIT_CONSISTENT,
+            target=group,
+            host=array,
+            params={**common, "tier": 1},
+        ),
+    ]
 
 
 def failback_start(*, user, failover_id: int, plan: Plan | None = None, override_reason: str = "") -> Run:

@@ -14,34 +14,137 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from failover.choices import ActionKindChoices as K
 from failover.choices import (
     DisasterClassChoices,
     EventCategoryChoices,
     RunKindChoices,
     RunModeChoices,
 )
+from failover.choices import FailoverStep as F
 from failover.choices import RunStateChoices as R
 from failover.models import Disaster, Run
 from hosts.drivers.ssh import SSHPool
-from hosts.models import DRGroup, Site
+from hosts.models import VM, DRGroup, Site
 
-from .blocks import check_actions, dom0_shrinks, order_starts
+from .blocks import (
+    dom0_shrinks,
+    functional_checks,
+    group_checks,
+    group_devices,
+    group_failover,
+    host_checks,
+    inventory,
+    noswap_checks,
+    order_starts,
+    set_memory,
+    start_vm,
+)
 from .create import PERM_DECLARE, override_needed, run_create
 from .deadline import recovery_deadline
 from .forecast import apply_forecast
 from .migration import planned_handover
 from .plan import Plan, PlannedAction, Problem
-from .survey import config_missing, drill_up_problems, group_problems, survey, unreachable_problems
+from .survey import (
+    Survey,
+    config_missing,
+    drill_up_problems,
+    group_problems,
+    survey,
+    target_array,
+    unreachable_problems,
+)
 
 
 def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None = None) -> Plan:
-    """The failover plan for losing ``lost_site``. Talks to the surviving site over SSH."""
+    """The failover plan for losing ``lost_site`` (``mode`` planned: a planned migration,
+    see ``migration``). Talks to the surviving site over SSH."""
     sv = survey(lost_site=lost_site, pool=pool)
-    lost, target_site, scenario, capacity = sv.lost, sv.target_site, sv.scenario, sv.capacity
-    placement, dr_memory, look = sv.placement, sv.dr_memory, sv.look
-    target_hosts, host_by_name, vms, groups = sv.target_hosts, sv.host_by_name, sv.vms, sv.groups
-    plan = Plan(lost_site=lost.code, target_site=target_site.code, mode=mode)
-    apply_forecast(plan, lost.code)
+    plan = Plan(lost_site=sv.lost.code, target_site=sv.target_site.code, mode=mode)
+    apply_forecast(plan, sv.lost.code)
+    _capacity_problems(sv, plan)
+    plan.blocking.extend(unreachable_problems(sv.look))
+    plan.blocking.extend(drill_up_problems(sv.target_site))
+    group_problems(sv, plan)
+
+    actions = [
+        *host_checks(sv.target_hosts),
+        *group_checks(sv.groups.values()),
+        *inventory(sv.target_hosts),
+    ]
+    running_at_target = {d: h for h, doms in sv.look.domains.items() for d in doms}
+    for vm in sorted(sv.vms.values(), key=lambda v: (v.tier, v.name)):
+        host_name = sv.placement[vm.name]
+        target_mb = sv.dr_memory[vm.name]
+        _bridge_problems(sv, plan, vm, host_name)
+        if vm.name in running_at_target:
+            # Step 4: it runs at the surviving site already; give it its disaster memory.
+            running_host = running_at_target[vm.name]
+            current = sv.look.domains[running_host][vm.name]
+            plan.already_running.append({"vm": vm.name, "host": running_host, "memory_mb": current})
+            if current != target_mb:
+                plan.memory_changes.append(
+                    {"vm": vm.name, "host": running_host, "from_mb": current, "to_mb": target_mb}
+                )
+            actions.append(
+                set_memory(key=f"shrink:{vm.name}", vm=vm.name, host=running_host, memory_mb=target_mb)
+            )
+            actions.extend(functional_checks(vm, running_host, after=f"shrink:{vm.name}"))
+            continue
+        # Step 5: start it there, after its DR group's data has been checked.
+        missing = config_missing(sv, vm, host_name)
+        if missing:
+            plan.blocking.append(missing)
+        plan.starts.append({"vm": vm.name, "host": host_name, "memory_mb": target_mb, "tier": vm.tier})
+        group = vm.dr_group
+        depends = [f"integrity:{group.name}"] if group is not None and group.name in sv.groups else []
+        actions.append(start_vm(vm, host=host_name, memory_mb=target_mb, depends_on=depends))
+        actions.extend(functional_checks(vm, host_name, after=f"start:{vm.name}"))
+
+    handover_tier = 0
+    if mode == RunModeChoices.PLANNED:
+        handover, handover_tier = planned_handover(sv)
+        actions.extend(handover)
+    for group in sv.groups.values():
+        # Steps 2 and 3: fail the group over, present it to the dom0 of its first VM, check the data.
+        first = group.vms.first()
+        present_to = sv.placement.get(first.name) if first else None
+        array = target_array(group).name
+        actions.append(
+            group_failover(
+                group.name,
+                array=array,
+                source_array=group.source_array.name,
+                present_to=present_to,
+                tier=handover_tier,
+            )
+        )
+        actions.append(
+            PlannedAction(
+                key=f"integrity:{group.name}",
+                step=F.INTEGRITY,
+                kind=K.INTEGRITY_CHECK,
+                target=group.name,
+                host=present_to or array,
+                params={
+                    "group": group.name,
+                    "array": array,
+                    "host": present_to,
+                    "devices": group_devices(group),
+                },
+            )
+        )
+    actions.extend(dom0_shrinks(sv, plan, always=True))
+    actions.extend(noswap_checks(sv.target_hosts))
+    plan.actions = order_starts(actions)
+    plan.groups = sorted(sv.groups)
+    return plan
+
+
+def _capacity_problems(sv: Survey, plan: Plan) -> None:
+    """What the capacity proof says: unrecoverable VMs (a warning each), a profile that
+    would swap and VMs with no place (blocking)."""
+    capacity = sv.capacity
     plan.unrecoverable = [{"vm": u.vm, "reason": u.reason} for u in capacity.unrecoverable]
     for u in capacity.unrecoverable:
         plan.warnings.append(f"{u.vm} cannot be recovered: {u.reason}")
@@ -51,146 +154,25 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
             Problem(
                 "capacity",
                 f"the disaster profile does not fit without swapping: short {short or capacity.shortfall_mb} MB",
-                f"lower DR memory in the '{scenario.name}' profile, or shed: {', '.join(capacity.shed) or 'n/a'}",
+                f"lower DR memory in the '{sv.scenario.name}' profile, or shed: {', '.join(capacity.shed) or 'n/a'}",
             )
         )
     for vm_name in capacity.unplaced:
         plan.blocking.append(
             Problem("unplaced", f"{vm_name} has no place: {capacity.unplaced_reasons.get(vm_name, '')}")
         )
-    plan.blocking.extend(unreachable_problems(look))
-    plan.blocking.extend(drill_up_problems(target_site))
 
-    running_at_target = {d: h for h, doms in look.domains.items() for d in doms}
-    actions: list[PlannedAction] = []
-    # Step 0: preflight (table 3.4), read-only.
-    for host in target_hosts:
-        actions.append(PlannedAction(f"preflight:{host.name}", 0, "check_host", host.name, host.name))
-    for group in groups.values():
-        actions.append(
-            PlannedAction(
-                f"preflight:{group.name}",
-                0,
-                "check_group",
-                group.name,
-                group.target_array.name,
-                {"group": group.name, "array": group.target_array.name},
-            )
-        )
-    # Step 1: which VMs already run at the surviving site.
-    for host in target_hosts:
-        actions.append(PlannedAction(f"inventory:{host.name}", 1, "inventory_host", host.name, host.name))
 
-    group_problems(sv, plan)
-
-    for vm_name in sorted(vms, key=lambda n: (vms[n].tier, n)):
-        vm = vms[vm_name]
-        host_name = placement[vm_name]
-        host = host_by_name.get(host_name)
-        target_mb = dr_memory[vm_name]
-        missing_bridges = sorted(
-            {nic.bridge for nic in vm.interfaces.all()}
-            - set(look.bridges.get(host_name, host.bridges if host else []))
+def _bridge_problems(sv: Survey, plan: Plan, vm: VM, host_name: str) -> None:
+    """The bridges ``vm``'s NICs need on the dom0 it goes to (as that dom0 says now, else
+    as the inventory says)."""
+    host = sv.host_by_name.get(host_name)
+    known = sv.look.bridges.get(host_name, host.bridges if host else [])
+    missing = sorted({nic.bridge for nic in vm.interfaces.all()} - set(known))
+    if missing:
+        plan.blocking.append(
+            Problem("bridge", f"{host_name} lacks bridge(s) {', '.join(missing)} that {vm.name} needs")
         )
-        if missing_bridges:
-            plan.blocking.append(
-                Problem(
-                    "bridge", f"{host_name} lacks bridge(s) {', '.join(missing_bridges)} that {vm_name} needs"
-                )
-            )
-        if vm_name in running_at_target:
-            running_host = running_at_target[vm_name]
-            current = look.domains[running_host][vm_name]
-            plan.already_running.append({"vm": vm_name, "host": running_host, "memory_mb": current})
-            if current != target_mb:
-                plan.memory_changes.append(
-                    {"vm": vm_name, "host": running_host, "from_mb": current, "to_mb": target_mb}
-                )
-            actions.append(
-                PlannedAction(
-                    f"shrink:{vm_name}",
-                    4,
-                    "set_memory",
-                    vm_name,
-                    running_host,
-                    {"vm": vm_name, "memory_mb": target_mb},
-                )
-            )
-            actions.extend(check_actions(vm, running_host, after=f"shrink:{vm_name}"))
-            continue
-        missing = config_missing(sv, vm, host_name)
-        if missing:
-            plan.blocking.append(missing)
-        plan.starts.append({"vm": vm_name, "host": host_name, "memory_mb": target_mb, "tier": vm.tier})
-        group = vm.dr_group
-        depends = []
-        if group is not None and group.name in groups:
-            depends.append(f"integrity:{group.name}")
-        actions.append(
-            PlannedAction(
-                f"start:{vm_name}",
-                5,
-                "start_vm",
-                vm_name,
-                host_name,
-                {
-                    "vm": vm_name,
-                    "config_path": vm.config_path,
-                    "memory_mb": target_mb,
-                    "tier": vm.tier,
-                    "depends_on_vms": sorted(d.name for d in vm.depends_on.all()),
-                },
-                depends,
-            )
-        )
-        actions.extend(check_actions(vm, host_name, after=f"start:{vm_name}"))
-    handover_tier = 0
-    if mode == "planned":
-        handover, handover_tier = planned_handover(sv)
-        actions.extend(handover)
-    for group in groups.values():
-        target_host = placement.get(group.vms.first().name) if group.vms.exists() else None
-        actions.append(
-            PlannedAction(
-                f"storage:{group.name}",
-                2,
-                "failover_group",
-                group.name,
-                group.target_array.name,
-                {
-                    "group": group.name,
-                    "array": group.target_array.name,
-                    "source_array": group.source_array.name,
-                    "present_to": target_host,
-                    "tier": handover_tier,
-                },
-            )
-        )
-        actions.append(
-            PlannedAction(
-                f"integrity:{group.name}",
-                3,
-                "integrity_check",
-                group.name,
-                target_host or group.target_array.name,
-                {
-                    "group": group.name,
-                    "array": group.target_array.name,
-                    "host": target_host,
-                    "devices": sorted(d.target for vm in group.vms.all() for d in vm.disks.all()),
-                },
-            )
-        )
-    actions.extend(dom0_shrinks(sv, plan, always=True))
-    for host in target_hosts:
-        actions.append(
-            PlannedAction(
-                f"verify:noswap:{host.name}", 6, "check_no_swap", host.name, host.name, {}, optional=False
-            )
-        )
-    plan.actions = order_starts(actions)
-    plan.groups = sorted(groups)
-    return plan
 
 
 @dataclass
@@ -239,6 +221,7 @@ def check_declaration(
             errors["approver"] = "the approver must be another Manager on Duty"
     if errors:
         raise ValidationError(errors)
+    assert site is not None  # else errors named lost_site
     return site
 
 

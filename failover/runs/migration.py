@@ -6,12 +6,14 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from failover.choices import FailoverStep as F
 from failover.choices import (
     RunKindChoices,
     RunModeChoices,
 )
 from failover.models import Run
 
+from .blocks import final_sync_and_demote, shutdown_vm
 from .create import PERM_DECLARE, check_override, start_claimed_run
 from .plan import Plan, PlannedAction
 from .survey import Survey
@@ -25,41 +27,13 @@ def planned_handover(sv: Survey) -> tuple[list[PlannedAction], int]:
     moving = [vm for vm in sv.vms.values() if vm.home_host.site_id != sv.target_site.pk]
     top = max((vm.tier for vm in moving), default=0)
     actions = [
-        PlannedAction(
-            f"shutdown:{vm.name}",
-            2,
-            "shutdown_vm",
-            vm.name,
-            vm.home_host.name,
-            {"vm": vm.name, "tier": top - vm.tier},
-        )
+        shutdown_vm(vm.name, host=vm.home_host.name, tier=top - vm.tier, step=F.STORAGE)
         for vm in sorted(moving, key=lambda v: (-v.tier, v.name))
     ]
     for group in sv.groups.values():
-        common = {
-            "group": group.name,
-            "array": group.source_array.name,
-            "source_array": group.source_array.name,
-        }
-        actions.append(
-            PlannedAction(
-                f"finalsync:{group.name}",
-                2,
-                "wait_consistent",
-                group.name,
-                group.source_array.name,
-                {**common, "tier": top + 1},
-            )
-        )
-        actions.append(
-            PlannedAction(
-                f"demote:{group.name}",
-                2,
-                "demote_group",
-                group.name,
-                group.source_array.name,
-                {**common, "tier": top + 2},
-            )
+        source = group.source_array.name
+        actions += final_sync_and_demote(
+            group.name, array=source, source_array=source, step=F.STORAGE, tier=top + 1
         )
     return actions, top + 3
 

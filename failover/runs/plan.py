@@ -1,8 +1,7 @@
 """A run's plan: what it will do, shown before anything starts, frozen into Steps and
 Actions at start. ``Plan`` and ``PlannedAction`` are shared by every kind of run (a
-failover, a drill, its cleanup, a failback, a planned migration); so are the blocks that
-several kinds plan alike (the functional checks of a VM, the dom0s' disaster memory, the
-order of the starts).
+failover, a drill, its cleanup, a failback, a planned migration); ``blocks`` makes the
+actions that several kinds plan alike.
 
 Blocking problems stop a run unless the MoD overrides them with a typed reason.
 """
@@ -19,13 +18,15 @@ class Problem:
     fix: str = ""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PlannedAction:
+    """One action of a plan, by keyword only (the blocks in ``blocks`` make them)."""
+
     key: str  # unique within the plan, e.g. "start:proxy-xen01"
-    step: int
-    kind: str
-    target: str
-    host: str  # the SSH host it talks to
+    step: int  # a named step of the run's kind: FailoverStep, CleanupStep or FailbackStep
+    kind: str  # ActionKindChoices: which handler does it
+    target: str  # what it acts on, for people
+    host: str  # the SSH host it talks to (the per-host concurrency bound counts it)
     params: dict = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
     optional: bool = False

@@ -17,7 +17,7 @@ from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
 from hosts.drivers.storage import StorageError, driver_class
 from hosts.drivers.xen import XenDriver
-from hosts.models import VM, DRGroup, Host, Site
+from hosts.models import VM, DRGroup, Host, Site, StorageArray
 from hosts.selectors import capacity_inputs, reserve_mb
 
 from .plan import Plan, Problem
@@ -191,6 +191,14 @@ def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
         groups=groups,
         look=look,
     )
+
+
+def target_array(group: DRGroup) -> StorageArray:
+    """The surviving array of a group the survey kept: only groups with one move."""
+    array = group.target_array
+    if array is None:
+        raise ValueError(f"DR group {group.name} has no target array: it cannot fail over")
+    return array
 
 
 def unreachable_problems(look: LiveLook) -> list[Problem]:
