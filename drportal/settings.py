@@ -411,3 +411,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"
+# Not verbose: no "AXES: BEGIN ..." banner on every management command and process start;
+# a failure's log line then names the lock-out parameters (user name and address), and
+# the recorded attempts (admin: Axes) keep the user agent as before.
+AXES_VERBOSE = False
