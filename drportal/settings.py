@@ -10,6 +10,9 @@ Secrets (SECRET_KEY, DATABASE_URL, REDIS_URL, DRPORTAL_METRICS_TOKEN, EMAIL_HOST
 may instead be read from a file named by NAME_FILE, e.g. a Docker secret under /run/secrets/.
 Production (DEBUG off) turns on HTTPS-only cookies, HSTS and the HTTPS redirect; see the
 README's "Deployment" section for every variable.
+
+Longer than 400 lines on purpose: Django reads one settings module; each section says which
+variable sets what and why its default is what it is.
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """Shapes of the API: inventory rows (read-only model serializers), the dicts the
 selectors return (plain serializers, so the schema describes what is really sent: every
-response goes through one), and the inputs of the write endpoints."""
+response goes through one), and the inputs of the write endpoints.
+
+Longer than 400 lines on purpose: it is the API's whole vocabulary (the OpenAPI schema's
+components), one short section per resource, read together whenever the schema changes.
+"""
 
 from __future__ import annotations
 

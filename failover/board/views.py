@@ -1,9 +1,10 @@
-"""The status board: overview, declaring a disaster, a run's board and its partials,
-the operator controls, and the incident list. The live stream is in ``gate`` and ``stream``.
+"""The status board: overview, declaring a disaster, drills, a run's board and its
+partials, the operator controls, and the incident list. The live stream is in ``gate``
+and ``stream``.
 
-Views parse, authorize, call one selector (``selectors``, ``overview``) or service (``failover.runs``), and render. Partials
-carry ``Vary: HX-Request`` and answer 286 once the run has ended, which stops htmx from
-polling them (NetBox's habit).
+Views parse (``forms``), authorize, call one selector (``selectors``, ``overview``) or
+service (``failover.runs``), and render. Partials carry ``Vary: HX-Request`` and answer
+286 once the run has ended, which stops htmx from polling them (NetBox's habit).
 """
 
 from __future__ import annotations
