@@ -158,7 +158,13 @@ if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.po
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The demo's single file is shared by web, worker and beat: wait for locks, don't fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # A transaction that reads and then writes (every action's claim, every event) would
+    # have to upgrade its lock, which SQLite refuses at once ("database is locked", no
+    # waiting) while another writer holds it; IMMEDIATE takes the write lock at BEGIN, so
+    # it waits (timeout) instead. WAL lets readers (the board) go on beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

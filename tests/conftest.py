@@ -19,6 +19,18 @@ os.environ.setdefault("DRPORTAL_LAB_VERIFY_TRACKING", "1")
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    """On SQLite (`pytest -m sqlite`, the demo's database) the test database is a file, not
+    Django's in-memory default: the Celery workers and servers the tests start are other
+    processes and must open the same database."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test_drportal.sqlite3")
+
+
 @pytest.fixture
 def reference_estate(db):
     """The thesis estate, loaded by the same code as the management command."""

@@ -173,15 +173,17 @@ def followups(now=None) -> dict:
         cleanup = drill.followups.filter(kind=RunKindChoices.CLEANUP).first()
         if cleanup is not None:
             if cleanup.state == R.SUCCEEDED:
-                Run.objects.filter(pk=drill.pk, cleaned_up_at=None).update(
-                    cleaned_up_at=cleanup.finished_at or now
-                )
-                record_event(
-                    run_id=drill.pk,
-                    kind="cleaned_up",
-                    message=f"Drill cleaned up by run {cleanup.pk}: nothing of it is left",
-                )
-                done["cleaned"] += 1
+                # The mark and its event commit together; of two reapers one marks it.
+                with transaction.atomic():
+                    if Run.objects.filter(pk=drill.pk, cleaned_up_at=None).update(
+                        cleaned_up_at=cleanup.finished_at or now
+                    ):
+                        record_event(
+                            run_id=drill.pk,
+                            kind="cleaned_up",
+                            message=f"Drill cleaned up by run {cleanup.pk}: nothing of it is left",
+                        )
+                        done["cleaned"] += 1
             continue
         expired = drill.created_at + limit <= now
         if drill.active and not expired:
@@ -189,12 +191,15 @@ def followups(now=None) -> dict:
         if held_until(drill) > now and drill.state == R.SUCCEEDED and not expired:
             continue
         if expired:
-            if Run.objects.filter(pk=drill.pk, state__in=R.active()).update(state=R.ABORTED, finished_at=now):
-                record_event(
-                    run_id=drill.pk,
-                    kind="run_aborted",
-                    message=f"Drill stopped: it was up longer than the limit of {limit}",
-                )
+            with transaction.atomic():
+                if Run.objects.filter(pk=drill.pk, state__in=R.active()).update(
+                    state=R.ABORTED, finished_at=now
+                ):
+                    record_event(
+                        run_id=drill.pk,
+                        kind="run_aborted",
+                        message=f"Drill stopped: it was up longer than the limit of {limit}",
+                    )
             done["expired"] += 1
         if cleanup_create(drill=drill):
             done["cleanups"] += 1

@@ -84,6 +84,7 @@ def test_the_stream_is_event_stream_unbuffered_and_never_compressed(server, sess
         assert event.id == "2" and time.monotonic() - started < 1.0
 
 
+@pytest.mark.sqlite
 def test_events_arrive_in_order_with_the_runevent_number_as_id(server, session, make_run):
     run = make_run()
     with SSEClient(server.base, path(run, 1), cookies=session("helpdesk")) as client:

@@ -51,7 +51,10 @@ WORKER_ENV = {
 
 
 def database_url() -> str:
+    """The test database, for the worker and server processes the tests start."""
     s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"  # a file (tests/conftest.py): other processes open it too
     user = s.get("USER") or "postgres"
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"

@@ -86,6 +86,7 @@ def assert_report(client, estate, run: Run, texts: list[str]) -> None:
         assert wanted in text, wanted
 
 
+@pytest.mark.sqlite
 def test_a_partial_drill_leaves_production_untouched_and_cleanup_leaves_nothing(
     lab, estate, worker, drill_addresses, client
 ):
@@ -108,6 +109,10 @@ def test_a_partial_drill_leaves_production_untouched_and_cleanup_leaves_nothing(
     drill = wait_cleaned(run.pk, worker)
     cleanup = Run.objects.get(parent=drill, kind="cleanup")
     assert cleanup.state == RunStateChoices.SUCCEEDED
+    # The mark and its audit event commit together.
+    assert drill.events.get(kind="cleaned_up").message == (
+        f"Drill cleaned up by run {cleanup.pk}: nothing of it is left"
+    )
     assert set(cleanup.actions.values_list("kind", flat=True)) == {
         "destroy_drill_domain",
         "delete_snapshot",
