@@ -60,8 +60,8 @@ DISK_STATES = (
 # What 8.4 prints as a peer device's replication while it is not connected (--verbose):
 # its own names for the states below WFReportParams.
 REPLICATION_STATES_84 = (*CONNECTION_STATES[:8], "WFConnection")
-SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")  # v9:2466-2491 (8.4: v84:2323-2338)
-RESYNC_SUSPEND_REASONS = ("user", "peer", "dependency", "max-parallel")  # v9:3012-3031 (+ HEAD)
+SUSPEND_REASONS = ("user", "no-data", "fencing", "quorum")  # v9:2465-2491 (8.4: v84:2323-2338)
+RESYNC_SUSPEND_REASONS = ("user", "peer", "dependency", "max-parallel")  # v9:3016-3034 (+ HEAD)
 BLOCKED = ("no", "upper", "lower", "upper,lower")  # v9:2559-2577
 YES_NO = ("yes", "no")
 YES_NO_UNKNOWN = ("yes", "no", "unknown")  # v9:2996-3005 (client:, peer-client:)

@@ -144,7 +144,7 @@ r0 role:Primary
 """
 
 # [SRC] DRBD 9, I/O frozen and quorum lost: suspended: only when suspended (v9:2938-2943,
-# the reasons of susp_str v9:2466-2491), quorum:no only when lost (v9:2982-2987),
+# the reasons of susp_str v9:2465-2491), quorum:no only when lost (v9:2982-2987),
 # blocked: only when blocked (v9:2559-2577), all on the lines they belong to.
 V9_SUSPENDED_NO_QUORUM = """\
 r0 role:Primary suspended:quorum

@@ -133,7 +133,7 @@ def test_it_reads_suspended_io_lost_quorum_and_blocked_io():
     ["user", "no-data", "user,no-data", "fencing", "quorum", "user,no-data,fencing,quorum"],
 )
 def test_it_reads_every_suspend_reason(reasons):
-    res = one(f"r0 role:Primary suspended:{reasons}\n  disk:UpToDate\n\n", "r0")  # v9:2466-2491
+    res = one(f"r0 role:Primary suspended:{reasons}\n  disk:UpToDate\n\n", "r0")  # v9:2465-2491
     assert res.suspended == tuple(reasons.split(","))
 
 

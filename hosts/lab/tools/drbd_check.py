@@ -8,15 +8,15 @@ real tools do not know without a test failing.
 How drbdadm is made to judge a foreign node and kernel version:
 
 * ``__DRBD_NODE__=<dom0>`` makes drbdadm take that name for ``on <host>``
-  (user/v9/drbdadm_main.c:3321-3328; drbd-utils' own tests/run.sh:24 do the same). It
+  (user/v9/drbdadm_main.c:3321-3328; drbd-utils' own tests/run.sh:24-25 do the same). It
   prints a "PRETENDING that I am" banner to stderr, which is dropped here.
 * ``DRBD_DRIVER_VERSION_OVERRIDE=8.4.x`` makes drbdadm 9 exec ``drbdadm-84``
-  (user/v9/drbdtool_common.c:239, user/v9/drbdadm_usage_cnt.c:82-94; tests/run.sh:28-29),
+  (user/v9/drbdtool_common.c:239, user/v9/drbdadm_usage_cnt.c:82-94; tests/run.sh:29-35),
   so 8.4 hosts are judged by 8.4's drbdadm, and a dry run prints ``drbdsetup-84 ...``.
 * ``global { usage-count no; }`` keeps drbdadm from ever asking to register
   (user/v9/drbdadm_usage_cnt.c:403).
 * A dry run prints every command it would run, one per line, words shell-escaped
-  (user/shared/shared_main.c: m__system, "if (dry_run || verbose)").
+  (user/shared/shared_main.c:267-283, m__system).
 
 Cost: the rendered file is written once per content (its sha256 names it), and a dry
 run's answer is kept per (version, node, file, argv): the answer depends on nothing else,

@@ -35,8 +35,8 @@ _CONN_84 = (  # noqa: SIM905
 ).split()
 _CONN_84_RANK = {s: i for i, s in enumerate(_CONN_84)}
 _REPL_9_RANK = {s: i for i, s in enumerate(_REPL_9)}
-_SUSPEND_ORDER = ("user", "no-data", "fencing", "quorum")  # v9:2466-2491 index bits
-_RESYNC_SUSPEND_ORDER = ("user", "peer", "dependency")  # v9:3012-3031
+_SUSPEND_ORDER = ("user", "no-data", "fencing", "quorum")  # v9:2465-2491 index bits
+_RESYNC_SUSPEND_ORDER = ("user", "peer", "dependency")  # v9:3016-3034
 
 
 @dataclass

@@ -6,11 +6,12 @@ shared with ``sssu``: replication.py.
 ``drbdadm -d`` against a resource file rendered from the state (drbd_check.py), and
 refused with drbdadm's own message and exit status if it refuses. Its dry run lists
 the ``drbdsetup`` commands drbdadm would run; the lab runs those through its own
-``drbdsetup`` and reports a failing one the way drbdadm does (user/shared/shared_main.c,
-m__system: ``Command '<argv>' terminated with exit code N``; per resource it stops at
-the first failure, the exit status is the worst of the resources: user/v9/drbdadm_main.c
-call_cmd 647-700 and main 3439-3459). ``drbdsetup`` checks its options against the real
-binary's option table and prints status as drbd-utils does (drbd_print.py).
+``drbdsetup`` and reports a failing one the way drbdadm does (user/shared/shared_main.c
+lines 395-408: ``Command '<argv>' terminated with exit code N``; per resource it stops
+at the first failure, the exit status is the worst of the resources:
+user/v9/drbdadm_main.c call_cmd 647-700, main 3461-3466 and 3548-3551). ``drbdsetup``
+checks its options against the real binary's option table and prints status as
+drbd-utils does (drbd_print.py).
 """
 
 from __future__ import annotations
