@@ -560,7 +560,9 @@ def vm_config(values: ParsedCfg | Mapping[str, CfgValue]) -> VmConfig:
     if name is None:
         raise ConfigParseError("Domain name must be specified.")
     if not name:
-        raise ConfigParseError(f"{_where(cfg, 'name')}: name is empty")
+        warnings.append(
+            f"{_where(cfg, 'name')}: name is empty: xl accepts it, but drportal cannot address the domain"
+        )
     uuid, warning = cfg_string(cfg, "uuid")
     if warning:
         warnings.append(f"{warning} (xl makes up a UUID)")

@@ -287,8 +287,9 @@ _DISK_RULES: list[tuple[re.Pattern[str], re.Pattern[str] | None, Callable[[_Disk
     (re.compile(r"colo-export=[^,]*,?"), None, _string("colo-export", None), False),
     (re.compile(r"active-disk=[^,]*,?"), None, _string("active-disk", None), False),
     (re.compile(r"hidden-disk=[^,]*,?"), None, _string("hidden-disk", None), False),
-    (re.compile(r"trusted,?"), None, _nothing, False),
-    (re.compile(r"untrusted,?"), None, _nothing, False),
+    # libxlu_disk_l.l has "trusted,?" and "untrusted,?" rules here, but the scanner that is
+    # built, libxlu_disk_l.c as committed at RELEASE-4.17.7 (and in Debian's 4.17.7 library),
+    # was generated before they were added: there "trusted" is a positional word.
     (re.compile(r"target=.*"), None, lambda s, t: s.save("target", "pdev_path", _value(t)), False),
     (re.compile(r"[a-z][-a-z0-9]*=[^,],?"), None, _error("unknown parameter"), False),
     (re.compile(r"(?:raw|qcow2?|vhd):"), re.compile(r".*"), _depr_format, False),
