@@ -67,6 +67,31 @@ def test_a_config_file_missing_on_the_target_dom0_blocks_the_start(lab, estate):
     assert "/etc/xen/vm/proxy-xen01" in plan.blocking[0].message and "xenka01" in plan.blocking[0].message
 
 
+def test_a_config_xl_would_start_with_parts_drportal_does_not_interpret_is_a_warning_not_a_block(lab, estate):
+    lose_wsl(lab)
+    with lab.store.transaction() as state:
+        files = state["hosts"]["xenka01"]["files"]
+        files["/etc/xen/vm/proxy-xen01"] += "shadow_memory = 64\nvif2 = [ ]\nfrobnicate = 1\n"
+    plan = build_plan(lost_site="WSL")
+    assert plan.blocking == []
+    assert (
+        "config xenka01:/etc/xen/vm/proxy-xen01: xenka01:/etc/xen/vm/proxy-xen01:14: `frobnicate' is not "
+        "interpreted by drportal (xl applies it)"
+    ) in plan.warnings
+    assert any("`shadow_memory' is not interpreted" in w for w in plan.warnings)
+
+
+def test_a_config_xl_would_refuse_blocks_naming_the_host_file_and_line(lab, estate):
+    lose_wsl(lab)
+    with lab.store.transaction() as state:
+        state["hosts"]["xenka01"]["files"]["/etc/xen/vm/proxy-xen01"] += "memory = 1.5\n"
+    plan = build_plan(lost_site="WSL")
+    assert [p.code for p in plan.blocking] == ["config-unreadable"]
+    assert "xenka01:/etc/xen/vm/proxy-xen01:12: config parsing error near `.5': lexical error" in (
+        plan.blocking[0].message
+    )
+
+
 def test_a_missing_bridge_on_the_target_dom0_blocks(lab, estate):
     lose_wsl(lab)
     with lab.store.transaction() as state:
