@@ -12,16 +12,7 @@ import re
 from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, Runner
-from hosts.drivers.xen_cfg import (
-    CfgValue,
-    VmConfig,
-    parse_cfg,
-    parse_disk_spec,
-    parse_vif_spec,
-    read_cfg,
-    render_cfg,
-    vm_config,
-)
+from hosts.drivers.xen_cfg import CfgValue, parse_cfg, read_cfg
 from hosts.drivers.xen_parse import (
     DOM0_NAME,
     BadKernel,
@@ -46,6 +37,8 @@ from hosts.drivers.xen_parse import (
     parse_list,
     parse_list_long,
 )
+from hosts.drivers.xen_specs import parse_disk_spec, parse_vif_spec
+from hosts.drivers.xen_vmconfig import VmConfig, render_cfg, vm_config
 
 __all__ = [
     "DOM0_NAME",

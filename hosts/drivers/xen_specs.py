@@ -1,4 +1,5 @@
 """The disk and vif specs of an xl.cfg, read as Xen 4.17 reads them (no I/O, no libxl).
+(Past 500 lines because libxlu_disk_l.l's rule table is kept whole, in its order, here.)
 
 Disk specs follow libxlutil's flex scanner (tools/libs/util/libxlu_disk_l.l and
 xlu_disk_parse in libxlu_disk.c, RELEASE-4.17.7): the rules below are that scanner's, in its

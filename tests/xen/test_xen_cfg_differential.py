@@ -21,9 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hosts.drivers.xen_cfg import cfg_long, read_cfg, vm_config
+from hosts.drivers.xen_cfg import cfg_long, read_cfg
 from hosts.drivers.xen_parse import ConfigParseError
 from hosts.drivers.xen_specs import rate_error, scan_disk_spec, scan_vif_spec
+from hosts.drivers.xen_vmconfig import vm_config
 from hosts.lab import xl_config, xlutil
 from tests.xen.conftest import dom0_host
 
