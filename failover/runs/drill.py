@@ -47,6 +47,7 @@ from .plan import Plan, PlannedAction, Problem
 from .survey import (
     Survey,
     config_missing,
+    config_warnings,
     drill_up_problems,
     group_problems,
     survey,
@@ -147,6 +148,7 @@ def _drill_problems(sv: Survey, plan: Plan, bridge: str) -> None:
     run active at the surviving site, an inconsistent replica, a dom0 without the drill
     bridge; and the VMs a real failover would not recover."""
     plan.blocking.extend(unreachable_problems(sv.look))
+    plan.warnings.extend(config_warnings(sv.look))
     plan.blocking.extend(drill_up_problems(sv.target_site))
     active = Run.objects.filter(state__in=R.active(), target_site=sv.target_site).exclude(kind="drill")
     for run in active:

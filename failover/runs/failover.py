@@ -48,6 +48,7 @@ from .plan import Plan, PlannedAction, Problem
 from .survey import (
     Survey,
     config_missing,
+    config_warnings,
     drill_up_problems,
     group_problems,
     survey,
@@ -64,6 +65,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     apply_forecast(plan, sv.lost.code)
     _capacity_problems(sv, plan)
     plan.blocking.extend(unreachable_problems(sv.look))
+    plan.warnings.extend(config_warnings(sv.look))
     plan.blocking.extend(drill_up_problems(sv.target_site))
     group_problems(sv, plan)
 
