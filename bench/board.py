@@ -350,8 +350,8 @@ def declare_paused():
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from failover.plan import build_plan
-    from failover.services import disaster_declare, run_pause
+    from failover.runs.controls import run_pause
+    from failover.runs.failover import build_plan, disaster_declare
 
     mod = get_user_model().objects.get(username="mod")
     plan = build_plan(lost_site="WSL")
@@ -424,7 +424,7 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
 
     from failover.events import channel
     from failover.models import Run, RunEvent
-    from failover.services import run_resume
+    from failover.runs.controls import run_resume
 
     await sync_to_async(reset_lab)(lab_dir)
     run, mod = await sync_to_async(declare_paused)()
@@ -455,7 +455,7 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
 
         def why() -> str:
             from failover.models import Action
-            from failover.services import run_abort
+            from failover.runs.controls import run_abort
 
             failed = Action.objects.filter(run_id=run.pk, state__in=("failed", "attention")).first()
             if state in ("waiting", "running", "paused"):  # out of the way of the next round

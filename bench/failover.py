@@ -181,8 +181,7 @@ def declare(lost_site: str):
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from failover.plan import build_plan
-    from failover.services import disaster_declare
+    from failover.runs.failover import build_plan, disaster_declare
 
     started = time.perf_counter()
     plan = build_plan(lost_site=lost_site)

@@ -10,6 +10,9 @@ Secrets (SECRET_KEY, DATABASE_URL, REDIS_URL, DRPORTAL_METRICS_TOKEN, EMAIL_HOST
 may instead be read from a file named by NAME_FILE, e.g. a Docker secret under /run/secrets/.
 Production (DEBUG off) turns on HTTPS-only cookies, HSTS and the HTTPS redirect; see the
 README's "Deployment" section for every variable.
+
+Longer than 400 lines on purpose: Django reads one settings module; each section says which
+variable sets what and why its default is what it is.
 """
 
 from __future__ import annotations
@@ -155,7 +158,13 @@ if DB_POOL_MAX_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.po
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     # The demo's single file is shared by web, worker and beat: wait for locks, don't fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # A transaction that reads and then writes (every action's claim, every event) would
+    # have to upgrade its lock, which SQLite refuses at once ("database is locked", no
+    # waiting) while another writer holds it; IMMEDIATE takes the write lock at BEGIN, so
+    # it waits (timeout) instead. WAL lets readers (the board) go on beside the writer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20, transaction_mode="IMMEDIATE", init_command="PRAGMA journal_mode=WAL"
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -252,7 +261,7 @@ DRPORTAL_SSE_KEEPALIVE_S = float(os.environ.get("DRPORTAL_SSE_KEEPALIVE_S", "15"
 # How long the browser waits before it reconnects (the SSE "retry:" field).
 DRPORTAL_SSE_RETRY_MS = int(os.environ.get("DRPORTAL_SSE_RETRY_MS", "1000"))
 # How many event streams may be set up at once (each setup briefly holds a database
-# connection; see failover.stream.StreamGate). Streaming itself is not limited.
+# connection; see failover.board.gate.StreamGate). Streaming itself is not limited.
 DRPORTAL_SSE_SETUP_CONCURRENCY = int(os.environ.get("DRPORTAL_SSE_SETUP_CONCURRENCY", "16"))
 # After a run's doorbell, wait this long so a burst of events goes out in one write. A
 # person cannot tell 50 ms from 10, but the web server can: with 200 people watching the
@@ -306,7 +315,7 @@ DRPORTAL_METRICS_TOKEN = env_secret("DRPORTAL_METRICS_TOKEN", "")
 # DRPORTAL_READINESS_INTERVAL_S on Celery beat; a pass that would start after the next one
 # is due expires instead of piling up behind a slow one.
 INSTALLED_APPS += ["failover.readiness"]
-CELERY_IMPORTS = ("failover.tasks_readiness",)
+CELERY_IMPORTS = ("failover.readiness.tasks",)
 DRPORTAL_READINESS_INTERVAL_S = float(os.environ.get("DRPORTAL_READINESS_INTERVAL_S", "300"))
 CELERY_BEAT_SCHEDULE["readiness"] = {
     "task": "failover.tasks_readiness.check_readiness",
@@ -318,7 +327,7 @@ DRPORTAL_READINESS_RPO_S = float(os.environ.get("DRPORTAL_READINESS_RPO_S", "900
 # A site whose last successful drill is older than this gets a warning (never drilled: too).
 DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS = int(os.environ.get("DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS", "90"))
 
-# Drills (failover/drill.py): the isolated bridge each surviving dom0 attaches the clones
+# Drills (failover/runs/drill.py): the isolated bridge each surviving dom0 attaches the clones
 # to (per site "KA=xenbr-drill,WSL=xenbr-drill", else one name for all), and how long a
 # drill may stay up before the reaper stops it and cleans up.
 DRPORTAL_DRILL_BRIDGE = os.environ.get("DRPORTAL_DRILL_BRIDGE", "xenbr-drill")
@@ -411,3 +420,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"
+# Not verbose: no "AXES: BEGIN ..." banner on every management command and process start;
+# a failure's log line then names the lock-out parameters (user name and address), and
+# the recorded attempts (admin: Axes) keep the user agent as before.
+AXES_VERBOSE = False

@@ -10,7 +10,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", lambda request: HttpResponse("ok", content_type="text/plain"), name="healthz"),
     path("", include("failover.api.urls")),  # /api/... and /metrics, namespace "api"
-    path("", include("failover.urls")),
-    path("", include("failover.report_urls")),
+    path("", include("failover.board.urls")),
+    path("", include("failover.reports.urls")),
     path("", include("hosts.urls")),
 ]

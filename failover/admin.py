@@ -1,7 +1,7 @@
 """The audit log in the admin: disasters, runs and their numbered events, to read only.
 
 Who declared what, who overrode which problem and every state change of a run are
-written by drportal alone (failover.services, failover.engine); nobody edits or deletes
+written by drportal alone (failover.runs, failover.engine); nobody edits or deletes
 them here, not even a superuser: no add, change or delete permission, no bulk actions.
 """
 

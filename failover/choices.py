@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -75,10 +77,66 @@ class ActionStateChoices(models.TextChoices):
         return (cls.SUCCEEDED, cls.SKIPPED)
 
 
+class ActionKindChoices(models.TextChoices):
+    """What an action does, and its label on the board and in the reports. Every kind has
+    its handler in ``failover.actions.registry``, which refuses to load otherwise."""
+
+    CHECK_HOST = "check_host", _("Check the dom0")
+    CHECK_GROUP = "check_group", _("Check the DR group")
+    INVENTORY_HOST = "inventory_host", _("List running VMs")
+    FAILOVER_GROUP = "failover_group", _("Fail the DR group over")
+    INTEGRITY_CHECK = "integrity_check", _("Check the data")
+    SET_MEMORY = "set_memory", _("Set memory")
+    START_VM = "start_vm", _("Start the VM")
+    CHECK_NO_SWAP = "check_no_swap", _("Check: no swapping")
+    FUNCTIONAL_CHECK = "functional_check", _("Functional test")
+    CLONE_GROUP = "clone_group", _("Snapshot the replica and present the clone")
+    CHECK_CLONE = "check_clone", _("Check the clone devices")
+    START_DRILL_VM = "start_drill_vm", _("Start the drill clone")
+    DESTROY_DRILL_DOMAIN = "destroy_drill_domain", _("Destroy the drill clone")
+    DELETE_SNAPSHOT = "delete_snapshot", _("Delete the snapshot")
+    VERIFY_DRILL_GONE = "verify_drill_gone", _("Check: nothing of the drill left")
+    REVERSE_GROUP = "reverse_group", _("Reverse replication")
+    WAIT_CONSISTENT = "wait_consistent", _("Wait until the mirror is consistent")
+    DEMOTE_GROUP = "demote_group", _("Demote the DR group at the source")
+    SHUTDOWN_VM = "shutdown_vm", _("Shut the VM down")
+
+
 class CheckOutcomeChoices(models.TextChoices):
     OK = "ok", _("ok")
     DOWN = "down", _("down")
     NOTE = "note", _("note")
+
+
+# The steps of each kind of run by name (a plan's actions name their step so); the tables
+# below give each its number, key, name and planned minutes, in the same order.
+class FailoverStep(IntEnum):
+    """A failover's, a drill's and a planned migration's steps."""
+
+    PREFLIGHT = 0
+    INVENTORY = 1
+    STORAGE = 2
+    INTEGRITY = 3
+    SHRINK = 4
+    START = 5
+    VERIFY = 6
+
+
+class CleanupStep(IntEnum):
+    STOP = 0
+    MEMORY = 1
+    STORAGE = 2
+    VERIFY = 3
+
+
+class FailbackStep(IntEnum):
+    PREFLIGHT = 0
+    REPLICATION = 1
+    SHUTDOWN = 2
+    STORAGE = 3
+    START = 4
+    MEMORY = 5
+    VERIFY = 6
 
 
 STEPS = (
@@ -129,6 +187,15 @@ PLANNED_STEPS = tuple(
     else (n, key, name, minutes)
     for n, key, name, minutes in STEPS
 )
+
+
+STEP_NAMES: dict[str, type[IntEnum]] = {
+    "failover": FailoverStep,
+    "drill": FailoverStep,
+    "migration": FailoverStep,
+    "cleanup": CleanupStep,
+    "failback": FailbackStep,
+}
 
 
 def steps_for(kind: str) -> tuple:

@@ -2,7 +2,7 @@
 
 A Run's plan is frozen into its Steps and Actions when it starts; later inventory edits
 do not change it. Actions change state only through conditional UPDATEs in
-``failover.engine`` (never by save() from a stale copy).
+``failover.engine`` and ``failover.runs`` (never by save() from a stale copy).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from .choices import (
+    ActionKindChoices,
     ActionStateChoices,
     DisasterClassChoices,
     EventCategoryChoices,
@@ -201,7 +202,7 @@ class Step(models.Model):
 class Action(models.Model):
     run = models.ForeignKey(to="failover.Run", on_delete=models.CASCADE, related_name="actions")
     step = models.ForeignKey(to="failover.Step", on_delete=models.CASCADE, related_name="actions")
-    kind = models.CharField(max_length=32)
+    kind = models.CharField(max_length=32, choices=ActionKindChoices.choices)
     target = models.CharField(max_length=200, help_text=_("what it acts on, for people"))
     host = models.CharField(
         max_length=64, blank=True, help_text=_("the SSH host it talks to (concurrency bound)")

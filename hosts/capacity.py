@@ -21,6 +21,9 @@ A scenario is checked in three steps:
 (memory cannot fix missing data). ``shortfall_mb`` is the sum of host overloads plus, for each VM
 left unplaced for lack of memory, what it lacks on the eligible host with the most room left.
 See ``_shed`` for the shedding rule.
+
+Longer than 400 lines on purpose: one algorithm (placement, the free-memory index and
+shedding) whose parts share their invariants.
 """
 
 from __future__ import annotations

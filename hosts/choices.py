@@ -41,13 +41,14 @@ class ReplicationStateChoices(models.TextChoices):
 
     @classmethod
     def colour(cls, value: str) -> str:
-        return {
+        colours: dict[str, str] = {
             cls.CONSISTENT: "green",
             cls.SYNCING: "yellow",
             cls.SUSPENDED: "orange",
             cls.BROKEN: "red",
             cls.NONE: "grey",
-        }.get(value, "grey")
+        }
+        return colours.get(value, "grey")
 
 
 class LanRoleChoices(models.TextChoices):

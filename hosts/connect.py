@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 
 from .drivers.ssh import SSHTarget
+from .drivers.storage import get_driver
 from .models import Host, StorageArray
 
 
@@ -40,8 +41,6 @@ def _key_path(path: str) -> str:
 
 def storage_driver(array: StorageArray, runner):
     """The storage driver of one array copy, options from the inventory record."""
-    from .drivers.storage import get_driver
-
     if array.kind == "eva-ca":
         return get_driver("eva-ca", runner, system=array.system_name or array.name.upper())
     if array.kind == "manual":

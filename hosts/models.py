@@ -2,6 +2,9 @@
 
 Row-local facts and invariants live here (``clean()`` and database constraints);
 rules that span rows (does a profile still fit in RAM?) live in ``hosts.services``.
+
+Longer than 400 lines on purpose: the inventory's models written out in full (NetBox's
+habit: every field with its verbose name, constraints and clean()), one app's schema.
 """
 
 from __future__ import annotations

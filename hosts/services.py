@@ -28,6 +28,7 @@ from .models import (
     VMDisk,
     VMInterface,
 )
+from .selectors import host_budget
 
 NORMAL_PROFILE = "normal operation"
 
@@ -257,8 +258,6 @@ def profile_set_vm_memory(*, allocation_id: int, memory_mb: int) -> VMAllocation
 
     Locks the profile's allocation rows on that host (in pk order) so two admins editing
     the same host at once cannot both squeeze in under the limit."""
-    from .selectors import host_budget  # a read, shared with the capacity views
-
     with transaction.atomic():
         allocation = VMAllocation.objects.select_related("host", "profile", "vm").get(pk=allocation_id)
         list(

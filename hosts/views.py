@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
+
+from drportal.http import HtmxHttpRequest
 
 from . import selectors, services
 from .models import MemoryProfile, VMAllocation
@@ -18,13 +20,13 @@ VIEW_PERM = "hosts.view_host"
 
 @require_GET
 @permission_or_403(VIEW_PERM)
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, "hosts/dashboard.html", selectors.dashboard_data())
 
 
 @require_GET
 @permission_or_403(VIEW_PERM)
-def profile_list(request: HttpRequest) -> HttpResponse:
+def profile_list(request: HtmxHttpRequest) -> HttpResponse:
     profiles = MemoryProfile.objects.select_related("lost_site").order_by("lost_site__code", "name")
     return render(request, "hosts/profile_list.html", {"profiles": profiles})
 
@@ -41,7 +43,7 @@ def _profile_context(profile: MemoryProfile) -> dict:
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_PERM)
-def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
+def profile_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     profile = get_object_or_404(MemoryProfile, pk=pk)
     return render(request, "hosts/profile_detail.html", _profile_context(profile))
 
@@ -49,7 +51,7 @@ def profile_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 @vary_on_headers("HX-Request")
 @permission_or_403(PERM_EDIT_INVENTORY)
-def allocation_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def allocation_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """GET: the row as a form. POST: save, or refuse with the reason (422, nothing saved).
     The response carries the row and, out of band, the profile's memory bars."""
     allocation = get_object_or_404(VMAllocation.objects.select_related("vm", "host", "profile"), pk=pk)

@@ -6,11 +6,11 @@ import socket
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
 from hosts import reference
-from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD
+from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD, sync_roles
 
 # Every lab the tests start (in this process or a child) checks its state store's change
 # tracking against the full comparison on every command (hosts/lab/state.py).
@@ -19,12 +19,39 @@ os.environ.setdefault("DRPORTAL_LAB_VERIFY_TRACKING", "1")
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    """On SQLite (`pytest -m sqlite`, the demo's database) the test database is a file, not
+    Django's in-memory default: the Celery workers and servers the tests start are other
+    processes and must open the same database."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test_drportal.sqlite3")
+
+
 @pytest.fixture
 def reference_estate(db):
     """The thesis estate, loaded by the same code as the management command."""
     from hosts.services import estate_load_reference
 
     estate_load_reference()
+
+
+@pytest.fixture
+def users(db):
+    """One user per role, named after it: helpdesk, mod, dradmin (the API, board and report
+    tests log in as them). The roles are synced first: a transactional test before this
+    one may have flushed the groups the migration made."""
+    sync_roles(Group, Permission)
+    User = get_user_model()
+    made = {}
+    for name, role in ROLES.items():
+        user, _ = User.objects.get_or_create(username=name)
+        user.groups.set([Group.objects.get(name=role)])
+        made[name] = user
+    return made
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from failover.deadline import decision_deadline, is_working_day, recovery_deadline
+from failover.runs.deadline import decision_deadline, is_working_day, recovery_deadline
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

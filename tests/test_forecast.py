@@ -8,7 +8,8 @@ import pytest
 from django.utils import timezone
 
 from failover.models import Run
-from failover.plan import Plan, apply_forecast
+from failover.runs.forecast import apply_forecast
+from failover.runs.plan import Plan
 from tests.board.runs import build_run
 
 pytestmark = pytest.mark.django_db

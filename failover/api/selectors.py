@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from django.db.models import Count
 
+from failover.choices import RunKindChoices, RunStateChoices
+from failover.models import Run, RunEvent
+from failover.readiness.choices import SeverityChoices
+from failover.readiness.selectors import readiness_groups, readiness_latest
 from hosts.choices import ReplicationStateChoices
 from hosts.models import DRGroup
-
-from ..choices import RunKindChoices, RunStateChoices
-from ..models import Run, RunEvent
-from ..readiness.choices import SeverityChoices
-from ..readiness.selectors import readiness_groups, readiness_latest
 
 
 def readiness_overview() -> dict:
@@ -43,7 +42,7 @@ def metrics_snapshot() -> dict:
     Actions' own state goes back to pending on a retry)."""
     readiness = {}
     for site in readiness_latest():
-        if site.checked:
+        if site.checked and site.verdict is not None:
             findings = dict.fromkeys(SeverityChoices.values, 0)
             for finding in site.findings:
                 findings[finding.severity] += 1

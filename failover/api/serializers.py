@@ -1,6 +1,10 @@
 """Shapes of the API: inventory rows (read-only model serializers), the dicts the
 selectors return (plain serializers, so the schema describes what is really sent: every
-response goes through one), and the inputs of the write endpoints."""
+response goes through one), and the inputs of the write endpoints.
+
+Longer than 400 lines on purpose: it is the API's whole vocabulary (the OpenAPI schema's
+components), one short section per resource, read together whenever the schema changes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,17 @@ from django.contrib.auth import authenticate
 from django.utils import timezone
 from rest_framework import serializers
 
+from failover.choices import (
+    ActionStateChoices,
+    DisasterClassChoices,
+    EventCategoryChoices,
+    RunKindChoices,
+    RunModeChoices,
+    RunStateChoices,
+    StepStateChoices,
+)
+from failover.models import Disaster, Run
+from failover.readiness.choices import SeverityChoices, VerdictChoices
 from hosts.choices import ReplicationModeChoices, ReplicationStateChoices
 from hosts.models import (
     VM,
@@ -20,18 +35,6 @@ from hosts.models import (
     VMDisk,
     VMInterface,
 )
-
-from ..choices import (
-    ActionStateChoices,
-    DisasterClassChoices,
-    EventCategoryChoices,
-    RunKindChoices,
-    RunModeChoices,
-    RunStateChoices,
-    StepStateChoices,
-)
-from ..models import Disaster, Run
-from ..readiness.choices import SeverityChoices, VerdictChoices
 
 
 def _name(**kwargs) -> serializers.SlugRelatedField:
@@ -357,7 +360,7 @@ class SummaryStepSerializer(serializers.Serializer):
 
 
 class RunSummarySerializer(serializers.Serializer):
-    """``failover.selectors.run_summary``: what the CLI's --json prints."""
+    """``failover.runs.selectors.run_summary``: what the CLI's --json prints."""
 
     run = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=RunKindChoices.choices)
@@ -414,7 +417,9 @@ class PlanQuerySerializer(serializers.Serializer):
 class PlanPreviewSerializer(serializers.Serializer):
     lost_site = serializers.CharField()
     digest = serializers.CharField(help_text="send it as plan_digest to declare exactly this plan")
-    plan = serializers.DictField(help_text="failover.plan.Plan.as_dict(): actions, starts, blocking, ...")
+    plan = serializers.DictField(
+        help_text="failover.runs.plan.Plan.as_dict(): actions, starts, blocking, ..."
+    )
 
 
 class DeclareSerializer(serializers.Serializer):
@@ -461,7 +466,7 @@ class DeclareSerializer(serializers.Serializer):
         return data
 
     def declaration(self) -> dict:
-        """The keyword arguments of ``services.disaster_declare`` this input supplies."""
+        """The keyword arguments of ``runs.failover.disaster_declare`` this input supplies."""
         d = self.validated_data
         keys = ("lost_site", "disaster_class", "category", "override_reason", "confirm_isolated", "notes")
         return {k: d[k] for k in keys} | {"detected_at": d["detected_at"], "approver": d["approver"]}

@@ -16,13 +16,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from failover.models import Run
+from failover.runs.drill import build_drill_plan, drill_start
+from failover.runs.failover import disaster_declare
+from failover.runs.preview import plan_preview
+from failover.runs.selectors import events_after, run_summary
+from hosts.drivers.base import DriverError
 from hosts.models import VM, DRGroup, Host, MemoryProfile, Site, VMAllocation
 from hosts.permissions import PERM_DECLARE
 from hosts.selectors import capacity_report
 
-from .. import board, services
-from ..models import Run
-from ..selectors import run_summary
 from . import serializers as s
 from .selectors import readiness_overview
 
@@ -192,7 +195,7 @@ class RunEvents(APIView):
     )
     def get(self, request: Request, pk: int) -> Response:
         after = _query(s.EventQuerySerializer, request)["after"]
-        events, state, seq = board.events_after(run_id=pk, after=after)
+        events, state, seq = events_after(run_id=pk, after=after)
         if state is None:
             raise NotFound(f"no run {pk}")
         return Response(s.EventPageSerializer({"run": pk, "state": state, "seq": seq, "events": events}).data)
@@ -222,7 +225,7 @@ class PlanPreview(APIView):
         ),
     )
     def get(self, request: Request) -> Response:
-        preview = board.plan_preview(lost_site=_query(s.PlanQuerySerializer, request)["lost_site"])
+        preview = plan_preview(lost_site=_query(s.PlanQuerySerializer, request)["lost_site"])
         if preview.plan is None:
             raise ValidationError({"plan": [preview.error]})
         data = {"lost_site": preview.lost_site, "digest": preview.digest, "plan": preview.plan.as_dict()}
@@ -252,7 +255,7 @@ class Declare(APIView):
     def post(self, request: Request) -> Response:
         form = s.DeclareSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
-        preview = board.plan_preview(lost_site=form.validated_data["lost_site"])
+        preview = plan_preview(lost_site=form.validated_data["lost_site"])
         if preview.plan is None:
             raise ValidationError({"plan": [preview.error]})
         digest = form.validated_data["plan_digest"]
@@ -262,9 +265,7 @@ class Declare(APIView):
                 status=status.HTTP_409_CONFLICT,
             )
         try:
-            declaration = services.disaster_declare(
-                user=request.user, plan=preview.plan, **form.declaration()
-            )
+            declaration = disaster_declare(user=request.user, plan=preview.plan, **form.declaration())
         except DjangoValidationError as exc:
             raise ValidationError(_service_errors(exc)) from None
         summary = s.RunSummarySerializer(run_summary(run_id=declaration.run.pk)).data
@@ -291,10 +292,6 @@ class Drills(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        from hosts.drivers.base import DriverError
-
-        from ..drill import build_drill_plan, drill_start
-
         form = s.DrillSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         d = form.validated_data
@@ -303,7 +300,7 @@ class Drills(APIView):
                 site=d["site"], shrink=d["shrink"], hold_minutes=d["hold_minutes"], vms=d["vms"] or None
             )
         except (ValueError, DriverError) as exc:
-            raise ValidationError({"vms" if "VMs" in str(exc) else "site": [str(exc)]}) from None
+            raise ValidationError({getattr(exc, "field", "site"): [str(exc)]}) from None
         try:
             run = drill_start(user=request.user, plan=plan, override_reason=d["override_reason"])
         except DjangoValidationError as exc:

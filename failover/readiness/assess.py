@@ -5,6 +5,9 @@ A site's verdict answers "could this site be lost today?". So a finding belongs 
 site whose loss it would hurt: a missing config file on xenka01 for a VM that would start
 there when WSL is lost is WSL's problem; xenka01 being unreachable hurts every other
 site's failover (critical there) and is only worth a warning for KA itself.
+
+Longer than 400 lines on purpose: it is one table of rules, a few lines per finding, and a
+verdict is only understood with all of them in view.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ class VerdictChoices(models.TextChoices):
 
     @classmethod
     def tone(cls, value: str) -> str:
-        return {cls.READY: "ok", cls.NOT_READY: "bad"}.get(value, "idle")
+        tones: dict[str, str] = {cls.READY: "ok", cls.NOT_READY: "bad"}
+        return tones.get(value, "idle")
 
 
 class SeverityChoices(models.TextChoices):
@@ -22,7 +23,8 @@ class SeverityChoices(models.TextChoices):
 
     @classmethod
     def tone(cls, value: str) -> str:
-        return {cls.CRITICAL: "bad", cls.WARNING: "warn"}.get(value, "idle")
+        tones: dict[str, str] = {cls.CRITICAL: "bad", cls.WARNING: "warn"}
+        return tones.get(value, "idle")
 
 
 class FindingCodes:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from failover.plan import parse_brctl_show
+from failover.runs.survey import parse_brctl_show
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import HostKeyMismatch, SSHPool

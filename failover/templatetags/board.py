@@ -7,9 +7,41 @@ from django.utils.formats import number_format
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
-from failover.board import STATE_ICONS, STATE_TONES
-
 register = template.Library()
+
+# Never colour alone: every state is drawn as icon + label; the tone only adds colour.
+STATE_ICONS = {
+    "running": "▶",
+    "paused": "❚❚",
+    "waiting": "⚑",
+    "succeeded": "✔",
+    "failed": "✖",
+    "aborted": "⊘",
+    "pending": "○",
+    "queued": "⋯",
+    "done": "✔",
+    "skipped": "⤼",
+    "manual": "⚑",
+    "attention": "⚠",
+    "ok": "✔",
+    "down": "✖",
+    "note": "ℹ",
+}
+STATE_TONES = {
+    "succeeded": "ok",
+    "done": "ok",
+    "ok": "ok",
+    "failed": "bad",
+    "aborted": "bad",
+    "down": "bad",
+    "attention": "bad",
+    "waiting": "warn",
+    "manual": "warn",
+    "paused": "warn",
+    "note": "warn",
+    "running": "busy",
+    "queued": "busy",
+}
 
 
 @register.simple_tag

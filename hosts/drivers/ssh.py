@@ -4,6 +4,11 @@ We drive ``paramiko.Transport`` directly instead of ``SSHClient`` so that nothin
 quietly fall back to an agent, to ``~/.ssh`` keys, to passwords or to ``known_hosts``:
 the only trust anchor is the fingerprint stored with the host, checked after key
 exchange and before we authenticate or send a single command.
+
+Longer than 400 lines on purpose: a connection's whole life is here, from the handshake
+and the pinned key to a command's watchdog, and so are the two ways connections are
+shared (``SSHPool`` for one task, ``IdleConnections`` lent out action by action), which
+must keep the same rule that a changed target never reuses the old trust.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import select
 import socket
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -107,7 +113,7 @@ class Transport(paramiko.Transport):
     """paramiko's transport, waking less often when idle.
 
     Its thread reads the socket with a 0.1 s timeout only to notice that it was told to
-    stop. Connections outlive their action (see failover.engine.IdleConnections), and a
+    stop. Connections outlive their action (see ``IdleConnections``), and a
     worker sized for a 50-host estate keeps hundreds of them: at 0.1 s, 200 idle ones
     cost the lab 0.17 of a core and the client 0.06 doing nothing. ``close()`` shuts the
     socket down first, which wakes the thread at once, so nothing waits for the timeout."""
@@ -395,4 +401,70 @@ class SSHPool:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class IdleConnections:
+    """Idle SSH connections of a process (a worker's), each lent to one task at a time.
+
+    A handshake is the dearest part of a short action, so connections outlive their
+    action; but a connection is never shared by two actions at once: an OpenSSH server
+    allows only MaxSessions (10) channels per connection, and one stuck command must not
+    take its neighbours down with it. The host key is checked on every (re)connection.
+
+    Every connection a thread gave back is kept: a thread holds at most one per host, so
+    a host never has more idle connections than the worker has threads. A cap below that
+    (there was one, 32) made a worker with 200 threads close and re-open connections to
+    the array all through a step of 500 integrity checks, a handshake each time."""
+
+    def __init__(self) -> None:
+        self._idle: dict[SSHTarget, list[SSHConnection]] = defaultdict(list)
+        self._lock = threading.Lock()
+
+    def lease(self) -> LeasedConnections:
+        return LeasedConnections(self)
+
+    def checkout(self, target: SSHTarget) -> SSHConnection:
+        with self._lock:
+            idle = self._idle.get(target)
+            conn = idle.pop() if idle else None
+        if conn is None:
+            conn = SSHConnection(target)
+        conn.connect()  # a no-op while the transport lives; reconnects (and re-checks the key) if not
+        return conn
+
+    def checkin(self, conn: SSHConnection) -> None:
+        with self._lock:
+            idle = self._idle[conn.target]
+            if conn.is_connected:
+                idle.append(conn)
+                return
+        conn.close()
+
+
+class LeasedConnections:
+    """What one action uses: like SSHPool (one connection per host), returned when done."""
+
+    def __init__(self, cache: IdleConnections) -> None:
+        self._cache = cache
+        self._conns: dict[str, SSHConnection] = {}
+
+    def get(self, target: SSHTarget) -> SSHConnection:
+        conn = self._conns.get(target.name)
+        if conn is not None and conn.target != target:
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._conns[target.name] = self._cache.checkout(target)
+        return conn
+
+    def close(self) -> None:
+        for conn in self._conns.values():
+            self._cache.checkin(conn)
+        self._conns.clear()
+
+    def __enter__(self) -> LeasedConnections:
+        return self
+
+    def __exit__(self, *exc) -> None:
         self.close()

@@ -19,6 +19,7 @@ presentations, replication) is never touched.
 
 from __future__ import annotations
 
+import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -239,24 +240,26 @@ class StorageDriver(ABC):
         """Names of the snapshots on this array."""
 
 
+# The driver of each array kind, by dotted path, resolved on use (as Celery names its
+# result backends): the driver modules import this one for the interface, so this one
+# names them instead of importing them.
+DRIVERS: dict[str, str] = {
+    "drbd": "hosts.drivers.drbd.DrbdDriver",
+    "eva-ca": "hosts.drivers.eva.EvaDriver",
+    "manual": "hosts.drivers.manual.ManualDriver",
+}
+NOT_YET = {"ceph-rbd": "ceph-rbd driver not available yet"}
+
+
 def driver_class(kind: str) -> type[StorageDriver]:
     """The driver class of an array kind (its capabilities, e.g. ``bulk_status``)."""
-    # Imported here because the driver modules import this one.
-    if kind == "drbd":
-        from hosts.drivers.drbd import DrbdDriver
-
-        return DrbdDriver
-    if kind == "eva-ca":
-        from hosts.drivers.eva import EvaDriver
-
-        return EvaDriver
-    if kind == "manual":
-        from hosts.drivers.manual import ManualDriver
-
-        return ManualDriver
-    if kind == "ceph-rbd":
-        raise StorageError("ceph-rbd driver not available yet")
-    raise StorageError(f"unknown storage driver kind {kind!r} (known: drbd, eva-ca, manual)")
+    if kind in NOT_YET:
+        raise StorageError(NOT_YET[kind])
+    path = DRIVERS.get(kind)
+    if path is None:
+        raise StorageError(f"unknown storage driver kind {kind!r} (known: {', '.join(DRIVERS)})")
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)
 
 
 def get_driver(kind: str, runner: Runner | None, **options: Any) -> StorageDriver:

@@ -5,38 +5,18 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from failover.readiness.models import ReadinessCheck, ReadinessFinding, SiteVerdict
 from hosts.models import Site
-from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD, sync_roles
 from tests.engine.conftest import estate, flush_redis, lab  # noqa: F401 (fixtures)
-
-ROLE_GROUPS = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
 
 
 def token_client(user) -> Client:
     token, _ = Token.objects.get_or_create(user=user)
     return Client(headers={"Authorization": f"Token {token.key}"})
-
-
-@pytest.fixture
-def users(db):
-    """One user per role. The roles are synced first if a transactional test before this
-    one has flushed the groups the migration made."""
-    if Group.objects.filter(name__in=ROLE_GROUPS.values()).count() < len(ROLE_GROUPS):
-        sync_roles(Group, Permission)
-    User = get_user_model()
-    made = {}
-    for name, role in ROLE_GROUPS.items():
-        user, _ = User.objects.get_or_create(username=name)
-        user.groups.set([Group.objects.get(name=role)])
-        made[name] = user
-    return made
 
 
 @pytest.fixture

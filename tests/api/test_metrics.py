@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action, Run
 from tests.board.runs import build_run
 

@@ -7,8 +7,8 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
-from failover.events import record_event
-from failover.selectors import run_summary
+from failover.engine.journal import record_event
+from failover.runs.selectors import run_summary
 from hosts.models import DRGroup
 from hosts.selectors import capacity_report
 from tests.board.runs import build_run

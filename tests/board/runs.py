@@ -10,9 +10,9 @@ from django.utils import timezone
 from failover.choices import STEPS
 from failover.choices import ActionStateChoices as A
 from failover.choices import StepStateChoices as S
-from failover.deadline import recovery_deadline
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action, Disaster, Run, Step
+from failover.runs.deadline import recovery_deadline
 from tests.factories import SiteFactory
 
 

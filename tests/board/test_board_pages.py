@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 PARTS = ("header", "steps", "actions", "log", "checks")
 
 
+@pytest.mark.sqlite
 def test_the_board_shows_seven_steps_with_state_progress_and_planned_minutes(as_role, make_run):
     run = make_run(per_step=3, step_states={0: S.DONE, 1: S.RUNNING})
     Action.objects.filter(run=run, step__number=0).update(state=A.SUCCEEDED)
@@ -117,6 +118,7 @@ def test_the_manager_on_duty_gets_the_controls_the_states_allow(as_role, make_ru
     assert reverse("run-resume", args=[run.pk]) not in page
 
 
+@pytest.mark.sqlite
 def test_a_control_posted_by_the_manager_on_duty_is_done_and_audited_with_the_reason(
     as_role, make_run, users
 ):

@@ -7,18 +7,21 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from failover import board, services
+from failover.board import selectors as board
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.models import Action, Run
-from failover.plan import Plan, Problem
+from failover.runs import controls
+from failover.runs.plan import Plan, Problem
+from failover.runs.preview import plan_digest
+from failover.runs.selectors import events_after
 
 pytestmark = pytest.mark.django_db
 
 CONTROLS = {
-    "can_retry": lambda user, a: services.action_retry(user=user, action_id=a.pk),
-    "can_skip": lambda user, a: services.action_skip(user=user, action_id=a.pk, reason="r"),
-    "can_mark_done": lambda user, a: services.action_mark_done(user=user, action_id=a.pk, reason="r"),
+    "can_retry": lambda user, a: controls.action_retry(user=user, action_id=a.pk),
+    "can_skip": lambda user, a: controls.action_skip(user=user, action_id=a.pk, reason="r"),
+    "can_mark_done": lambda user, a: controls.action_mark_done(user=user, action_id=a.pk, reason="r"),
 }
 
 
@@ -56,9 +59,9 @@ def test_the_board_offers_a_run_control_exactly_when_the_service_allows_it(make_
     run = make_run(per_step=1, state=run_state)
     header = board.board_header(run_id=run.pk)["header"]
     calls = {
-        "can_pause": lambda: services.run_pause(user=users["mod"], run_id=run.pk),
-        "can_resume": lambda: services.run_resume(user=users["mod"], run_id=run.pk),
-        "can_abort": lambda: services.run_abort(user=users["mod"], run_id=run.pk, reason="r"),
+        "can_pause": lambda: controls.run_pause(user=users["mod"], run_id=run.pk),
+        "can_resume": lambda: controls.run_resume(user=users["mod"], run_id=run.pk),
+        "can_abort": lambda: controls.run_abort(user=users["mod"], run_id=run.pk, reason="r"),
     }
     for flag, call in calls.items():
         assert getattr(header, flag) == _service_allows(lambda user, action, call=call: call(), None, None), (
@@ -96,7 +99,7 @@ def test_the_snapshot_tells_each_steps_progress_and_every_actions_state(make_run
 
 def test_events_after_a_number_come_oldest_first_with_the_runs_state(make_run):
     run = make_run(events=3)
-    events, state, seq = board.events_after(run_id=run.pk, after=2)
+    events, state, seq = events_after(run_id=run.pk, after=2)
     assert [e["seq"] for e in events] == [3, 4] and state == R.RUNNING and seq == 4
     assert [board.sse_event_name(k) for k in ("action_failed", "step_done", "run_paused", "override")] == [
         "action",
@@ -117,6 +120,6 @@ def test_the_plan_digest_changes_with_what_the_plan_does_not_with_error_wording(
     down = Problem("unreachable", "xenka01 at the surviving site is unreachable: Connection refused")
     down_again = Problem("unreachable", "xenka01 at the surviving site is unreachable: timed out")
     start = [{"vm": "dns-xen01", "host": "xenka01", "memory_mb": 256}]
-    assert board.plan_digest(_plan(blocking=[down])) == board.plan_digest(_plan(blocking=[down_again]))
-    assert board.plan_digest(_plan(blocking=[down])) != board.plan_digest(_plan())
-    assert board.plan_digest(_plan(starts=start)) != board.plan_digest(_plan())
+    assert plan_digest(_plan(blocking=[down])) == plan_digest(_plan(blocking=[down_again]))
+    assert plan_digest(_plan(blocking=[down])) != plan_digest(_plan())
+    assert plan_digest(_plan(starts=start)) != plan_digest(_plan())

@@ -83,6 +83,7 @@ def test_a_declaration_without_isolation_or_against_a_changed_plan_is_refused_an
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.sqlite
 def test_a_declaration_goes_straight_to_the_run_board_and_is_audited(client, lab, estate):
     lose_wsl(lab)
     client.force_login(estate["mod"])

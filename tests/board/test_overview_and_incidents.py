@@ -84,7 +84,7 @@ def test_incidents_are_filterable(as_role, make_run, query, shown, hidden):
 def test_a_long_incident_list_is_paged(as_role, make_run, users):
     for _ in range(3):
         make_run(per_step=0, state=R.SUCCEEDED)
-    from failover import board
+    from failover.board import overview as board
 
     page = board.incident_page(per_page=2, page=2)
     assert page.number == 2 and len(page.object_list) == 1 and page.paginator.num_pages == 2

@@ -15,7 +15,7 @@ from failover import events as run_events
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.choices import StepStateChoices as S
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Action, Run
 from tests.engine.conftest import database_url
 
@@ -84,6 +84,7 @@ def test_the_stream_is_event_stream_unbuffered_and_never_compressed(server, sess
         assert event.id == "2" and time.monotonic() - started < 1.0
 
 
+@pytest.mark.sqlite
 def test_events_arrive_in_order_with_the_runevent_number_as_id(server, session, make_run):
     run = make_run()
     with SSEClient(server.base, path(run, 1), cookies=session("helpdesk")) as client:

@@ -7,7 +7,7 @@ import asyncio
 
 from django.urls import reverse
 
-from failover.stream import STREAM_PATH, StreamGate
+from failover.board.gate import STREAM_PATH, StreamGate
 
 
 def test_the_gate_knows_the_stream_urls_and_nothing_else():

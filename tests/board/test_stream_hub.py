@@ -11,9 +11,10 @@ import pytest
 from django.db import connection, transaction
 from django.test import Client
 
-from failover import board, stream
-from failover.events import record_event
+from failover.board import gate, stream
+from failover.engine.journal import record_event
 from failover.models import Action
+from failover.runs.selectors import events_after
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +85,7 @@ def test_the_streams_read_is_the_boards_selector_in_one_statement(make_run, user
     for after, limit in ((0, 500), (2, 500), (4, 2), (8, 500)):
         with django_assert_num_queries(1):
             read = stream.read_events(run.pk, after, limit)
-        assert read == board.events_after(run_id=run.pk, after=after, limit=limit)
+        assert read == events_after(run_id=run.pk, after=after, limit=limit)
     events, state, seq = stream.read_events(run.pk, 4)
     assert [(e["seq"], e["step"], e["user"]) for e in events] == [
         (5, 2, None),
@@ -170,7 +171,7 @@ def test_the_gate_hands_only_a_200_over_to_the_stream():
     sent: list[dict] = []
 
     async def failing_after_the_view(scope, receive, send):
-        scope[stream.HANDOFF].run_id = 1  # the view handed over, then a middleware failed
+        scope[gate.HANDOFF].run_id = 1  # the view handed over, then a middleware failed
         await send({"type": "http.response.start", "status": 500, "headers": []})
         await send({"type": "http.response.body", "body": b"Server Error"})
 
@@ -178,7 +179,7 @@ def test_the_gate_hands_only_a_200_over_to_the_stream():
         sent.append(message)
 
     asyncio.run(
-        stream.StreamGate(failing_after_the_view)({"type": "http", "path": "/runs/1/events/"}, None, record)
+        gate.StreamGate(failing_after_the_view)({"type": "http", "path": "/runs/1/events/"}, None, record)
     )
     assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
     assert sent[1] == {"type": "http.response.body", "body": b"Server Error"}

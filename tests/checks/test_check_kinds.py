@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from failover.checks import Verdict, run_check, vm_ssh_target
+from failover.actions.checks import Verdict, run_check, vm_ssh_target
 from hosts.drivers.ssh import SSHPool
 from hosts.lab.services import tls_paths
 from hosts.models import VM
@@ -271,7 +271,7 @@ def test_a_connection_a_local_firewall_refuses_is_a_note_asking_for_an_opening(
     def blocked(*args, **kwargs):
         raise PermissionError(1, "Operation not permitted")
 
-    monkeypatch.setattr("failover.checks.socket.create_connection", blocked)
+    monkeypatch.setattr("failover.actions.checks.socket.create_connection", blocked)
     verdict = run_check(make_check("lws-xen01", kind="tcp", port=25))
     assert verdict.outcome == "note"
     assert verdict.detail.endswith(

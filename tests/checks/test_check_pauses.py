@@ -2,7 +2,7 @@
 
 from itertools import islice
 
-from failover.actions import check_pauses
+from failover.actions.verify import check_pauses
 
 
 def test_pauses_double_from_a_quarter_second_up_to_the_poll_interval():

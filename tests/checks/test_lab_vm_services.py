@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from failover.checks import run_check
+from failover.actions.checks import run_check
 from hosts.connect import ssh_target
 from hosts.drivers.ssh import SSHConnection
 from hosts.lab import cli
@@ -87,7 +87,7 @@ def test_service_down_all_takes_every_port_and_ssh_and_service_up_brings_all_bac
 
 
 def test_a_live_ssh_session_to_a_vm_is_cut_when_the_vm_stops(lab_vms: Lab) -> None:
-    from failover.checks import vm_ssh_target
+    from failover.actions.checks import vm_ssh_target
 
     lws = VM.objects.get(name="lws-xen01")
     conn = SSHConnection(vm_ssh_target(lws, timeout=3.0))

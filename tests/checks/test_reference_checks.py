@@ -3,7 +3,7 @@ against the lab."""
 
 from __future__ import annotations
 
-from failover.checks import run_check
+from failover.actions.checks import run_check
 from hosts import reference
 from hosts.models import VM, FunctionalCheck
 from hosts.services import estate_load_reference

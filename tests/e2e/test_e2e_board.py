@@ -9,7 +9,7 @@ import pytest
 
 from failover.choices import RunStateChoices
 from failover.models import Run
-from failover.services import run_pause, run_resume
+from failover.runs.controls import run_pause, run_resume
 from tests.engine.conftest import declare, lose_wsl, wait_for_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -26,8 +26,7 @@ from django.utils import timezone
 
 from failover.choices import RunStateChoices
 from failover.models import Run
-from failover.plan import build_plan
-from failover.services import disaster_declare
+from failover.runs.failover import build_plan, disaster_declare
 from hosts.lab.keys import client_key_path, fingerprints
 from hosts.lab.services import vm_fingerprints
 from hosts.permissions import ROLE_HELPDESK, ROLE_MOD, sync_roles
@@ -52,7 +51,10 @@ WORKER_ENV = {
 
 
 def database_url() -> str:
+    """The test database, for the worker and server processes the tests start."""
     s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"  # a file (tests/conftest.py): other processes open it too
     user = s.get("USER") or "postgres"
     password = f":{s['PASSWORD']}" if s.get("PASSWORD") else ""
     return f"postgres://{user}{password}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"

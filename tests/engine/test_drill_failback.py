@@ -11,9 +11,9 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from failover.choices import RunStateChoices
-from failover.drill import build_drill_plan, drill_start
-from failover.failback import build_failback_plan, failback_start
 from failover.models import Run
+from failover.runs.drill import build_drill_plan, drill_start
+from failover.runs.failback import build_failback_plan, failback_start
 from hosts import reference
 from hosts.lab.state import LabStore, read_journal
 from hosts.models import VM
@@ -86,6 +86,7 @@ def assert_report(client, estate, run: Run, texts: list[str]) -> None:
         assert wanted in text, wanted
 
 
+@pytest.mark.sqlite
 def test_a_partial_drill_leaves_production_untouched_and_cleanup_leaves_nothing(
     lab, estate, worker, drill_addresses, client
 ):
@@ -108,6 +109,10 @@ def test_a_partial_drill_leaves_production_untouched_and_cleanup_leaves_nothing(
     drill = wait_cleaned(run.pk, worker)
     cleanup = Run.objects.get(parent=drill, kind="cleanup")
     assert cleanup.state == RunStateChoices.SUCCEEDED
+    # The mark and its audit event commit together.
+    assert drill.events.get(kind="cleaned_up").message == (
+        f"Drill cleaned up by run {cleanup.pk}: nothing of it is left"
+    )
     assert set(cleanup.actions.values_list("kind", flat=True)) == {
         "destroy_drill_domain",
         "delete_snapshot",
@@ -166,7 +171,7 @@ def test_a_drill_refuses_to_start_while_another_is_up(lab, estate, worker, drill
         drill_start(user=estate["mod"], plan=plan, override_reason="testing")
     # Held: no cleanup until it is ended; then the ledger cleans up.
     assert not Run.objects.filter(parent=first).exists()
-    from failover.drill import drill_end
+    from failover.runs.drill import drill_end
 
     drill_end(user=estate["mod"], run_id=first.pk, reason="testers are done")
     wait_cleaned(first.pk, worker)
@@ -202,7 +207,7 @@ def test_the_next_plan_forecasts_from_the_measured_drill(lab, estate, worker, dr
     run = drill_start(user=estate["mod"], plan=build_drill_plan(site="WSL", vms=["dns-xen01"]))
     wait_for_run(run.pk, worker=worker)
     wait_cleaned(run.pk, worker)
-    from failover.plan import build_plan
+    from failover.runs.failover import build_plan
 
     lose_wsl(lab)
     plan = build_plan(lost_site="WSL")
@@ -256,8 +261,8 @@ def test_failback_moves_the_estate_home_and_restores_the_normal_profile(lab, est
 
 
 def test_a_planned_migration_shuts_down_syncs_demotes_and_promotes_without_force(lab, estate, worker):
-    from failover.plan import build_plan
-    from failover.services import migration_start
+    from failover.runs.failover import build_plan
+    from failover.runs.migration import migration_start
 
     plan = build_plan(lost_site="WSL", mode="planned")
     plan.kind = "migration"

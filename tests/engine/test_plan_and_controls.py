@@ -10,16 +10,15 @@ from django.utils import timezone
 
 from failover.choices import ActionStateChoices, RunStateChoices
 from failover.models import Action, Run, RunEvent
-from failover.plan import build_plan
-from failover.services import (
+from failover.runs.controls import (
     action_mark_done,
     action_retry,
     action_skip,
-    disaster_declare,
     run_abort,
     run_pause,
     run_resume,
 )
+from failover.runs.failover import build_plan, disaster_declare
 from hosts.models import StorageArray, VMAllocation
 
 from .conftest import declare, lose_wsl, side_effects, wait_for_run
@@ -263,7 +262,7 @@ def test_a_declaration_while_a_run_is_active_leads_to_that_run(lab, estate):
 
 
 def test_the_reaper_marks_an_orphan_it_cannot_observe_as_needing_attention(lab, estate):
-    from failover import engine
+    from failover.engine import reaper as engine
 
     lose_wsl(lab)
     run = declare(estate["mod"]).run

@@ -29,6 +29,7 @@ def xenka01_domains(lab) -> dict[str, int]:
     return {d["name"]: d["memory_mb"] for d in lab.store.read()["hosts"]["xenka01"]["domains"]}
 
 
+@pytest.mark.sqlite
 def test_the_reference_failover_ends_with_every_vm_on_xenka01_at_its_dr_memory(lab, estate, worker):
     lose_wsl(lab)
     start = len(side_effects(lab))
@@ -45,6 +46,7 @@ def test_the_reference_failover_ends_with_every_vm_on_xenka01_at_its_dr_memory(l
     assert {c.split()[2] for c in effects if "mem-set" in c} == {"Domain-0", "dasi-xen01", "tomcat-xen01"}
 
 
+@pytest.mark.sqlite
 def test_every_step_is_done_and_timed_and_events_are_numbered_without_gaps(lab, estate, worker):
     lose_wsl(lab)
     run = wait_for_run(declare(estate["mod"]).run.pk, worker=worker)

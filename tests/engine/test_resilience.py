@@ -17,8 +17,8 @@ from django.db import connection
 
 from failover.choices import ActionStateChoices, RunStateChoices
 from failover.models import Action, Run, RunEvent
-from failover.plan import build_plan
-from failover.services import action_retry, disaster_declare
+from failover.runs.controls import action_retry
+from failover.runs.failover import build_plan, disaster_declare
 from hosts.lab import cli
 from hosts.lab.keys import client_key_path
 

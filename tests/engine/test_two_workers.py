@@ -16,8 +16,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from failover import engine
 from failover.choices import ActionStateChoices, RunStateChoices
+from failover.engine import reaper as engine
 from failover.models import Action, RunEvent
 from hosts.lab import cli
 from hosts.lab.state import read_journal

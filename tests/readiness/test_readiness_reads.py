@@ -37,7 +37,7 @@ def test_the_beat_runs_the_readiness_task_at_the_interval_of_the_setting():
 
 @pytest.mark.django_db(transaction=True)
 def test_the_task_and_the_command_each_run_one_check(ready):
-    from failover.tasks_readiness import check_readiness
+    from failover.readiness.tasks import check_readiness
 
     result = check_readiness.apply().get()
     assert result["verdicts"] == {"KA": "not-ready", "WSL": "ready"}

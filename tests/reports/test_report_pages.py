@@ -11,11 +11,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from failover import services
 from failover.choices import ActionStateChoices
-from failover.events import record_event
+from failover.engine.journal import record_event
 from failover.models import Run
-from failover.report import report_index, run_report
+from failover.reports.build import report_index, run_report
+from failover.runs import controls
 from tests.board.runs import build_run
 
 from .conftest import pdf_text, squash
@@ -99,8 +99,8 @@ def test_the_report_lists_overrides_skips_and_hand_marked_actions_with_their_rea
         record_event(
             run_id=run.pk, kind="override", message="Blocking problem overridden by mod", user=users["mod"]
         )
-    services.action_skip(user=users["mod"], action_id=skipped.pk, reason="the vendor restores it")
-    services.action_mark_done(user=users["mod"], action_id=done.pk, reason="started from the console")
+    controls.action_skip(user=users["mod"], action_id=skipped.pk, reason="the vendor restores it")
+    controls.action_mark_done(user=users["mod"], action_id=done.pk, reason="started from the console")
     client.force_login(users["dradmin"])
     page = squash(client.get(reverse("reports:run", args=[run.pk])).content.decode())
     assert '<tr class="override-row"><td>xenka01 lacks bridge(s) xenbr1' in page

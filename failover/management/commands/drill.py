@@ -9,10 +9,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from failover.choices import RunStateChoices
-from failover.cli import add_run_arguments, command_start, command_user, report_plan, wait_for
-from failover.drill import build_drill_plan, drill_start
+from failover.management.cli import add_run_arguments, command_start, command_user, report_plan, wait_for
 from failover.models import Run
-from failover.selectors import run_summary
+from failover.runs.drill import build_drill_plan, drill_start
+from failover.runs.selectors import run_summary
 from hosts.drivers.base import DriverError
 from hosts.models import Site
 

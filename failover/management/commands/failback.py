@@ -6,9 +6,15 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from failover.cli import add_run_arguments, command_finish, command_start, command_user, report_plan
-from failover.failback import build_failback_plan, failback_start
+from failover.management.cli import (
+    add_run_arguments,
+    command_finish,
+    command_start,
+    command_user,
+    report_plan,
+)
 from failover.models import Run
+from failover.runs.failback import build_failback_plan, failback_start
 from hosts.drivers.base import DriverError
 
 

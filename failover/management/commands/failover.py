@@ -12,11 +12,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from failover.choices import EventCategoryChoices, RunStateChoices
-from failover.cli import command_user, duration_text
+from failover.management.cli import command_user, duration_text
 from failover.models import Run
-from failover.plan import build_plan
-from failover.selectors import run_summary
-from failover.services import disaster_declare
+from failover.runs.failover import build_plan, disaster_declare
+from failover.runs.selectors import run_summary
 from hosts.drivers.base import DriverError
 
 FINAL = (RunStateChoices.SUCCEEDED, RunStateChoices.FAILED, RunStateChoices.ABORTED)

@@ -7,9 +7,15 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 
 from failover.choices import RunKindChoices, RunModeChoices
-from failover.cli import add_run_arguments, command_finish, command_start, command_user, report_plan
-from failover.plan import build_plan
-from failover.services import migration_start
+from failover.management.cli import (
+    add_run_arguments,
+    command_finish,
+    command_start,
+    command_user,
+    report_plan,
+)
+from failover.runs.failover import build_plan
+from failover.runs.migration import migration_start
 from hosts.drivers.base import DriverError
 from hosts.models import Site
 

@@ -6,6 +6,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from hosts.capacity import CapacityResult
 from hosts.models import Site
 from hosts.selectors import capacity_report
 
@@ -26,8 +27,7 @@ class Command(BaseCommand):
             self.stdout.write(_dumps([r.as_dict() for r in results]))
             return
         for r in results:
-            verdict = "fits" if r.fits else f"DOES NOT FIT ({r.shortfall_mb} MB short)"
-            self.stdout.write(f"{r.scenario}: {verdict}")
+            self.stdout.write(f"{r.scenario}: {verdict(r)}")
             for h in r.hosts:
                 vms = ", ".join(f"{vm} {mb}" for vm, mb in h.placed)
                 self.stdout.write(f"  {h.host}: {h.used_mb} of {h.ram_mb} MB (dom0 {h.dom0_mb}; {vms})")
@@ -35,6 +35,17 @@ class Command(BaseCommand):
                 self.stdout.write(f"  unrecoverable: {u.vm}: {u.reason}")
             if r.shed:
                 self.stdout.write(f"  shed to fit: {', '.join(r.shed)}")
+
+
+def verdict(r: CapacityResult) -> str:
+    """Whether the scenario fits, and for which VMs: a scenario whose lost VMs cannot all
+    be recovered fits only for the others, and says which ones it cannot bring back."""
+    said = "fits" if r.fits else f"DOES NOT FIT ({r.shortfall_mb} MB short)"
+    if not r.unrecoverable:
+        return said
+    placed = sum(len(h.placed) for h in r.hosts)
+    lost = ", ".join(u.vm for u in r.unrecoverable)
+    return f"{said} for the {placed} VMs that can be recovered; {len(r.unrecoverable)} cannot: {lost}"
 
 
 def _dumps(data) -> str:

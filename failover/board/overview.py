@@ -1,0 +1,155 @@
+"""Reads of the overview (sites, active runs, the last drill, capacity bars, readiness) and
+of the incident list; a fixed number of queries each, whatever the size of the estate."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from failover.choices import RunKindChoices
+from failover.choices import RunStateChoices as R
+from failover.models import Disaster, Run
+from failover.readiness.selectors import readiness_latest
+from hosts import selectors as estate
+from hosts.models import Site
+
+from .selectors import FINISHED_OK
+
+
+@dataclass
+class SiteState:
+    site: Site
+    state: str  # up, recovering, failed-over, lost
+    label: str
+    run: Run | None = None
+
+
+def _site_states(sites: list[Site], runs: list[Run]) -> list[SiteState]:
+    latest: dict[int, Run] = {}
+    for newer in runs:  # newest first
+        latest.setdefault(newer.lost_site_id, newer)
+    out = []
+    for site in sites:
+        run = latest.get(site.pk)
+        if run is None or (run.kind == RunKindChoices.FAILBACK and run.state == R.SUCCEEDED):
+            out.append(SiteState(site, "up", _("In service")))
+        elif run.state in R.active():
+            out.append(SiteState(site, "recovering", _("Lost — recovery running"), run))
+        elif run.state == R.SUCCEEDED:
+            out.append(
+                SiteState(
+                    site,
+                    "failed-over",
+                    _("Lost — its services run at %(site)s") % {"site": run.target_site.code},
+                    run,
+                )
+            )
+        else:
+            label = _("Lost — recovery %(state)s") % {"state": run.get_state_display().lower()}
+            out.append(SiteState(site, "lost", label, run))
+    return out
+
+
+def _with_progress(runs):
+    return runs.annotate(total=Count("actions"), finished=Count("actions", filter=FINISHED_OK))
+
+
+def overview_data() -> dict:
+    sites = list(Site.objects.prefetch_related("hosts").order_by("code"))
+    recovery_runs = list(
+        Run.objects.filter(kind__in=(RunKindChoices.FAILOVER, RunKindChoices.FAILBACK))
+        .select_related("target_site")
+        .only("pk", "kind", "state", "lost_site_id", "target_site__code", "created_at")
+        .order_by("-created_at", "-pk")[:50]
+    )
+    site_states = _site_states(sites, recovery_runs)
+    active_runs = list(
+        _with_progress(Run.objects.filter(state__in=R.active()))
+        .select_related("lost_site", "target_site", "disaster")
+        .defer("plan", "summary", "disaster__notes")
+        .order_by("-created_at")
+    )
+    open_disasters = list(
+        Disaster.objects.filter(runs__state__in=R.active())
+        .select_related("lost_site", "declared_by")
+        .distinct()
+        .order_by("-declared_at")
+    )
+    last_drill = (
+        _with_progress(Run.objects.filter(kind=RunKindChoices.DRILL))
+        .select_related("lost_site", "target_site")
+        .defer("plan")
+        .order_by("-created_at")
+        .first()
+    )
+    lost = [s.site.code for s in site_states if s.state != "up"]
+    results = estate.capacity_report()
+    bars = next((r for r in results if lost and r.lost_site == lost[0]), None) or next(
+        (r for r in results if r.lost_site is None), None
+    )
+    now = timezone.now()
+    for run in active_runs:
+        run.percent = round(100 * run.finished / run.total) if run.total else 0
+        run.deadline_seconds = (run.disaster.deadline - now).total_seconds() if run.disaster else None
+    return {
+        "site_states": site_states,
+        "bars": bars,
+        "active_runs": active_runs,
+        "open_disasters": open_disasters,
+        "last_drill": last_drill,
+        "readiness": _readiness(),
+    }
+
+
+def _readiness() -> list:
+    """The readiness verdict per site with its reasons (three queries)."""
+    return readiness_latest()
+
+
+# -- incidents --------------------------------------------------------------------------------
+
+
+def incident_page(
+    *,
+    kind: str = "",
+    state: str = "",
+    site: str = "",
+    since: dt.date | None = None,
+    until: dt.date | None = None,
+    page: int | str | None = 1,
+    per_page: int = 50,
+) -> Page:
+    """Every disaster, run and drill, newest first, in the spirit of the lws statusboard."""
+    runs = (
+        _with_progress(Run.objects.all())
+        .select_related("disaster__declared_by", "created_by", "lost_site", "target_site")
+        .defer("plan", "disaster__notes")
+        .order_by("-created_at", "-pk")
+    )
+    if kind:
+        runs = runs.filter(kind=kind)
+    if state == "active":
+        runs = runs.filter(state__in=R.active())
+    elif state:
+        runs = runs.filter(state=state)
+    if site:
+        runs = runs.filter(Q(lost_site__code=site) | Q(target_site__code=site))
+    if since:
+        runs = runs.filter(created_at__date__gte=since)
+    if until:
+        runs = runs.filter(created_at__date__lte=until)
+    result = Paginator(runs, per_page).get_page(page)
+    now = timezone.now()
+    for run in result.object_list:
+        run.duration_seconds = ((run.finished_at or now) - run.created_at).total_seconds()
+        run.who = run.disaster.declared_by if run.disaster else run.created_by
+    return result
+
+
+def declare_sites() -> list[Site]:
+    return list(Site.objects.order_by("code"))

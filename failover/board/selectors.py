@@ -1,0 +1,368 @@
+"""Reads for a run's board and its partials, and what the event stream replays.
+
+Every selector runs a fixed number of queries whatever the size of the run (tests bound
+them with ``django_assert_max_num_queries``). A run's partials read the run row (and so
+its event counter) first: what they show is at least as new as that number, and the
+stream replays everything after it, so the board converges.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import Count, Q
+from django.db.models.functions import Right
+from django.http import Http404
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+
+from failover.choices import ActionStateChoices as A
+from failover.choices import CheckOutcomeChoices, steps_for
+from failover.choices import RunStateChoices as R
+from failover.models import Action, Run, RunEvent, Step
+
+# Which controls make sense in which state. They mirror the ``allowed`` states of the
+# services (failover/runs/controls.py), which decide for real; tests/board check they agree.
+RETRY_FROM = (A.FAILED, A.ATTENTION, A.MANUAL)
+
+
+SKIP_FROM = (A.PENDING, A.FAILED, A.ATTENTION, A.MANUAL)
+
+
+MARK_DONE_FROM = (A.FAILED, A.ATTENTION, A.MANUAL)
+
+
+PAUSE_FROM = (R.RUNNING, R.WAITING)
+
+
+RESUME_FROM = (R.PAUSED,)
+
+
+FINAL_RUN_STATES = (R.SUCCEEDED, R.FAILED, R.ABORTED)
+
+
+def step_name(kind: str, key: str, default: str = "") -> str:
+    """The step's name in the reader's language (the Step row keeps the declaring one)."""
+    return str(next((name for _n, k, name, _m in steps_for(kind) if k == key), default))
+
+
+# The role groups' names, for the templates' {% translate %} (the groups are data).
+ROLE_NAMES = (
+    gettext_lazy("Manager on Duty"),
+    gettext_lazy("Helpdesk"),
+    gettext_lazy("DR admin"),
+)
+
+
+# What an action counts as when a step is "n of m done" (the engine's ``_ok``).
+FINISHED_OK = Q(actions__state__in=A.finished_ok()) | Q(actions__state=A.FAILED, actions__optional=True)
+
+
+def _minutes(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime) -> float | None:
+    if start is None:
+        return None
+    return max(((end or now) - start).total_seconds() / 60, 0.0)
+
+
+# -- a run's board ----------------------------------------------------------------------------
+
+
+def board_run(*, run_id: int) -> Run:
+    """The run with everything its header names, in one query."""
+    run = (
+        Run.objects.select_related(
+            "disaster__declared_by",
+            "disaster__approved_by",
+            "disaster__isolation_confirmed_by",
+            "lost_site",
+            "target_site",
+            "created_by",
+        )
+        .defer("plan")
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None:
+        raise Http404(f"no run {run_id}")
+    return run
+
+
+@dataclass
+class Header:
+    run: Run
+    seq: int
+    total: int
+    finished: int
+    failed: int
+    now: dt.datetime
+    elapsed_seconds: float
+    deadline: dt.datetime | None
+    deadline_seconds: float | None  # left (negative: overdue)
+    deadline_met: bool | None
+    decision_seconds: float | None
+    can_pause: bool
+    can_resume: bool
+    can_abort: bool
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.finished / self.total) if self.total else 0
+
+
+def board_header(*, run_id: int) -> dict:
+    run = board_run(run_id=run_id)
+    counts = Run.objects.filter(pk=run.pk).aggregate(
+        total=Count("actions"),
+        finished=Count("actions", filter=FINISHED_OK),
+        failed=Count(
+            "actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION), actions__optional=False)
+        ),
+    )
+    now = timezone.now()
+    disaster = run.disaster
+    deadline = disaster.deadline if disaster else None
+    end = run.finished_at or now
+    header = Header(
+        run=run,
+        seq=run.event_seq,
+        total=counts["total"],
+        finished=counts["finished"],
+        failed=counts["failed"],
+        now=now,
+        elapsed_seconds=(end - run.created_at).total_seconds(),
+        deadline=deadline,
+        deadline_seconds=(deadline - now).total_seconds() if deadline else None,
+        deadline_met=run.summary.get("deadline_met") if run.finished_at else None,
+        decision_seconds=(disaster.declared_at - disaster.detected_at).total_seconds() if disaster else None,
+        can_pause=run.state in PAUSE_FROM,
+        can_resume=run.state in RESUME_FROM,
+        can_abort=run.state in R.active(),
+    )
+    return {"run": run, "header": header}
+
+
+@dataclass
+class StepRow:
+    step: Step
+    name: str
+    total: int
+    finished: int
+    failed: int
+    planned_minutes: float
+    actual_minutes: float | None
+    # the timeline chart, in SVG units
+    y: float = 0.0
+    planned_x: float = 0.0
+    planned_w: float = 0.0
+    actual_x: float | None = None
+    actual_w: float = 0.0
+
+
+@dataclass
+class Timeline:
+    rows: list[StepRow]
+    scale_minutes: float
+    planned_total: float
+    actual_total: float | None
+    ticks: list[tuple[float, str]] = field(default_factory=list)  # (x, minutes)
+    width: int = 1000
+    label_w: int = 170  # the step names left of the chart
+    row_h: int = 26
+
+    @property
+    def height(self) -> int:
+        return 34 + self.row_h * len(self.rows)
+
+    @property
+    def axis_y(self) -> int:
+        return 14 + self.row_h * len(self.rows)
+
+
+def _timeline(run: Run, rows: list[StepRow], now: dt.datetime) -> Timeline:
+    """Planned steps laid end to end, and each step's actual span since the run started,
+    on one scale (a lab run of seconds against a plan of hours shows as the truth: a
+    hairline, with the numbers in the table beside it)."""
+    chart = Timeline(rows=rows, scale_minutes=1.0, planned_total=0.0, actual_total=None)
+    cursor = 0.0
+    actual_end = 0.0
+    started = False
+    for row in rows:
+        row.planned_x, row.planned_w = cursor, row.planned_minutes
+        cursor += row.planned_minutes
+        if row.step.started_at is not None:
+            started = True
+            row.actual_x = _minutes(run.created_at, row.step.started_at, now) or 0.0
+            row.actual_w = row.actual_minutes or 0.0
+            actual_end = max(actual_end, row.actual_x + row.actual_w)
+    scale = max(cursor, actual_end, 1.0)
+    x0, span = chart.label_w, chart.width - chart.label_w - 10
+    for i, row in enumerate(rows):
+        row.y = 6 + i * chart.row_h
+        row.planned_x = x0 + span * row.planned_x / scale
+        row.planned_w = span * row.planned_w / scale
+        if row.actual_x is not None:
+            row.actual_x = x0 + span * row.actual_x / scale
+            row.actual_w = max(span * row.actual_w / scale, 2.0)  # seconds still show
+    step = 30 if scale > 120 else 15 if scale > 45 else 5 if scale > 10 else 1
+    chart.ticks = [(x0 + span * m / scale, f"{m:g}") for m in range(0, int(scale) + 1, step)]
+    chart.scale_minutes, chart.planned_total = scale, cursor
+    chart.actual_total = actual_end if started else None
+    return chart
+
+
+def board_steps(*, run_id: int) -> dict:
+    run = board_run(run_id=run_id)
+    now = timezone.now()
+    steps = list(
+        run.steps.annotate(
+            total=Count("actions"),
+            finished=Count("actions", filter=FINISHED_OK),
+            failed=Count("actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION))),
+        ).order_by("number")
+    )
+    rows = [
+        StepRow(
+            step=s,
+            name=step_name(run.kind, s.key, s.name),
+            total=s.total,
+            finished=s.finished,
+            failed=s.failed,
+            planned_minutes=s.planned_minutes,
+            actual_minutes=_minutes(s.started_at, s.finished_at, now),
+        )
+        for s in steps
+    ]
+    return {"run": run, "steps": rows, "timeline": _timeline(run, rows, now)}
+
+
+OUTPUT_TAIL = 1500  # characters of an action's last output the board shows
+
+
+def board_actions(*, run_id: int) -> dict:
+    """The actions grouped by step, each with the controls its state allows (the template
+    draws them only for users who may operate)."""
+    run = board_run(run_id=run_id)
+    active = run.state in R.active()
+    actions = list(
+        Action.objects.filter(run_id=run.pk)
+        .select_related("step")
+        .defer("output", "result", "params", "undo", "step__name")
+        .annotate(output_tail=Right("output", OUTPUT_TAIL))
+        .order_by("step__number", "order", "pk")
+    )
+    groups: dict[int, list[Action]] = defaultdict(list)
+    steps: dict[int, Step] = {}
+    for a in actions:
+        a.can_retry = active and a.state in RETRY_FROM
+        a.can_skip = active and a.state in SKIP_FROM
+        a.can_mark_done = active and a.state in MARK_DONE_FROM
+        a.truncated = len(a.output_tail) >= OUTPUT_TAIL
+        groups[a.step.number].append(a)
+        steps[a.step.number] = a.step
+    return {
+        "run": run,
+        "action_groups": [
+            {
+                "step": steps[n],
+                "name": step_name(run.kind, steps[n].key),
+                "actions": groups[n],
+                # attention first: at 3 a.m. the failing ones should not hide among the done
+                "open": any(a.state not in (A.SUCCEEDED, A.SKIPPED) for a in groups[n]),
+            }
+            for n in sorted(groups)
+        ],
+    }
+
+
+def board_log(*, run_id: int, limit: int | None = None) -> dict:
+    run = board_run(run_id=run_id)
+    limit = limit or settings.DRPORTAL_BOARD_LOG_LINES
+    events = list(
+        RunEvent.objects.filter(run_id=run.pk)
+        .select_related("user")
+        .only("seq", "created_at", "kind", "message", "user__username", "action", "run")
+        .order_by("-seq")[:limit]
+    )
+    return {"run": run, "events": events, "more": max(run.event_seq - len(events), 0)}
+
+
+@dataclass
+class CheckRow:
+    action: Action
+    vm: str
+    check: str
+    outcome: str  # ok, down, note, or "" while not run yet
+    detail: str
+
+    @property
+    def outcome_label(self) -> str:
+        return (
+            str(CheckOutcomeChoices(self.outcome).label) if self.outcome in CheckOutcomeChoices.values else ""
+        )
+
+
+def board_checks(*, run_id: int) -> dict:
+    """The functional test table of step 6: per VM and check, ok / down / note."""
+    run = board_run(run_id=run_id)
+    rows = []
+    for a in (
+        Action.objects.filter(run_id=run.pk, kind="functional_check")
+        .only(
+            "pk", "target", "state", "outcome", "error", "reason", "params", "attempt", "finished_at", "run"
+        )
+        .annotate(output_tail=Right("output", 400))
+        .order_by("order", "pk")
+    ):
+        vm = a.params.get("vm", a.target)
+        # A passed check says why in its last output line ("http check 'x': ok: 200 in 0.1 s").
+        last_line = a.output_tail.strip().rsplit("\n", 1)[-1].strip() if a.output_tail else ""
+        detail = a.error or a.reason or last_line
+        rows.append(
+            CheckRow(action=a, vm=vm, check=a.params.get("check", a.target), outcome=a.outcome, detail=detail)
+        )
+    summary = {k: sum(1 for r in rows if r.outcome == k) for k in ("ok", "down", "note")}
+    return {"run": run, "checks": rows, "check_summary": summary}
+
+
+def board_page(*, run_id: int) -> dict:
+    """Everything the board page draws, from the partials' selectors."""
+    context = board_header(run_id=run_id)
+    for part in (board_steps, board_actions, board_log, board_checks):
+        context.update({k: v for k, v in part(run_id=run_id).items() if k != "run"})
+    return context
+
+
+# -- the stream's reads -----------------------------------------------------------------------
+
+
+def sse_event_name(kind: str) -> str:
+    """The SSE event name for a RunEvent kind; the board's partials listen by name."""
+    if kind.startswith("action_"):
+        return "action"
+    if kind.startswith("step_"):
+        return "step"
+    return "run"
+
+
+def run_snapshot(*, run_id: int) -> dict | None:
+    """The run as it is now, for a client that has no event number to replay from. The
+    counter is read first, so the states are at least as new as ``seq``."""
+    run = Run.objects.filter(pk=run_id).values("event_seq", "state").first()
+    if run is None:
+        return None
+    steps = [
+        {"number": s.number, "key": s.key, "state": s.state, "finished": s.finished, "total": s.total}
+        for s in Step.objects.filter(run_id=run_id)
+        .annotate(total=Count("actions"), finished=Count("actions", filter=FINISHED_OK))
+        .order_by("number")
+    ]
+    actions = dict(Action.objects.filter(run_id=run_id).order_by("pk").values_list("pk", "state"))
+    return {
+        "seq": run["event_seq"],
+        "state": run["state"],
+        "steps": steps,
+        "actions": {str(k): v for k, v in actions.items()},
+    }

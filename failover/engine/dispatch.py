@@ -1,0 +1,33 @@
+"""Sending work to the Celery workers: the engine's one way to the task queue.
+
+The tasks module imports the engine (a task is a thin call into it), so the engine
+reaches the tasks only here, at the moment it sends, never at import.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def send_actions(action_ids: list[int]) -> None:
+    """Ring the workers. A failure to send loses nothing: the action is QUEUED in the
+    database and the reaper sends it again after DRPORTAL_REQUEUE_AFTER_S."""
+    from failover.tasks import execute_action
+
+    for action_id in action_ids:
+        try:
+            execute_action.delay(action_id)
+        except Exception as exc:  # the broker is down; the reaper re-sends
+            log.warning("action %s queued but not sent (%s); the reaper will send it", action_id, exc)
+
+
+def kick_run(run_id: int) -> None:
+    """Ask a worker to advance the run; if the broker is down, the reaper advances it."""
+    from failover.tasks import advance_run
+
+    try:
+        advance_run.delay(run_id)
+    except Exception as exc:
+        log.warning("run %s not kicked (%s); the reaper will advance it", run_id, exc)

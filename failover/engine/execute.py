@@ -1,0 +1,267 @@
+"""Run one queued action: claim it, act over SSH outside any transaction, record the result.
+
+``execute(action_id)`` claims the action with a conditional UPDATE (a duplicate message
+finds nothing to claim), runs its handler (observe first, act only when needed) while a
+heartbeat renews its lease, and records the result guarded by the attempt number. In the
+transaction that records it, the action's host slot is handed on to that host's next
+action of the same step and tier, which the same worker runs at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from datetime import timedelta
+
+from celery.worker import state
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from failover.actions.base import CheckDown, Context, lend_back_connection
+from failover.actions.registry import HANDLERS
+from failover.choices import ActionStateChoices as A
+from failover.choices import RunStateChoices as R
+from failover.models import Action
+from hosts.drivers.base import DriverError
+from hosts.drivers.ssh import IdleConnections
+from hosts.drivers.storage import ManualStepRequired
+
+from . import sql
+from .advance import NOT_OK, advance
+from .dispatch import send_actions
+from .journal import record_event
+
+log = logging.getLogger(__name__)
+
+
+def worker_id() -> str:
+    """Who claims an action: machine and process. Asked at claim time, never at import: a
+    prefork pool imports this module in its parent and forks, and every child must still
+    claim under its own pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Heartbeat:
+    """Renews the lease of one attempt while it runs; stops when the attempt is over."""
+
+    def __init__(self, action_id: int, attempt: int) -> None:
+        self.action_id, self.attempt = action_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease-{action_id}", daemon=True)
+
+    def _beat(self) -> None:
+        lease = settings.DRPORTAL_ACTION_LEASE_S
+        # A handler stuck past every timeout must not hold its action forever: after
+        # DRPORTAL_ACTION_MAX_S the lease runs out and the reaper observes and decides.
+        give_up = time.monotonic() + settings.DRPORTAL_ACTION_MAX_S
+        try:
+            while not self._stop.wait(lease / 3) and time.monotonic() < give_up:
+                Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=lease)
+                )
+                lend_back_connection()  # not held for the next lease/3 seconds
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# This worker process's idle SSH connections, each lent to one action at a time.
+CONNECTIONS = IdleConnections()
+
+
+def execute(action_id: int) -> None:
+    """Run one queued action, then the next ones its host slot is handed on to (see
+    ``_hand_on``); a pass over the run follows when the chain ends, or sooner when an
+    action others wait for has finished."""
+    next_id: int | None = action_id
+    while next_id is not None:
+        next_id = _execute_one(next_id)
+        if next_id is not None and _worker_stopping():
+            # A warm shutdown waits for this task: hand the rest to the other workers
+            # (or to this one after its restart) instead of working through them first.
+            send_actions([next_id])
+            return
+
+
+def _worker_stopping() -> bool:
+    return bool(state.should_stop or state.should_terminate)
+
+
+def _execute_one(action_id: int) -> int | None:
+    now = timezone.now()
+    lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
+    with transaction.atomic():
+        claimed = _claim(action_id, now, now + lease)
+        if claimed is None:
+            return None  # a duplicate message, or the run was paused/aborted meanwhile
+        action, awaited = claimed
+        attempt = action.attempt
+        record_event(
+            run_id=action.run_id,
+            kind="action_started",
+            message=f"{action.target}: {action.kind.replace('_', ' ')} (attempt {attempt})",
+            action_id=action.pk,
+            # claimed_by keeps only the latest claim; the events keep who ran each attempt.
+            data={"attempt": attempt, "worker": action.claimed_by},
+        )
+    handler = HANDLERS[action.kind]
+    state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
+    with CONNECTIONS.lease() as pool, Heartbeat(action.pk, attempt):
+        ctx = Context(action, pool, load=sql.get)
+        try:
+            seen = handler.observe(ctx)
+            if seen.done:
+                state, detail, result = A.SUCCEEDED, f"already done: {seen.detail}", seen.facts
+            else:
+                done = handler.act(ctx)
+                state, detail, result, undo, outcome = (
+                    A.SUCCEEDED,
+                    done.detail,
+                    done.result,
+                    done.undo,
+                    done.outcome,
+                )
+        except ManualStepRequired as exc:
+            state, detail = A.MANUAL, str(exc)
+        except CheckDown as exc:
+            state, outcome, detail = A.FAILED, exc.outcome, str(exc)
+        except DriverError as exc:
+            state, detail = A.FAILED, str(exc)
+        except Exception as exc:  # a bug must not leave the action running forever
+            log.exception("action %s crashed", action_id)
+            state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
+    handed: list[int | None] = [None]
+    record_result(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
+    next_id = handed[0]
+    if next_id is None or awaited:  # a pass queues what waited for this one
+        advance(action.run_id)
+    return next_id
+
+
+def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
+    """Claim a queued action of a running (or waiting) run and load it, in one statement;
+    None if there is nothing to claim. With it: do other actions wait for it?"""
+    ops = connection.ops
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.claim_action(),
+            [
+                A.RUNNING,
+                ops.adapt_datetimefield_value(lease_expires_at),
+                worker_id(),
+                ops.adapt_datetimefield_value(now),
+                action_id,
+                A.QUEUED,
+                R.RUNNING,
+                R.WAITING,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return sql.from_row(Action, row[:-1]), bool(row[-1])
+
+
+VERBS: dict[str, str] = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}
+
+
+def record_result(
+    action: Action,
+    attempt: int,
+    state: str,
+    detail: str,
+    result: dict,
+    undo: dict,
+    outcome: str,
+    output: str,
+    *,
+    by: str = "",
+    hand_on: list[int | None] | None = None,
+) -> bool:
+    """Store the result of ``attempt``; refused (False) if the attempt is no longer the
+    current one (the reaper or a person has decided meanwhile). With ``hand_on``, the
+    action's host slot goes to the next action in the same transaction (its id is put
+    in ``hand_on[0]``)."""
+    json_field = Action._meta.get_field("result")  # result and undo: both JSONFields
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.finish_action(),
+            [
+                state,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                json_field.get_db_prep_save(result, connection),
+                json_field.get_db_prep_save(undo, connection),
+                outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+                output[-20000:],
+                "" if state == A.SUCCEEDED else detail,
+                action.pk,
+                attempt,
+                A.RUNNING,
+            ],
+        )
+        if not cursor.rowcount:
+            return False
+        if hand_on is not None:
+            # Before the event: the event's counter locks the run row until commit.
+            hand_on[0] = _hand_on(action)
+        verb = VERBS[state]
+        record_event(
+            run_id=action.run_id,
+            kind=f"action_{state}",
+            message=f"{action.target}: {verb}{by}: {detail}",
+            action_id=action.pk,
+            data={"state": state, "attempt": attempt, "outcome": outcome},
+        )
+    return True
+
+
+def _hand_on(action: Action) -> int | None:
+    """Give the finished action's host slot to the next action of the same host, step and
+    tier whose dependencies are done, and return its id for this worker to run at once.
+
+    This is the pass's own choice for that slot (same filters, same order), made without
+    a pass and without a round trip through the broker: in a step of hundreds of short
+    actions those two cost more than the actions. It runs in the transaction that
+    records the finished action, so every pass sees either the old action running or the
+    new one queued, never a free slot in between: the per-host bound holds. The run row
+    is held FOR KEY SHARE like a pass holds it, so a pause or an abort waits for this
+    transaction and then finds the next action QUEUED, where the claim leaves it (a
+    resume re-sends queued actions). If this worker dies before claiming it, the action
+    is QUEUED with no message: the reaper re-sends it after DRPORTAL_REQUEUE_AFTER_S."""
+    if not action.host:
+        return None
+    postgres = connection.vendor == "postgresql"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql.run_state(key_share=postgres), [action.run_id])
+        row = cursor.fetchone()
+        if row is None or row[0] not in (R.RUNNING, R.WAITING):
+            return None
+        # Conditional on PENDING: a pass (or a person skipping it) may have taken it.
+        cursor.execute(
+            sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres),
+            [
+                A.QUEUED,
+                now,
+                A.PENDING,
+                action.run_id,
+                action.step_id,
+                action.tier,
+                action.host,
+                A.PENDING,
+                *NOT_OK,
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None

@@ -1,0 +1,240 @@
+"""Every raw SQL statement of drportal, in one room.
+
+The engine's hot path runs thousands of statements per run (every action claims, loads
+and records itself and writes two events), and the board's stream reads a run's events
+on every doorbell. The ORM took longer to *build* those statements (select_related, a
+filter across a join) than PostgreSQL took to run them, on the same two cores the
+workers need. So they are written here once: table and column names come from the
+models' ``_meta``, quoted with ``connection.ops.quote_name``; every value is a ``%s``
+parameter, in the order each statement's docstring gives. Each statement is built on
+first use (after Django's setup) and kept: the engine and the stream use the default
+database only. The rows they return become model instances with the converters the
+ORM applies (JSON, and SQLite's dates): ``from_row``.
+
+Statements that only PostgreSQL has (advisory locks, ``FOR KEY SHARE``, ``LATERAL``,
+jsonb) say so; their callers take the portable path elsewhere (the demo's SQLite).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from django.contrib.auth import get_user_model
+from django.db import connection, models
+
+from failover.models import Action, Run, RunEvent
+
+
+def _q(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _table(model: type[models.Model]) -> str:
+    return _q(model._meta.db_table)
+
+
+def _col(model: type[models.Model], field: str) -> str:
+    found = model._meta.get_field(field)
+    assert isinstance(found, models.Field) and found.column, f"{model.__name__}.{field} has no column"
+    return _q(found.column)
+
+
+_DEPENDS = Action.depends_on.through
+
+
+@cache
+def column_list(model: type[models.Model]) -> str:
+    """The qualified columns of every concrete field, in the order ``from_row`` expects."""
+    return ", ".join(f"{_table(model)}.{_q(f.column)}" for f in model._meta.concrete_fields)
+
+
+# -- loading model rows -------------------------------------------------------------------------
+
+
+@cache
+def select_by(model: type[models.Model], field: str) -> str:
+    """Every column of ``model`` where the unique ``field`` = %s."""
+    return f"SELECT {column_list(model)} FROM {_table(model)} WHERE {_col(model, field)} = %s"  # nosec B608  # names from _meta, quoted; the value is a parameter
+
+
+def get(model: type[models.Model], field: str, value):
+    """``model.objects.get(<field>=value)`` for a unique ``field``, as one plain SELECT;
+    raises the model's DoesNotExist like the ORM does."""
+    with connection.cursor() as cursor:
+        cursor.execute(select_by(model, field), [value])
+        row = cursor.fetchone()
+    if row is None:
+        raise model.DoesNotExist(  # type: ignore[attr-defined]  # every concrete model has it
+            f"{model._meta.object_name} matching {field}={value!r} does not exist"
+        )
+    return from_row(model, row)
+
+
+def from_row(model: type[models.Model], values):
+    """A model instance from the values of ``column_list(model)``, converted as the ORM
+    converts them (so a JSONField holds its dict, not the text the driver returned)."""
+    converted = []
+    for value, (expression, converters) in zip(values, _converters(model, connection.vendor), strict=True):
+        for convert in converters:
+            value = convert(value, expression, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, _attnames(model), converted)
+
+
+@cache
+def _attnames(model: type[models.Model]) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields]
+
+
+@cache
+def _converters(model: type[models.Model], vendor: str) -> list[tuple]:
+    """Per concrete field: its column expression and the converters the ORM would apply
+    (the backend's, then the field's), found once per model and database backend."""
+    assert connection.vendor == vendor
+    table = model._meta.db_table
+    found = []
+    for field in model._meta.concrete_fields:
+        expression = field.get_col(table)
+        found.append(
+            (
+                expression,
+                (*connection.ops.get_db_converters(expression), *expression.get_db_converters(connection)),
+            )
+        )
+    return found
+
+
+# -- a pass over a run (engine.advance) ---------------------------------------------------------
+
+# PostgreSQL: a pass does no I/O but the database's, so waiting longer than this for the
+# lock means something is stuck: the task fails and the reaper advances the run later.
+RUN_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '30s'"
+# PostgreSQL: (the lock's first key, the run id).
+RUN_ADVISORY_LOCK = "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)"
+
+
+@cache
+def run_key_share() -> str:
+    """PostgreSQL: hold the run row (run id) against pause and abort, not against the
+    event writers' UPDATE of its counter."""
+    return f"SELECT 1 FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s FOR KEY SHARE"  # nosec B608  # names from _meta
+
+
+# -- claiming and recording an action (engine.execute) ------------------------------------------
+
+
+@cache
+def claim_action() -> str:
+    """Claim a queued action of a running (or waiting) run and load it, in one statement.
+    Parameters: running, lease expiry, worker, now, action id, queued, and the two run
+    states. Returns the action's columns and whether other actions depend on it."""
+    action, run, depends = _table(Action), _table(Run), _table(_DEPENDS)
+    a = {name: _col(Action, name) for name in ("id", "state", "attempt", "lease_expires_at", "run")}
+    return (
+        f"UPDATE {action} SET {a['state']} = %s, {a['attempt']} = {a['attempt']} + 1,"  # nosec B608  # names from _meta
+        f" {a['lease_expires_at']} = %s, {_col(Action, 'claimed_by')} = %s, {_col(Action, 'started_at')} = %s,"
+        f" {_col(Action, 'error')} = ''"
+        f" WHERE {a['id']} = %s AND {a['state']} = %s"
+        f" AND {a['run']} IN (SELECT {_col(Run, 'id')} FROM {run} WHERE {_col(Run, 'state')} IN (%s, %s))"
+        f" RETURNING {column_list(Action)},"
+        f" EXISTS (SELECT 1 FROM {depends} d WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']})"
+    )
+
+
+@cache
+def finish_action() -> str:
+    """Store an attempt's result. Parameters: state, finished at, result, undo, outcome,
+    output, error, and the guard: action id, attempt, running."""
+    fields = ("state", "finished_at", "result", "undo", "outcome", "output", "error")
+    sets = ", ".join(f"{_col(Action, f)} = %s" for f in fields)
+    return (
+        f"UPDATE {_table(Action)} SET {sets}, {_col(Action, 'lease_expires_at')} = NULL"  # nosec B608  # names from _meta
+        f" WHERE {_col(Action, 'id')} = %s AND {_col(Action, 'attempt')} = %s AND {_col(Action, 'state')} = %s"
+    )
+
+
+@cache
+def run_state(*, key_share: bool) -> str:
+    """The run's state (run id); ``key_share`` (PostgreSQL) holds the row as a pass does."""
+    return f"SELECT {_col(Run, 'state')} FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s" + (  # nosec B608  # names from _meta
+        " FOR KEY SHARE" if key_share else ""
+    )
+
+
+@cache
+def hand_on(*, not_ok: int, skip_locked: bool) -> str:
+    """Queue the next pending action of a host, step and tier whose dependencies are done,
+    in the pass's order, and return its id. Parameters: queued, now, pending, run id,
+    step id, tier, host, pending, then the ``not_ok`` states a dependency must not be in.
+    ``skip_locked`` (PostgreSQL): a row another transaction holds is not this one's to take."""
+    action, depends = _table(Action), _table(_DEPENDS)
+    state, a_id = _col(Action, "state"), _col(Action, "id")
+    return (
+        f"UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"  # nosec B608  # names from _meta
+        f" WHERE {state} = %s AND {a_id} = ("
+        f"SELECT a.{a_id} FROM {action} a"
+        f" WHERE a.{_col(Action, 'run')} = %s AND a.{_col(Action, 'step')} = %s"
+        f" AND a.{_col(Action, 'tier')} = %s AND a.{_col(Action, 'host')} = %s AND a.{state} = %s"
+        f" AND NOT EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a_id} = d.{_col(_DEPENDS, 'to_action')}"
+        f" WHERE d.{_col(_DEPENDS, 'from_action')} = a.{a_id} AND b.{state} IN ({', '.join(['%s'] * not_ok)}))"
+        f" ORDER BY a.{_col(Action, 'order')}, a.{a_id} LIMIT 1"
+        + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
+        + f") RETURNING {a_id}"
+    )
+
+
+# -- the journal (engine.journal) ---------------------------------------------------------------
+
+EVENT_FIELDS = ("run", "seq", "created_at", "kind", "message", "action", "user", "data")
+
+
+@cache
+def next_event_seq() -> str:
+    """Number the run's next event (run id); returns the number. RETURNING: SQLite has
+    it since 3.35."""
+    seq = _col(Run, "event_seq")
+    return f"UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {_col(Run, 'id')} = %s RETURNING {seq}"  # nosec B608  # names from _meta
+
+
+@cache
+def number_and_insert_event() -> str:
+    """PostgreSQL: number and write an event in one statement, so the run row stays locked
+    (which keeps the numbers in commit order) for one round trip and the commit. Parameters:
+    run id, then created at, kind, message, action id, user id and data (JSON text).
+    Returns the event's id and number."""
+    run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
+    columns = ", ".join(_col(RunEvent, f) for f in EVENT_FIELDS)
+    return (
+        f"WITH n AS (UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {run_id} = %s RETURNING {run_id}, {seq})"  # nosec B608  # names from _meta
+        f" INSERT INTO {_table(RunEvent)} ({columns})"
+        f" SELECT n.{run_id}, n.{seq}, %s, %s, %s, %s, %s, %s::jsonb FROM n"
+        f" RETURNING {_col(RunEvent, 'id')}, {_col(RunEvent, 'seq')}"
+    )
+
+
+# -- the board's stream (board.stream) ----------------------------------------------------------
+
+
+@cache
+def events_after() -> str:
+    """PostgreSQL: a run's state and counter and its events after a number, from one
+    snapshot. Parameters: after, limit, run id. One row per event (or one row of NULL
+    event columns when there is none): state, counter, seq, kind, message, created at,
+    action id, user name, the data's "step" as JSON text."""
+    user = get_user_model()
+    e = {
+        f: _col(RunEvent, f)
+        for f in ("run", "seq", "kind", "message", "created_at", "action", "user", "data")
+    }
+    return (
+        f"SELECT r.{_col(Run, 'state')}, r.{_col(Run, 'event_seq')}, e.{e['seq']}, e.{e['kind']},"  # nosec B608  # names from _meta, values are parameters
+        f" e.{e['message']}, e.{e['created_at']}, e.{e['action']}, u.{_q(user.USERNAME_FIELD)},"
+        f" (e.{e['data']} -> 'step')::text"
+        f" FROM {_table(Run)} r"
+        " LEFT JOIN LATERAL ("
+        f"  SELECT * FROM {_table(RunEvent)} WHERE {e['run']} = r.{_col(Run, 'id')} AND {e['seq']} > %s"
+        f"  ORDER BY {e['seq']} LIMIT %s"
+        " ) e ON true"
+        f" LEFT JOIN {_table(user)} u ON u.{_q(user._meta.pk.column)} = e.{e['user']}"
+        f" WHERE r.{_col(Run, 'id')} = %s ORDER BY e.{e['seq']}"
+    )

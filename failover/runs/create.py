@@ -1,0 +1,149 @@
+"""Starting a run: its plan frozen into the Run, its Steps and Actions in one transaction,
+the DR groups it claims, and the engine started after commit. Every kind of run starts
+here (``run_create``); ``check_override`` is the rule all of them share: blocking
+problems stop a run unless a person overrides them with a typed reason.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from failover.choices import (
+    RunKindChoices,
+    steps_for,
+)
+from failover.choices import RunStateChoices as R
+from failover.engine.dispatch import kick_run
+from failover.engine.journal import record_event
+from failover.models import Action, Disaster, Run, RunGroupClaim, Step
+from hosts.models import DRGroup, Site
+
+from .plan import Plan
+
+PERM_DECLARE = "failover.declare_disaster"
+
+
+PERM_OPERATE = "failover.operate_run"
+
+
+# At most one active run of these kinds per site (drills are limited by their own rule).
+ONE_ACTIVE_PER_SITE = (RunKindChoices.FAILOVER, RunKindChoices.FAILBACK, RunKindChoices.MIGRATION)
+
+
+def override_needed(plan: Plan, what: str) -> str:
+    return (
+        f"{what} has blocking problems: "
+        + "; ".join(p.message for p in plan.blocking)
+        + ". Fix them, or override with a typed reason."
+    )
+
+
+def check_override(plan: Plan, override_reason: str, what: str) -> None:
+    """Blocking problems stop a run unless a person overrides them with a typed reason."""
+    if plan.blocking and not override_reason.strip():
+        raise ValidationError({"override_reason": override_needed(plan, what)})
+
+
+def run_create(
+    *,
+    plan: Plan,
+    disaster: Disaster | None,
+    user,
+    kind: str,
+    override_reason: str,
+    groups,
+    parent: Run | None = None,
+) -> Run:
+    target = Site.objects.get(code=plan.target_site)
+    run = Run.objects.create(
+        disaster=disaster,
+        kind=kind,
+        mode=plan.mode,
+        lost_site=Site.objects.get(code=plan.lost_site),
+        target_site=target,
+        plan=plan.as_dict(),
+        overrides=[
+            {"problem": p.message, "code": p.code, "reason": override_reason, "by": user.get_username()}
+            for p in plan.blocking
+        ],
+        created_by=user,
+        parent=parent,
+    )
+    # The claim: the partial unique index makes a concurrent second run fail here.
+    RunGroupClaim.objects.bulk_create([RunGroupClaim(run=run, group=g) for g in groups])
+    # No group to claim (nothing to fail over): one active failover per lost site.
+    others = Run.objects.filter(kind=kind, lost_site=run.lost_site, state__in=R.active()).exclude(pk=run.pk)
+    if not groups and kind in ONE_ACTIVE_PER_SITE and others.exists():
+        raise IntegrityError("a failover for this site is already active")
+    steps = {
+        number: Step.objects.create(
+            run=run,
+            number=number,
+            key=key,
+            name=str(name),
+            planned_minutes=plan.step_minutes.get(number, minutes),
+        )
+        for number, key, name, minutes in steps_for(kind)
+    }
+    by_key: dict[str, Action] = {}
+    for order, planned in enumerate(plan.actions):
+        by_key[planned.key] = Action.objects.create(
+            run=run,
+            step=steps[planned.step],
+            kind=planned.kind,
+            target=planned.target,
+            host=planned.host,
+            params=planned.params,
+            order=order,
+            tier=planned.params.get("tier", 0),
+            optional=planned.optional,
+        )
+    through = Action.depends_on.through
+    through.objects.bulk_create(
+        [
+            through(from_action_id=by_key[p.key].pk, to_action_id=by_key[d].pk)
+            for p in plan.actions
+            for d in p.depends_on
+            if d in by_key
+        ]
+    )
+    record_event(
+        run_id=run.pk,
+        kind="run_started",
+        message=(
+            f"{run.get_kind_display()} of {plan.lost_site} to {plan.target_site} declared by {user.get_username()}: "
+            f"{len(plan.actions)} actions, {len(plan.starts)} VMs to start, predicted {plan.predicted_minutes:.0f} min"
+        ),
+        user=user,
+        data={"overrides": run.overrides},
+    )
+    for override in run.overrides:
+        record_event(
+            run_id=run.pk,
+            kind="override",
+            message=f"Blocking problem overridden by {override['by']}: {override['problem']} — reason: {override['reason']}",
+            user=user,
+        )
+    transaction.on_commit(lambda: kick_run(run.pk))
+    return run
+
+
+def start_claimed_run(*, plan: Plan, user, kind: str, override_reason: str, parent: Run | None = None) -> Run:
+    """Create a run (no disaster) that claims the plan's DR groups. While another run
+    holds one of them, the claims' unique constraint refuses it, and the caller gets the
+    field and the reason instead of a database error."""
+    groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))
+    try:
+        with transaction.atomic():
+            return run_create(
+                plan=plan,
+                disaster=None,
+                user=user,
+                kind=kind,
+                override_reason=override_reason,
+                groups=groups,
+                parent=parent,
+            )
+    except IntegrityError:
+        raise ValidationError({"lost_site": "a run for these DR groups is already active"}) from None

@@ -1,0 +1,60 @@
+"""A run's plan: what it will do, shown before anything starts, frozen into Steps and
+Actions at start. ``Plan`` and ``PlannedAction`` are shared by every kind of run (a
+failover, a drill, its cleanup, a failback, a planned migration); ``blocks`` makes the
+actions that several kinds plan alike.
+
+Blocking problems stop a run unless the MoD overrides them with a typed reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Problem:
+    code: str
+    message: str
+    fix: str = ""
+
+
+@dataclass(kw_only=True)
+class PlannedAction:
+    """One action of a plan, by keyword only (the blocks in ``blocks`` make them)."""
+
+    key: str  # unique within the plan, e.g. "start:proxy-xen01"
+    step: int  # a named step of the run's kind: FailoverStep, CleanupStep or FailbackStep
+    kind: str  # ActionKindChoices: which handler does it
+    target: str  # what it acts on, for people
+    host: str  # the SSH host it talks to (the per-host concurrency bound counts it)
+    params: dict = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+    optional: bool = False
+
+
+@dataclass
+class Plan:
+    lost_site: str
+    target_site: str
+    mode: str
+    actions: list[PlannedAction] = field(default_factory=list)
+    already_running: list[dict] = field(default_factory=list)
+    memory_changes: list[dict] = field(default_factory=list)
+    starts: list[dict] = field(default_factory=list)
+    unrecoverable: list[dict] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    blocking: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    step_minutes: dict[int, float] = field(default_factory=dict)
+    kind: str = "failover"
+    forecast: dict = field(default_factory=dict)  # where step_minutes come from
+    options: dict = field(default_factory=dict)  # a drill's shrink and hold, a failback's parent
+
+    @property
+    def predicted_minutes(self) -> float:
+        return sum(self.step_minutes.values())
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["predicted_minutes"] = self.predicted_minutes
+        return data

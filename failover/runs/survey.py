@@ -1,0 +1,283 @@
+"""What losing a site means, before any plan: the inventory's capacity proof (where each
+VM goes, with how much memory) and a live look at the surviving site (what runs there,
+its memory, config files, bridges, the DR groups' state), and the problems every plan
+kind finds in them."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from failover.models import Run
+from hosts.capacity import CapacityResult, Scenario, check_scenario
+from hosts.connect import ssh_target, storage_driver
+from hosts.drivers.base import DriverError
+from hosts.drivers.ssh import SSHPool
+from hosts.drivers.storage import StorageError, driver_class
+from hosts.drivers.xen import ConfigParseError, XenDriver
+from hosts.models import VM, DRGroup, Host, Site, StorageArray
+from hosts.selectors import capacity_inputs, reserve_mb
+
+from .plan import Plan, Problem
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveLook:
+    """What the surviving site says right now."""
+
+    domains: dict[str, dict[str, int]] = field(default_factory=dict)  # host -> {domain: memory}
+    dom0: dict[str, int] = field(default_factory=dict)
+    total_mb: dict[str, int] = field(default_factory=dict)
+    missing_files: dict[str, list[str]] = field(default_factory=dict)
+    bridges: dict[str, list[str]] = field(default_factory=dict)
+    group_status: dict[str, dict] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
+    # What xl would start from each config to be started, read as xl reads it (one `cat` per
+    # file): warnings for what drportal does not interpret, and the error of one xl refuses.
+    config_warnings: dict[str, list[str]] = field(default_factory=dict)  # "host:path" -> warnings
+    config_errors: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> path -> error
+
+
+def parse_brctl_show(text: str) -> list[str]:
+    """Bridge names from `brctl show`: the first word of every line that does not start
+    with white space (continuation lines list more interfaces of the same bridge)."""
+    lines = text.splitlines()[1:]
+    return [line.split()[0] for line in lines if line.strip() and not line[0].isspace()]
+
+
+LOOK_THREADS = 16
+
+
+GROUPS_PER_THREAD = 32
+
+
+def _look_host(host: Host, paths: list[str], pool: SSHPool, look: LiveLook) -> None:
+    try:
+        conn = pool.get(ssh_target(host))
+        xen = XenDriver(conn, host.toolstack)
+        domains = xen.list_domains()
+        look.total_mb[host.name] = xen.info().total_memory_mb
+        look.domains[host.name] = {d.name: d.memory_mb for d in domains if not d.is_dom0 and d.is_alive}
+        look.dom0[host.name] = next((d.memory_mb for d in domains if d.is_dom0), 0)
+        if paths:
+            # One round trip for all config files: GNU ls names each missing one.
+            result = conn.run(["ls", "-d", "--", *paths])
+            missing = [p for p in paths if f"'{p}'" in result.stderr or f" {p}:" in result.stderr]
+            if result.exit_status not in (0, 2) or (result.exit_status == 2 and not missing):
+                # An answer we cannot read is not "nothing missing".
+                look.unreachable[host.name] = f"cannot check config files: {result.stderr.strip()}"
+            look.missing_files[host.name] = missing
+            for path in (p for p in paths if p not in missing):
+                try:
+                    warnings = xen.read_vm_config(path).warnings
+                except ConfigParseError as exc:
+                    look.config_errors.setdefault(host.name, {})[path] = str(exc)
+                else:
+                    if warnings:
+                        look.config_warnings[f"{host.name}:{path}"] = list(warnings)
+        bridges = conn.run(["brctl", "show"])
+        if bridges.ok:
+            look.bridges[host.name] = parse_brctl_show(bridges.stdout)
+    except DriverError as exc:
+        look.unreachable[host.name] = str(exc)
+
+
+def _look_groups(array, groups: list[DRGroup], look: LiveLook) -> None:
+    # Its own connection: several chunks of one array's groups are read in parallel.
+    with SSHPool() as pool:
+        try:
+            driver = storage_driver(array, pool.get(ssh_target(array)) if array.kind != "manual" else None)
+            for name, status in driver.statuses([group.name for group in groups]).items():
+                look.group_status[name] = {
+                    "role": status.role,
+                    "replication": status.replication,
+                    "lag_seconds": status.lag_seconds,
+                    "presented_to": list(status.presented_to),
+                    "detail": status.detail,
+                }
+        except DriverError as exc:
+            if array.kind != "manual":
+                look.unreachable.setdefault(array.name, str(exc))
+
+
+def _bulk(kind: str) -> bool:
+    try:
+        return driver_class(kind).bulk_status
+    except StorageError:
+        return False  # the group's own look reports the unknown kind
+
+
+def _look(
+    target_hosts: list[Host], configs_by_host: dict[str, list[str]], groups: list[DRGroup], pool: SSHPool
+) -> LiveLook:
+    """Ask every surviving dom0 and array at once (threads): a plan of hundreds of VMs
+    must not take minutes to preview at 3 a.m."""
+    look = LiveLook()
+    by_array: dict[str, list[DRGroup]] = defaultdict(list)
+    for group in groups:
+        by_array[group.target_array.name].append(group)
+    with ThreadPoolExecutor(max_workers=LOOK_THREADS, thread_name_prefix="plan-look") as threads:
+        jobs = [
+            threads.submit(_look_host, host, sorted(set(configs_by_host.get(host.name, ()))), pool, look)
+            for host in target_hosts
+        ]
+        for members in by_array.values():
+            array = members[0].target_array
+            # An array that lists every group in one call is asked once; else chunks in parallel.
+            chunk = len(members) if _bulk(array.kind) else GROUPS_PER_THREAD
+            for i in range(0, len(members), chunk):
+                jobs.append(threads.submit(_look_groups, array, members[i : i + chunk], look))
+        for job in jobs:
+            job.result()
+    return look
+
+
+@dataclass
+class Survey:
+    """The inventory and the live look at the surviving site, shared by every plan kind."""
+
+    lost: Site
+    target_site: Site
+    scenario: Scenario
+    capacity: CapacityResult
+    placement: dict[str, str]  # VM -> host at the surviving site
+    dr_memory: dict[str, int]
+    target_hosts: list[Host]
+    host_by_name: dict[str, Host]
+    vms: dict[str, VM]
+    groups: dict[str, DRGroup]  # the DR groups that move to the surviving site
+    look: LiveLook
+
+
+def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
+    """What losing ``lost_site`` means: where each VM goes and with how much memory (the
+    capacity proof), and what the surviving dom0s and arrays say right now."""
+    lost = Site.objects.get(code=lost_site)
+    survivors = list(Site.objects.exclude(pk=lost.pk).order_by("code"))
+    if not survivors:
+        raise ValueError(f"no site survives the loss of {lost_site}")
+    target_site = survivors[0]
+    inputs = capacity_inputs(lost_site=lost.code)
+    scenario = next(s for s in inputs.scenarios if s.lost_site == lost.code)
+    capacity = check_scenario(inputs.hosts, inputs.vms, scenario, reserve_mb=reserve_mb())
+    placement = {vm: h.host for h in capacity.hosts for vm, _mb in h.placed}
+    dr_memory = {vm: mb for h in capacity.hosts for vm, mb in h.placed}
+    target_hosts = list(Host.objects.filter(site=target_site).order_by("name"))
+    vms = {
+        vm.name: vm
+        for vm in VM.objects.filter(name__in=placement)
+        .select_related("dr_group__source_array__site", "dr_group__target_array__site", "home_host")
+        .prefetch_related("interfaces", "depends_on", "checks", "disks")
+    }
+    # VMs homed at the surviving site run there already (observed live);
+    # the others need their DR group failed over, then a start.
+    groups: dict[str, DRGroup] = {}
+    for vm in vms.values():
+        if vm.home_host.site_id != target_site.pk and vm.dr_group and vm.dr_group.target_array:
+            groups[vm.dr_group.name] = vm.dr_group
+    configs_by_host: dict[str, list[str]] = defaultdict(list)
+    for name, vm in vms.items():
+        if vm.home_host.site_id != target_site.pk:
+            configs_by_host[placement[name]].append(vm.config_path)
+    owns_pool = pool is None
+    pool = pool or SSHPool()
+    try:
+        look = _look(target_hosts, configs_by_host, list(groups.values()), pool)
+    finally:
+        if owns_pool:
+            pool.close()
+    return Survey(
+        lost=lost,
+        target_site=target_site,
+        scenario=scenario,
+        capacity=capacity,
+        placement=placement,
+        dr_memory=dr_memory,
+        target_hosts=target_hosts,
+        host_by_name={h.name: h for h in target_hosts},
+        vms=vms,
+        groups=groups,
+        look=look,
+    )
+
+
+def target_array(group: DRGroup) -> StorageArray:
+    """The surviving array of a group the survey kept: only groups with one move."""
+    array = group.target_array
+    if array is None:
+        raise ValueError(f"DR group {group.name} has no target array: it cannot fail over")
+    return array
+
+
+def config_warnings(look: LiveLook) -> list[str]:
+    """What xl would start that drportal does not interpret, config by config."""
+    return [
+        f"config {where}: {warning}"
+        for where, warnings in sorted(look.config_warnings.items())
+        for warning in warnings
+    ]
+
+
+def unreachable_problems(look: LiveLook) -> list[Problem]:
+    return [
+        Problem(
+            "unreachable",
+            f"{name} at the surviving site is unreachable: {error}",
+            "bring it up, then look again",
+        )
+        for name, error in look.unreachable.items()
+    ]
+
+
+def group_problems(sv: Survey, plan: Plan) -> None:
+    for group in sv.groups.values():
+        status = sv.look.group_status.get(group.name)
+        if status is None:
+            continue
+        if status["replication"] in {"broken", "none"} and status["role"] != "primary":
+            plan.blocking.append(
+                Problem(
+                    "group-inconsistent",
+                    f"DR group {group.name} at {group.target_array.name} is not consistent "
+                    f"({status['replication']}): {status['detail']}",
+                    "ask the storage team to repair replication, or override with a reason to fail over stale data",
+                )
+            )
+        elif status["replication"] not in {"consistent", "suspended"} and status["role"] != "primary":
+            plan.warnings.append(
+                f"DR group {group.name}: replication {status['replication']} ({status['detail']})"
+            )
+
+
+def config_missing(sv: Survey, vm: VM, host_name: str) -> Problem | None:
+    if vm.config_path in sv.look.missing_files.get(host_name, ()):
+        return Problem(
+            "config-missing",
+            f"{vm.name}'s config file {vm.config_path} is missing on {host_name}",
+            f"copy it to {host_name}:{vm.config_path}",
+        )
+    error = sv.look.config_errors.get(host_name, {}).get(vm.config_path)
+    if error:
+        return Problem(
+            "config-unreadable",
+            f"{vm.name}'s config file {host_name}:{vm.config_path} would be refused by xl: {error}",
+            f"fix {host_name}:{vm.config_path} (the line is named above), then look again",
+        )
+    return None
+
+
+def drill_up_problems(target_site: Site) -> list[Problem]:
+    """A drill still up at the surviving site holds memory and clones: end it first."""
+    up = Run.objects.filter(kind="drill", target_site=target_site, cleaned_up_at__isnull=True).order_by("pk")
+    return [
+        Problem(
+            "drill-up",
+            f"drill run {run.pk} is still up at {target_site.code}: its clones hold memory and snapshots",
+            f"end the drill (run {run.pk}) and let its cleanup finish, or override with a reason",
+        )
+        for run in up
+    ]
