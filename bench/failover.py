@@ -245,7 +245,16 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
     config files; each VM's LUN is a DR group SRC -> DST."""
     from hosts import reference
     from hosts.lab.keys import ensure_keys
-    from hosts.lab.state import LabStore, _cfg_text, _dom0_domain, _domu, default_faults, synthetic_address
+    from hosts.lab.state import (
+        LabStore,
+        _cfg_text,
+        _dom0_domain,
+        _domu,
+        add_eva_group,
+        default_faults,
+        eva_array_host,
+        synthetic_address,
+    )
 
     src = [f"src{i + 1:03d}" for i in range(hosts)]
     dst = [f"dst{i + 1:03d}" for i in range(hosts)]
@@ -275,13 +284,9 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
         }
         state["faults"][name] = default_faults()
     for offset, (array, site) in enumerate((("src-eva", "SRC"), ("dst-eva", "DST"))):
-        state["hosts"][array] = {
-            "kind": "array",
-            "site": site,
-            "address": synthetic_address(2 * hosts + offset),
-            "array_kind": "eva-ca",
-            "system": array.upper(),
-        }
+        state["hosts"][array] = eva_array_host(
+            site=site, address=synthetic_address(2 * hosts + offset), system=array.upper()
+        )
         state["faults"][array] = default_faults()
     for number in range(vms):
         name = f"vm{number + 1:04d}"
@@ -302,17 +307,13 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
         host_state = state["hosts"][home]
         host_state["domains"].append(_domu(name, host_state["next_domid"], vm_mb, 1, vm["nics"], vm["disks"]))
         host_state["next_domid"] += 1
-        state["groups"][f"DRG-{name}"] = {
-            "kind": "eva-ca",
-            "mode": "async",
-            "devices": [vm["disks"][0]["target"]],
-            "sides": {
-                "src-eva": {"role": "primary", "presented_to": [home], "disk_state": "UpToDate"},
-                "dst-eva": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-            },
-            "replication": "consistent",
-            "lag_seconds": 2.0,
-        }
+        add_eva_group(
+            state,
+            f"DRG-{name}",
+            devices=[vm["disks"][0]["target"]],
+            sides={"src-eva": "primary", "dst-eva": "secondary"},
+            presented_to=[home],
+        )
         layout["vms"].append({"name": name, "home": home, "target": target, "vm": vm, "tier": 1 + number % 3})
     store = LabStore(lab_dir)
     store.replace(state)
@@ -337,6 +338,7 @@ def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int 
         VMDisk,
         VMInterface,
     )
+    from hosts.reference import sssu_login_file
 
     state = LabStore(lab_dir).read()
     fps = fingerprints(lab_dir)
@@ -354,6 +356,7 @@ def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int 
                 management_address=state["hosts"][name]["address"],
                 management_port=port,
                 host_key_fingerprint=fps[name],
+                sssu_login_file=sssu_login_file(name.upper()),
             )
             for name, site in (("src-eva", src_site), ("dst-eva", dst_site))
         }

@@ -43,7 +43,17 @@ def storage_driver(array: StorageArray, runner):
     from .drivers.storage import get_driver
 
     if array.kind == "eva-ca":
-        return get_driver("eva-ca", runner, system=array.system_name or array.name.upper())
+        if not array.sssu_login_file:
+            from .drivers.storage import StorageError
+
+            raise StorageError(
+                f"array {array.name}: no SSSU login file in the inventory (field sssu_login_file); "
+                "SSSU needs a password and drportal reads it only from that root-only file on the "
+                "management host"
+            )
+        return get_driver(
+            "eva-ca", runner, system=array.system_name or array.name.upper(), login_file=array.sssu_login_file
+        )
     if array.kind == "manual":
         return get_driver("manual", None, array=array.name, team="storage team")
     return get_driver(array.kind, runner)
