@@ -480,6 +480,23 @@ def lower_bound(run, limit: int) -> dict:
     return {"lower_bound_s": total, "phases": parts}
 
 
+def commands_per_action(run) -> dict:
+    """Per action kind: how many actions, and the mean number of commands each sent (all,
+    and SSSU calls among them), from the command lines kept in the actions' output."""
+    per_kind: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for action in run.actions.all():
+        commands = [m["command"] for line in action.output.splitlines() if (m := COMMAND_LINE.match(line))]
+        per_kind[action.kind].append((len(commands), sum(c.startswith("sssu ") for c in commands)))
+    return {
+        kind: {
+            "actions": len(counts),
+            "commands": round(statistics.mean(c for c, _ in counts), 2),
+            "sssu": round(statistics.mean(s for _, s in counts), 2),
+        }
+        for kind, counts in sorted(per_kind.items())
+    }
+
+
 def bench_synthetic(
     lab_dir: Path, log_dir: Path, workers: list[subprocess.Popen], *, hosts: int, vms: int
 ) -> dict:
@@ -529,6 +546,7 @@ def bench_synthetic(
             "ratio": round(ratio, 3),
             "target_ratio": 1.10,
             "meets_target": ratio <= 1.10,
+            "commands_per_action": commands_per_action(run),
             "phases": bound["phases"],
         }
     finally:

@@ -53,14 +53,11 @@ from hosts.drivers.storage import (
     NotConsistent,
     Replication,
     Role,
-    SnapshotNotFound,
-    SnapshotStatus,
     SplitBrainRefused,
     StorageDriver,
     StorageError,
     check_name,
     integrity_report,
-    snapshot_usable,
 )
 
 # --- the syntax block: the ONE place a site adapts ------------------------------------------
@@ -285,16 +282,12 @@ def group_read(group: str, system: str, block: Block, answer: Answer, vdisks: di
     return GroupRead(fields, members, status)
 
 
-@dataclass(frozen=True)
-class SnapshotRead:
-    """A drill snapshot: one snapshot vdisk per member of the group it was taken of."""
-
-    status: SnapshotStatus
-    vdisks: tuple[Vdisk, ...]
-
-
 # --- the driver ------------------------------------------------------------------------------
-class EvaDriver(StorageDriver):
+# Imported here, not at the top: the drill half reads the syntax block above at run time.
+from hosts.drivers.eva_drills import EvaDrills  # noqa: E402
+
+
+class EvaDriver(EvaDrills, StorageDriver):
     """Bound to one array (``system``) through SSSU on the management host ``runner`` reaches."""
 
     kind = "eva-ca"
@@ -460,18 +453,33 @@ class EvaDriver(StorageDriver):
 
     def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
         check_name(host, "host name")
+        if (
+            current is not None
+            and current.role == "primary"
+            and current.members
+            and host not in current.presented_to
+        ):
+            # The caller has just read it (a failover's promote): present every vdisk in the
+            # same call that reads the group again. Should one be presented already (a half
+            # done earlier attempt), the array refuses; then read and add only what is missing.
+            try:
+                return self._read(group, *self._adds(current.members, host), hint=current.members).status
+            except GroupNotFound:
+                raise
+            except StorageError:
+                pass
         read = self._read(group, hint=current.members if current else ())
         if read.status.role != "primary":
             raise StorageError(
                 f"refusing to present DR group {group} on {self.system} to {host}: "
                 f"this copy is {read.status.role}, fail over first"
             )
-        adds = [
-            ADD_LUN.format(vdisk=sssu_quote(m.path), host=HOST_PATH.format(host=host))
-            for m in read.members
-            if host not in m.hosts
-        ]
+        adds = self._adds([m.path for m in read.members if host not in m.hosts], host)
         return self._read(group, *adds, hint=read.status.members).status if adds else read.status
+
+    @staticmethod
+    def _adds(vdisks: Sequence[str], host: str) -> list[str]:
+        return [ADD_LUN.format(vdisk=sssu_quote(path), host=HOST_PATH.format(host=host)) for path in vdisks]
 
     def demote(self, group: str) -> GroupStatus:
         """EVA swaps roles in one FAILOVER at the destination, so there is no separate demote:
@@ -544,130 +552,3 @@ class EvaDriver(StorageDriver):
         if not current.presented_to:
             notes.append(f"{group} is not presented to any host on {self.system}")
         return integrity_report(group, problems, notes)
-
-    # -- drills ---------------------------------------------------------------------------
-
-    def _snapshot_read(self, name: str, *before: str, parents: Sequence[str] = ()) -> SnapshotRead | None:
-        check_name(name, "snapshot name")
-        reads = [LS_SNAPSHOTS_FULL, *(LS_VDISK.format(vdisk=sssu_quote(p)) for p in parents)]
-        answers = self._session(*before, *reads)
-        own = re.compile(re.escape(SNAPSHOT_VDISK_NAME.format(snapshot=name, index="")) + r"(\d+)$")
-        snaps = sorted(
-            (
-                (int(m.group(1)), v)
-                for v in self._vdisks(answers[len(before) : len(before) + 1]).values()
-                if (m := own.fullmatch(last_part(v.path)))
-            ),
-            key=lambda item: item[0],
-        )
-        if not snaps:
-            return None
-        vdisks = self._vdisks(answers[len(before) + 1 :])
-        parent_of = {v.path: v.path.rstrip("\\").rsplit("\\", 1)[0] + "\\ACTIVE" for _, v in snaps}
-        missing = sorted({p for p in parent_of.values() if p.lower() not in vdisks})
-        if missing:
-            vdisks |= self._vdisks(self._session(*(LS_VDISK.format(vdisk=sssu_quote(p)) for p in missing)))
-        parents_read = [vdisks[parent_of[v.path].lower()] for _, v in snaps]
-        groups = {p.group for p in parents_read}
-        if len(groups) != 1 or "" in groups:
-            raise StorageError(
-                f"snapshot {name} on {self.system}: its virtual disks are not of one DR group "
-                f"({', '.join(sorted(g or 'none' for g in groups))})"
-            )
-        snap_vdisks = tuple(v for _, v in snaps)
-        status = SnapshotStatus(
-            name=name,
-            group=groups.pop(),
-            devices={p.device: v.lun_device for p, v in zip(parents_read, snap_vdisks, strict=True)},
-            presented_to=tuple(sorted(set.intersection(*(v.hosts for v in snap_vdisks)))),
-        )
-        return SnapshotRead(status, snap_vdisks)
-
-    def snapshot_status(self, name: str) -> SnapshotStatus | None:
-        read = self._snapshot_read(name)
-        return read.status if read else None
-
-    def _require_snapshot(self, name: str) -> SnapshotRead:
-        read = self._snapshot_read(name)
-        if read is None:
-            raise SnapshotNotFound(f"snapshot {name} does not exist on {self.system}")
-        return read
-
-    def snapshot(self, group: str, name: str) -> SnapshotStatus:
-        check_name(group, "DR group")
-        existing = self.snapshot_status(name)
-        if existing is not None:
-            if existing.group != group:
-                raise StorageError(
-                    f"snapshot {name} on {self.system} already exists, of DR group {existing.group}, "
-                    f"not {group}: delete it or use another name"
-                )
-            return existing
-        read = self._read(group)
-        why = snapshot_usable(read.status)
-        if why is None and read.fields[GROUP_STATE].lower() == "failed":
-            why = "this copy is in operational state failed"
-        if why is not None:
-            raise NotConsistent(
-                f"refusing to snapshot DR group {group} on {self.system}: {why}, so a snapshot "
-                f"would not be a consistent image ({read.status.detail})"
-            )
-        adds = [
-            ADD_SNAPSHOT.format(
-                name=SNAPSHOT_VDISK_NAME.format(snapshot=name, index=i + 1), vdisk=sssu_quote(member.path)
-            )
-            for i, member in enumerate(read.members)
-        ]
-        created = self._snapshot_read(name, *adds, parents=read.status.members)
-        if created is None:
-            raise StorageError(f"SSSU accepted ADD SNAPSHOT {name} on {self.system}, but it does not list it")
-        return created.status
-
-    def list_snapshots(self) -> tuple[str, ...]:
-        (answer,) = self._session(LS_SNAPSHOTS)
-        own = re.compile(re.escape(SNAPSHOT_VDISK_NAME.format(snapshot="", index="")) + r"\d+$")
-        names = (own.sub("", last_part(p)) for p in answer.listing(VDISK_ROOT))
-        return tuple(dict.fromkeys(n for n in names if n))
-
-    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
-        check_name(host, "host name")
-        current = self._require_snapshot(name)
-        adds = [
-            ADD_LUN.format(vdisk=sssu_quote(v.path), host=HOST_PATH.format(host=host))
-            for v in current.vdisks
-            if host not in v.hosts
-        ]
-        if not adds:
-            return current.status
-        return self._after(name, adds)
-
-    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
-        check_name(host, "host name")
-        current = self._require_snapshot(name)
-        deletes = [
-            DELETE_LUN.format(host=sssu_quote(h), lun=lun)
-            for v in current.vdisks
-            for h, lun in v.presentations
-            if last_part(h) == host
-        ]
-        if not deletes:
-            return current.status
-        return self._after(name, deletes)
-
-    def _after(self, name: str, actions: list[str]) -> SnapshotStatus:
-        read = self._snapshot_read(name, *actions)
-        if read is None:
-            raise SnapshotNotFound(f"snapshot {name} is gone from {self.system}")
-        return read.status
-
-    def delete_snapshot(self, name: str) -> None:
-        current = self._snapshot_read(name)
-        if current is None:
-            return
-        if current.status.presented_to or any(v.presentations for v in current.vdisks):
-            hosts = sorted(set().union(*(v.hosts for v in current.vdisks)))
-            raise StorageError(
-                f"refusing to delete snapshot {name} on {self.system}: it is still presented to "
-                f"{', '.join(hosts)}; unpresent it first"
-            )
-        self._session(*(DELETE_SNAPSHOT.format(vdisk=sssu_quote(v.path)) for v in current.vdisks))

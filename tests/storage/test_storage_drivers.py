@@ -18,6 +18,7 @@ from hosts.drivers.storage import (
     get_driver,
 )
 from hosts.lab.tools.base import visible_devices
+from hosts.lab.tools.eva_model import add_lun, wwid
 from tests.storage.lab_helpers import (
     DRBD_DEVICE,
     DRBD_GROUP,
@@ -166,6 +167,31 @@ def test_eva_present_adds_a_lun_per_virtual_disk_only_on_a_source_copy_and_only_
     assert state["hosts"]["eva-ka"]["luns"]["xenka01"] == {"1": f"{LOCAL_GROUP}-1", "2": f"{EVA_GROUP}-1"}
     with pytest.raises(StorageError, match="invalid host name"):
         ka.present(EVA_GROUP, "xen;reboot")
+
+
+def test_eva_present_after_promote_takes_one_call_and_completes_a_half_presented_group():
+    state = make_state()
+    group = state["groups"][EVA_GROUP]
+    group["devices"].append("/dev/vg_proxy01/lvol2")
+    for array, side in group["sides"].items():
+        side["vdisks"].append({"name": f"{EVA_GROUP}-2", "wwid": wwid(array, f"{EVA_GROUP}-2")})
+    add_lun(state, "eva-wsl", "xenwsl01", f"{EVA_GROUP}-2")
+    eva(state, "EVA-WSL")[0].demote(EVA_GROUP)
+    ka, runner = eva(state)
+    current = ka.promote(EVA_GROUP)
+    calls = len(runner.argvs)
+    assert ka.present(EVA_GROUP, "xenka01", current=current).presented_to == ("xenka01",)
+    assert len(runner.argvs) == calls + 1  # both ADD LUNs and the read after them
+    # A vdisk presented already (an earlier attempt died half-way): the array refuses the
+    # batch, the driver reads and adds only what is missing.
+    add_lun(state, "eva-ka", "xenwsl01", f"{EVA_GROUP}-1")
+    current = ka.status(EVA_GROUP)
+    assert "partly presented to xenwsl01" in current.detail
+    assert ka.present(EVA_GROUP, "xenwsl01", current=current).presented_to == ("xenka01", "xenwsl01")
+    assert (
+        sent(runner, "ADD LUN")[-1]
+        == f'ADD LUN 0 VDISK="\\Virtual Disks\\{EVA_GROUP}-2\\ACTIVE" HOST="\\Hosts\\xenwsl01"'
+    )
 
 
 def test_eva_demote_fences_the_source_by_deleting_its_luns():
