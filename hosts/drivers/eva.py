@@ -71,7 +71,10 @@ ON_ERROR = "SET OPTIONS ON_ERROR=EXIT_ON_ERROR"
 SELECT_SYSTEM = 'SELECT SYSTEM "{system}"'  # check_eva.py, hpeva_api.py: select SYSTEM "<name>"
 LS_DR_GROUPS = "LS DR_GROUP"  # UNVERIFIED: the plain list's layout (one path a line is read)
 LS_DR_GROUPS_FULL = "LS DR_GROUP FULL"  # like `ls vdisk full` / `ls system full` (check_eva, opensvc)
-LS_DR_GROUP = 'LS DR_GROUP "{group}"'  # EVA Cluster Extension guide: "SSSU command show DR_GROUP <path>"
+# One group's detail. The EVA Cluster Extension guide (T3667-96045) says "use the SSSU
+# command show DR_GROUP full-path/dr-group-name"; SHOW is in the table too, LS is what the
+# public scripts use for a detail (LS VDISK <name>, LS ... FULL).
+LS_DR_GROUP = 'LS DR_GROUP "{group}"'
 LS_VDISKS_FULL = "LS VDISK FULL"  # opensvc array/eva.py (with XML), StorageLX (`ls vdisk full`)
 LS_VDISK = 'LS VDISK "{vdisk}"'  # Riverbed hpeva handoff: `ls vdisk <name>` -> wwlunid, hostname, lunnumber
 LS_SNAPSHOTS = "LS SNAPSHOT"  # UNVERIFIED like LS_DR_GROUPS
@@ -81,9 +84,9 @@ SUSPEND = 'SET DR_GROUP "{group}" SUSPEND'
 RESUME = 'SET DR_GROUP "{group}" NOSUSPEND'
 FULL_COPY = 'SET DR_GROUP "{group}" FORCEFULLCOPY'
 DESTINATION_ACCESS = 'SET DR_GROUP "{group}" ACCESSMODE={mode}'  # UNVERIFIED: KEY=value form
-NO_HOST_ACCESS = (
-    "DISABLE"  # what a destination copy gets after a failback starts (table: READONLY, PRESENTONLY)
-)
+# What a destination copy's hosts get once the copy back starts (the table also has
+# READONLY and PRESENTONLY; the binary's handlers _access_read_only, _access_present_only, _noaccess).
+NO_HOST_ACCESS = "DISABLE"
 # LUN 0: the array picks the next free LUN (StorageLX: "if [the starting LUN] returns null,
 # then EVA picks LUN"; Riverbed hpeva handoff sends `ADD LUN 0 VDISK=<snapshot> HOST=<host>`).
 ADD_LUN = 'ADD LUN 0 VDISK="{vdisk}" HOST="{host}"'
