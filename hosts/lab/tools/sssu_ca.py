@@ -14,25 +14,32 @@ from hosts.lab.tools.sssu_words import SssuError
 
 
 def restore(ctx: ToolContext, name: str, group: dict) -> None:
-    """What the arrays do on their own: finish a timed copy, and once every copy answers
-    again restart the replication a lost link stopped (merge, or full copy of a diverged
-    copy; suspended instead when the group asks for it)."""
+    """What the arrays do on their own: finish a timed copy, and once an array that was
+    lost (fenced as an outdated destination) answers again, copy back to it: a full copy,
+    since it may have diverged (suspended instead when the group asks for it, until a
+    FORCEFULLCOPY). A group "broken" with every copy up to date while both arrays answer is
+    a replication link that is down (the management side still reaches both arrays): it
+    stays so until the link is back (the lab has no link fault; a test sets the state)."""
     settle(group, ctx.now)
     if group.get("replication") != "broken" or any(ctx.host_is_down(a) for a in group["sides"]):
         return
-    targets = [a for a, side in group["sides"].items() if side["role"] != "primary"]
+    lost = [
+        array
+        for array, side in group["sides"].items()
+        if side["role"] != "primary" and (side.get("diverged") or side.get("disk_state") != "UpToDate")
+    ]
+    if not lost:
+        return
     if group.get("fullcopy_autosuspend"):
         group["replication"] = "suspended"
         group["fullcopy_pending"] = True
-        ctx.notes.append(f"{name}: link back, full copy needed: suspended (FULLCOPY_AUTOSUSPEND)")
+        ctx.notes.append(
+            f"{name}: {', '.join(lost)} back, full copy needed: suspended (FULLCOPY_AUTOSUSPEND)"
+        )
         return
-    full = any(
-        group["sides"][t].get("diverged") or group["sides"][t].get("disk_state") != "UpToDate"
-        for t in targets
-    )
-    resync(ctx, group, targets)
-    group["copy"] = "fullcopy" if full else "merging"
-    ctx.notes.append(f"{name}: link back, {'full copy' if full else 'merge'} to {', '.join(targets)} started")
+    resync(ctx, group, lost)
+    group["copy"] = "fullcopy"
+    ctx.notes.append(f"{name}: {', '.join(lost)} back, full copy to it started")
 
 
 def group_view(ctx: ToolContext, array: str, group: dict) -> list[tuple[str, str]]:

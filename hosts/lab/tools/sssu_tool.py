@@ -27,10 +27,10 @@ Other words of the table are known but not simulated: they answer an ``Error:`` 
 Continuous Access rules (sssu_ca.py; HP CA EVA Administrator Guide T3687-96043): FAILOVER only on a
 destination, swapping source and destination (the failover reverses the replication); a
 destination whose full copy is running cannot fail over; the source logs while its
-destination is unreachable or the group is suspended, and once both arrays answer again
-the array starts copying back by itself: a merge of the log, or a full copy if the other
-copy diverged (with ``fullcopy_autosuspend`` set on the group it suspends instead, and a
-FORCEFULLCOPY starts it). The lab's own invariants stay: never two primaries (an
+destination is unreachable or the group is suspended, and once a lost array answers again
+the array full-copies the new source's data back to it by itself (with
+``fullcopy_autosuspend`` set on the group it suspends instead, and a FORCEFULLCOPY starts
+it); a group left "broken" while both arrays answer is a replication link that is down. The lab's own invariants stay: never two primaries (an
 unreachable partner is fenced, replication.py), timed copies, and no FAILOVER, DELETE LUN
 or DELETE VDISK of what a running domain on a reachable dom0 still uses.
 """
