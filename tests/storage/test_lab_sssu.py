@@ -346,3 +346,14 @@ def test_the_lab_array_refuses_a_snapshot_of_a_copy_that_is_being_full_copied():
         f"Error: Virtual disk {EVA_VDISK} is not consistent (Inconsistent, replication syncing): a snapshot "
         "of it would not be usable",
     )
+
+
+def test_a_replication_link_down_with_both_arrays_up_stays_broken_and_the_source_logs():
+    state = make_state()
+    state["groups"][EVA_GROUP].update(replication="broken", lag_seconds=None)
+    for _ in range(2):  # reads do not mend a link
+        assert (field(state, "EVA-WSL", "logstate"), field(state, "EVA-KA", "operationalstate")) == (
+            "logging",
+            "attention",
+        )
+    assert state["groups"][EVA_GROUP]["replication"] == "broken"

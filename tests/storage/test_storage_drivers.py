@@ -406,3 +406,12 @@ def test_factory_knows_its_kinds():
         get_driver("netapp", None)
     with pytest.raises(StorageError, match="needs a runner"):
         get_driver("drbd", None)
+
+
+def test_eva_reverse_with_the_replication_link_down_asks_to_retry_and_sends_nothing():
+    state = make_state()
+    wsl, runner = eva(state, "EVA-WSL")
+    state["groups"][EVA_GROUP].update(replication="broken", lag_seconds=None)
+    with pytest.raises(StorageError, match=r"not replicating to EVA-KA yet .*; Retry then"):
+        wsl.reverse(EVA_GROUP)
+    assert sent(runner, "SET DR_GROUP") == []
