@@ -1,11 +1,13 @@
 # drportal's one image: the web UI (uvicorn), the Celery worker and beat, migrations and
 # the lab. docker-compose.yml runs it; README, "Deployment", explains the commands.
-FROM python:3.11-slim
+# bookworm: the lab reads domain configs with Xen 4.17's libxlutil (hosts/lab/xlutil.py),
+# which Debian 12 ships as libxenmisc4.17; the portal itself never loads it.
+FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     DRPORTAL_VAR_DIR=/data STATIC_ROOT=/app/staticfiles
 WORKDIR /app
 # The PDF report's libraries; drportal's own user (uid 10001: give it the SSH key file).
-RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core libxenmisc4.17 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home drportal \
     && install -d -o drportal -g drportal /data /data/lab /data/beat

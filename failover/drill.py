@@ -37,6 +37,7 @@ from .plan import (
     Problem,
     apply_forecast,
     config_missing,
+    config_warnings,
     dom0_shrinks,
     drill_up_problems,
     group_problems,
@@ -86,6 +87,7 @@ def build_drill_plan(
     bridge = drill_bridge(sv.target_site.code)
 
     plan.blocking.extend(unreachable_problems(look))
+    plan.warnings.extend(config_warnings(look))
     plan.blocking.extend(drill_up_problems(sv.target_site))
     active = Run.objects.filter(state__in=R.active(), target_site=sv.target_site).exclude(kind="drill")
     for run in active:

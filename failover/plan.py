@@ -16,7 +16,7 @@ from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import DriverError
 from hosts.drivers.ssh import SSHPool
 from hosts.drivers.storage import StorageError, driver_class
-from hosts.drivers.xen import XenDriver
+from hosts.drivers.xen import ConfigParseError, XenDriver
 from hosts.models import VM, DRGroup, Host, Site
 from hosts.selectors import capacity_inputs, reserve_mb
 
@@ -83,6 +83,10 @@ class LiveLook:
     bridges: dict[str, list[str]] = field(default_factory=dict)
     group_status: dict[str, dict] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
+    # What xl would start from each config to be started, read as xl reads it (one `cat` per
+    # file): warnings for what drportal does not interpret, and the error of one xl refuses.
+    config_warnings: dict[str, list[str]] = field(default_factory=dict)  # "host:path" -> warnings
+    config_errors: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> path -> error
 
 
 def parse_brctl_show(text: str) -> list[str]:
@@ -112,6 +116,14 @@ def _look_host(host: Host, paths: list[str], pool: SSHPool, look: LiveLook) -> N
                 # An answer we cannot read is not "nothing missing".
                 look.unreachable[host.name] = f"cannot check config files: {result.stderr.strip()}"
             look.missing_files[host.name] = missing
+            for path in (p for p in paths if p not in missing):
+                try:
+                    warnings = xen.read_vm_config(path).warnings
+                except ConfigParseError as exc:
+                    look.config_errors.setdefault(host.name, {})[path] = str(exc)
+                else:
+                    if warnings:
+                        look.config_warnings[f"{host.name}:{path}"] = list(warnings)
         bridges = conn.run(["brctl", "show"])
         if bridges.ok:
             look.bridges[host.name] = parse_brctl_show(bridges.stdout)
@@ -285,6 +297,15 @@ def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
     )
 
 
+def config_warnings(look: LiveLook) -> list[str]:
+    """What xl would start that drportal does not interpret, config by config."""
+    return [
+        f"config {where}: {warning}"
+        for where, warnings in sorted(look.config_warnings.items())
+        for warning in warnings
+    ]
+
+
 def unreachable_problems(look: LiveLook) -> list[Problem]:
     return [
         Problem(
@@ -323,6 +344,13 @@ def config_missing(sv: Survey, vm: VM, host_name: str) -> Problem | None:
             f"{vm.name}'s config file {vm.config_path} is missing on {host_name}",
             f"copy it to {host_name}:{vm.config_path}",
         )
+    error = sv.look.config_errors.get(host_name, {}).get(vm.config_path)
+    if error:
+        return Problem(
+            "config-unreadable",
+            f"{vm.name}'s config file {host_name}:{vm.config_path} would be refused by xl: {error}",
+            f"fix {host_name}:{vm.config_path} (the line is named above), then look again",
+        )
     return None
 
 
@@ -351,6 +379,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
             Problem("unplaced", f"{vm_name} has no place: {capacity.unplaced_reasons.get(vm_name, '')}")
         )
     plan.blocking.extend(unreachable_problems(look))
+    plan.warnings.extend(config_warnings(look))
     plan.blocking.extend(drill_up_problems(target_site))
 
     running_at_target = {d: h for h, doms in look.domains.items() for d in doms}

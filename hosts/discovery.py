@@ -134,6 +134,13 @@ def host_discover(*, host: Host) -> DiscoveryReport:
         domains = xen.list_domains()
         details, warnings = xen.list_long()
     report.warnings.extend(warnings)
+    report.warnings.extend(
+        f"{d.name}: NIC {nic.mac} not recorded: `{host.toolstack} list -l` does not say its bridge "
+        "(xl's S-expression listing never prints one); add it by hand"
+        for d in details
+        for nic in d.nics
+        if nic.bridge is None
+    )
     by_name: dict[str, DomainDetail] = {d.name: d for d in details}
     now = timezone.now()
     with transaction.atomic():
@@ -179,7 +186,7 @@ def _learn_bridges(host: Host, domains: list[Domain], details: list[DomainDetail
     """A running domain's vifs are attached to bridges the host has. Without this, every
     NIC of a host enrolled without ``--bridge`` is refused by the inventory."""
     alive = {d.name for d in domains if not d.is_dom0 and _skip_reason(d) is None}
-    seen = {nic.bridge for d in details if d.name in alive for nic in d.nics}
+    seen = {nic.bridge for d in details if d.name in alive for nic in d.nics if nic.bridge}
     learned = []
     for bridge in sorted(seen - set(host.bridges or ())):
         try:
@@ -223,7 +230,7 @@ def _record(host: Host, domain: Domain, detail: DomainDetail | None, normal, now
     changed = before != (vm.vcpus, vm.observed_state, vm.observed_host_id, vm.observed_memory_mb)
     if detail is not None:
         for nic in detail.nics:
-            if nic.mac and not VMInterface.objects.filter(mac=nic.mac).exists():
+            if nic.mac and nic.bridge and not VMInterface.objects.filter(mac=nic.mac).exists():
                 row = VMInterface(
                     vm=vm,
                     index=vm.interfaces.count(),

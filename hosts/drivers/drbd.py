@@ -1,23 +1,33 @@
-"""DRBD 8.4 / 9 over SSH with ``drbdadm``: parsers (pure functions) and the driver.
+"""DRBD 8.4 / 9 over SSH: the driver, and the small ``drbdadm role|dstate|cstate`` parsers.
 
 The DR group name is the DRBD resource name; the driver is bound to the node its runner
-reaches. Formats follow the reference (xen-storage-cli-reference.md section 3):
+reaches. Status is read with ``drbdsetup status <res> --json`` (drbd-utils >= 8.9.8 on a
+DRBD 9 kernel); a drbdsetup that refuses ``--json`` (8.4's, user/v84/drbdsetup.c:286-291)
+is asked ``drbdsetup status <res> --verbose --statistics`` instead, once per driver. Both
+forms are read by hosts/drivers/drbd_status.py. Actions go through ``drbdadm`` (the lab
+and the tests check every command line with the real ``drbdadm -d``):
 
-* ``drbdadm status <res>`` (drbd-utils >= 8.9 on 8.4 kernels, and DRBD 9): indentation
-  0 = resource, 2 = local volume or peer connection, 4+ = peer volume; 8.4-era utils
-  name the peer ``peer`` and always print ``replication:Established``; lines wrap at
-  80 columns when stdout is not a tty, continuation lines keep the current indent.
 * ``drbdadm role`` prints ``Primary/Secondary`` on 8.4 and just ``Primary`` on 9.
 * Failures: ``<obj>: State change failed: (-1) Multiple primaries not allowed by config``
-  then ``Command 'drbdsetup primary <res>' terminated with exit code 11``.
+  (drbdsetup) then ``Command 'drbdsetup primary <res>' terminated with exit code 11``
+  (drbdadm, user/shared/shared_main.c: m__system).
 """
 
 from __future__ import annotations
 
+import re
 import shlex
-from dataclasses import dataclass
 
 from hosts.drivers.base import CommandResult, Runner
+from hosts.drivers.drbd_status import (
+    DrbdPeer,
+    DrbdResource,
+    DrbdVolume,
+    StatusUnreadable,
+    parse_status_text,
+    worst_disk,
+)
+from hosts.drivers.drbd_status_json import parse_status_json
 from hosts.drivers.storage import (
     GroupNotFound,
     GroupStatus,
@@ -36,156 +46,18 @@ from hosts.drivers.storage import (
     tool_message,
 )
 
+__all__ = ["DrbdDriver", "DrbdPeer", "DrbdResource", "DrbdVolume", "StatusUnreadable", "group_status"]
+
+# drbd.h enum drbd_repl_state (drbd-headers linux/drbd.h:242-264) and 8.4's conn states.
 SYNCING_STATES = frozenset(
     {"StartingSyncS", "StartingSyncT", "WFBitMapS", "WFBitMapT", "WFSyncUUID", "SyncSource", "SyncTarget"}
 )
 PAUSED_STATES = frozenset({"PausedSyncS", "PausedSyncT"})
-# 8.4 mixes connection and replication states into one ``cs:``; these mean "connected".
-CONNECTED_STATES = frozenset({"Connected", "Established", "Ahead", "Behind", "VerifyS", "VerifyT"}) | (
-    SYNCING_STATES | PAUSED_STATES
-)
+# Ahead/Behind: congestion on protocol A; the peer is Outdated until it catches up.
+CATCHING_UP_STATES = frozenset({"Ahead", "Behind"})
+REPLICATING_STATES = frozenset({"Established", "VerifyS", "VerifyT"})
 
-
-@dataclass(frozen=True)
-class DrbdPeer:
-    name: str
-    connection: str  # "Connected" unless the status line says otherwise
-    role: str  # "Unknown" when not connected
-    disks: tuple[str, ...]  # peer disk state per volume; empty when not connected
-    replication: tuple[str, ...]  # per volume; "Established" when not printed
-    done: float | None  # resync progress in percent, lowest over volumes
-
-    @property
-    def connected(self) -> bool:
-        return self.connection in CONNECTED_STATES
-
-
-@dataclass(frozen=True)
-class DrbdResource:
-    name: str
-    role: str
-    disks: tuple[str, ...]  # local disk state per volume
-    suspended: str | None
-    peers: tuple[DrbdPeer, ...]
-
-    @property
-    def disk(self) -> str:
-        """The worst local disk state: what decides whether this node may be primary."""
-        return _worst(self.disks) if self.disks else "Unknown"
-
-
-_DISK_ORDER = (
-    "Failed",
-    "Diskless",
-    "Attaching",
-    "Detaching",
-    "Negotiating",
-    "Inconsistent",
-    "Outdated",
-    "DUnknown",
-    "Consistent",
-    "UpToDate",
-)
-
-
-def _worst(states: tuple[str, ...]) -> str:
-    rank = {s: i for i, s in enumerate(_DISK_ORDER)}
-    return min(states, key=lambda s: rank.get(s, -1))
-
-
-def _pairs(words: list[str]) -> dict[str, str]:
-    return dict(word.split(":", 1) for word in words if ":" in word)
-
-
-def parse_status(text: str) -> dict[str, DrbdResource]:
-    """Parse ``drbdadm status`` / ``drbdsetup status`` (non-JSON) output of 8.4-era and
-    9 utils, including ``--verbose --statistics`` and 80-column wrapping."""
-    resources: dict[str, DrbdResource] = {}
-    res: dict | None = None
-    dev: dict | None = None
-    peer: dict | None = None
-    pvol: dict | None = None
-
-    def close() -> None:
-        if res is not None:
-            resources[res["name"]] = _build_resource(res)
-
-    for raw in text.splitlines():
-        if not raw.strip() or raw.lstrip().startswith("#"):
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        words = raw.split()
-        first = words[0]
-        if indent == 0 and ":" not in first:
-            close()
-            res = {"name": first, "fields": _pairs(words[1:]), "devices": [], "peers": []}
-            dev = peer = pvol = None
-            continue
-        if res is None:
-            continue
-        fields = _pairs(words)
-        if indent == 2 and ":" not in first:
-            peer = {"name": first, "fields": _pairs(words[1:]), "volumes": []}
-            res["peers"].append(peer)
-            pvol = None
-        elif peer is not None and indent == 2:
-            peer["fields"].update(fields)  # wrapped continuation of the connection line
-        elif peer is not None and indent >= 4:
-            # A peer volume line, or a wrapped continuation of the current one.
-            if pvol is None or ("volume" in fields and "volume" in pvol):
-                pvol = {}
-                peer["volumes"].append(pvol)
-            pvol.update(fields)
-        elif peer is None and indent >= 2 and ("volume" in fields or "disk" in fields or dev is not None):
-            if (
-                dev is None
-                or ("volume" in fields and "volume" in dev)
-                or ("disk" in fields and "disk" in dev)
-            ):
-                dev = {}
-                res["devices"].append(dev)
-            dev.update(fields)
-        else:
-            res["fields"].update(fields)  # e.g. verbose "write-ordering:flush" under the resource
-    close()
-    return resources
-
-
-def _build_resource(res: dict) -> DrbdResource:
-    peers = []
-    for p in res["peers"]:
-        f = p["fields"]
-        connection = f.get("connection", "Connected")
-        vols = p["volumes"]
-        # 9 utils of some versions print "disk:" instead of "peer-disk:" under a peer.
-        disks = tuple(v.get("peer-disk", v.get("disk", "DUnknown")) for v in vols)
-        dones = [float(v["done"]) for v in vols if _is_float(v.get("done", ""))]
-        peers.append(
-            DrbdPeer(
-                name=p["name"],
-                connection=connection,
-                role=f.get("role", "Unknown"),
-                disks=disks,
-                replication=tuple(v.get("replication", "Established") for v in vols),
-                done=min(dones) if dones else None,
-            )
-        )
-    suspended = res["fields"].get("suspended")
-    return DrbdResource(
-        name=res["name"],
-        role=res["fields"].get("role", "Unknown"),
-        disks=tuple(d.get("disk", "Unknown") for d in res["devices"]),
-        suspended=None if suspended in (None, "no") else suspended,
-        peers=tuple(peers),
-    )
-
-
-def _is_float(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
+parse_status = parse_status_text  # the text form, as ``drbdadm status`` prints it
 
 
 def parse_role(text: str) -> tuple[str, str | None]:
@@ -207,11 +79,24 @@ def parse_dstate(text: str) -> tuple[str, tuple[str, ...]]:
 
 
 def parse_cstate(text: str) -> tuple[str, ...]:
-    """One connection state per line (9 prints one per peer, 8.4 one in total)."""
+    """One connection state per line (9 prints one per peer, 8.4 one per volume)."""
     return tuple(line.strip() for line in text.splitlines() if line.strip())
 
 
 _ROLE: dict[str, Role] = {"Primary": "primary", "Secondary": "secondary"}
+
+
+def _peer_words(p: DrbdPeer) -> str:
+    if not p.connected:
+        return f"{p.name} connection:{p.connection}"
+    if p.diskless:
+        return f"{p.name} role:{p.role} peer-disk:Diskless peer-client:yes"
+    moving = "/".join(dict.fromkeys(s for s in p.replication if s not in REPLICATING_STATES))
+    return (
+        f"{p.name} role:{p.role} peer-disk:{worst_disk(p.disks) if p.disks else 'DUnknown'}"
+        + (f" replication:{moving}" if moving else "")
+        + (f" done:{p.done:.2f}" if p.done is not None else "")
+    )
 
 
 def group_status(group: str, node: str, res: DrbdResource) -> GroupStatus:
@@ -219,19 +104,14 @@ def group_status(group: str, node: str, res: DrbdResource) -> GroupStatus:
     role = _ROLE.get(res.role, "unknown")
     peer_roles = {_ROLE.get(p.role, "unknown") for p in res.peers if p.connected}
     peer_role: Role = "primary" if "primary" in peer_roles else "secondary" if peer_roles else "unknown"
-    parts = [f"{res.name} role:{res.role} disk:{res.disk}"]
-    for p in res.peers:
-        if p.connected:
-            sync = "/".join(s for s in p.replication if s != "Established")
-            parts.append(
-                f"{p.name} role:{p.role} peer-disk:{_worst(p.disks) if p.disks else 'DUnknown'}"
-                + (f" replication:{sync}" if sync else "")
-                + (f" done:{p.done:.2f}" if p.done is not None else "")
-            )
-        else:
-            parts.append(f"{p.name} connection:{p.connection}")
+    local = f"{res.name} role:{res.role} disk:{res.disk}"
+    if res.client:
+        local += " client:yes"
+    if not res.quorum:
+        local += " quorum:no"
+    parts = [local, *(_peer_words(p) for p in res.peers)]
     if res.suspended:
-        parts.append(f"suspended:{res.suspended}")
+        parts.append(f"suspended:{','.join(res.suspended)}")
     return GroupStatus(
         group=group,
         role=role,
@@ -244,23 +124,31 @@ def group_status(group: str, node: str, res: DrbdResource) -> GroupStatus:
 
 
 def _replication(res: DrbdResource) -> Replication:
-    if not res.peers:
+    # A diskless client (local or peer) holds no copy: it does not make a replica.
+    replicas = [p for p in res.peers if not p.diskless]
+    if not replicas or res.client:
         return "none"
-    states = {s for p in res.peers for s in p.replication}
-    if not all(p.connected for p in res.peers):
-        return "broken"  # StandAlone / Connecting / WFConnection: nothing is replicated now
-    if states & PAUSED_STATES or res.suspended:
+    if not all(p.connected for p in replicas):
+        return "broken"  # StandAlone / Connecting / a disconnect reason: nothing replicates now
+    states = {s for p in replicas for s in p.replication}
+    resync_paused = any(v.resync_suspended for p in replicas for v in p.volumes)
+    if states & PAUSED_STATES or res.suspended or resync_paused:
         return "suspended"
-    if states & SYNCING_STATES:
+    if states & (SYNCING_STATES | CATCHING_UP_STATES):
         return "syncing"
-    disks = {res.disk} | {d for p in res.peers for d in p.disks}
+    if not states <= REPLICATING_STATES:
+        return "unknown"  # Connected but not yet Established (the handshake): look again
+    disks = {res.disk} | {d for p in replicas for d in p.disks}
     return "consistent" if disks == {"UpToDate"} else "broken"
 
 
-# drbdsetup's state-change error numbers (reference 3.1) that mean something to the engine.
+# drbdsetup's state-change error numbers (drbd-headers drbd_strings.c:100-128) that mean
+# something to the engine.
 _SPLIT_BRAIN_CODES = ("(-1)",)  # Multiple primaries not allowed by config
 _NOT_CONSISTENT_CODES = ("(-2)", "(-7)", "(-16)")  # no UpToDate data / peer not outdated / < Outdated
 _NOT_FOUND = ("not defined in your config", "No such resource", "Unknown resource")
+# glibc getopt's complaint (``unrecognized option '--json'``; glibc < 2.24 quoted with `)
+_REFUSES_JSON = re.compile(r"unrecognized option [`']--json'")
 
 
 def error_for(result: CommandResult) -> StorageError:
@@ -275,9 +163,33 @@ def error_for(result: CommandResult) -> StorageError:
     return StorageError(message, result=result)
 
 
+def _status_error(result: CommandResult) -> StorageError:
+    if result.exit_status == 20 and "invalid command" in result.stdout:
+        # print_usage_and_exit("invalid command"): drbd-utils before 8.9.2 (which added
+        # status for 8.4, commit 38f1a1fd) have no "drbdsetup status" at all.
+        return StorageError(
+            f"{result.host}: its drbdsetup has no 'status' command (drbd-utils before 8.9.2); "
+            "drportal needs drbd-utils 8.9.2 or newer on every DRBD node",
+            result=result,
+        )
+    return error_for(result)
+
+
+def _link(res: DrbdResource, toward: str) -> DrbdPeer:
+    """The connection of ``res`` toward node ``toward`` (8.4 names its only one ``peer``)."""
+    named = [p for p in res.peers if p.name == toward]
+    if named:
+        return named[0]
+    if len(res.peers) == 1:
+        return res.peers[0]
+    raise StorageError(
+        f"{res.name} has no connection to {toward} (it has {', '.join(p.name for p in res.peers) or 'none'})"
+    )
+
+
 class DrbdDriver(StorageDriver):
     """``peer_runner`` (optional) reaches the other node; only ``reverse`` needs it, and
-    without it ``reverse`` asks a person to run the two commands instead."""
+    without it ``reverse`` asks a person to run the commands instead."""
 
     kind = "drbd"
 
@@ -287,12 +199,15 @@ class DrbdDriver(StorageDriver):
         *,
         peer_runner: Runner | None = None,
         drbdadm: str = "drbdadm",
+        drbdsetup: str = "drbdsetup",
         timeout: float = 60.0,
     ) -> None:
         self.runner = runner
         self.peer_runner = peer_runner
         self.drbdadm = drbdadm
+        self.drbdsetup = drbdsetup
         self.timeout = timeout
+        self._text_only: set[str] = set()  # nodes whose drbdsetup refused --json
 
     @property
     def node(self) -> str:
@@ -306,10 +221,30 @@ class DrbdDriver(StorageDriver):
 
     def _resource_on(self, runner: Runner, group: str) -> DrbdResource:
         check_name(group, "DRBD resource")
-        result = self._run("status", group, runner=runner)
-        res = parse_status(result.stdout).get(group)
+        if runner.name not in self._text_only:
+            result = runner.run([self.drbdsetup, "status", group, "--json"], timeout=self.timeout)
+            if result.ok:
+                parsed = parse_status_json(result.stdout, host=runner.name, command=result.command)
+                return self._pick(result, group, parsed)
+            if result.exit_status != 20 or not _REFUSES_JSON.search(result.stderr):
+                raise _status_error(result)
+            self._text_only.add(runner.name)  # an 8.4 drbdsetup: it has only the text form
+        result = runner.run(
+            [self.drbdsetup, "status", group, "--verbose", "--statistics"], timeout=self.timeout
+        )
+        if not result.ok:
+            raise _status_error(result)
+        return self._pick(
+            result, group, parse_status_text(result.stdout, host=runner.name, command=result.command)
+        )
+
+    @staticmethod
+    def _pick(result: CommandResult, group: str, resources: dict[str, DrbdResource]) -> DrbdResource:
+        res = resources.get(group)
         if res is None:
-            raise StorageError(f"drbdadm status printed no resource {group!r}", result=result)
+            raise StorageError(
+                f"{result.host}: '{result.command}' printed no resource {group!r}", result=result
+            )
         return res
 
     def _status_on(self, runner: Runner, group: str) -> GroupStatus:
@@ -344,7 +279,8 @@ class DrbdDriver(StorageDriver):
         return current
 
     def reverse(self, group: str) -> GroupStatus:
-        current = self.status(group)
+        mine = self._resource_on(self.runner, group)
+        current = group_status(group, self.node, mine)
         if current.role != "primary":
             raise StorageError(
                 f"reverse {group} from the new source: {self.node} is {current.role}, not primary"
@@ -352,37 +288,50 @@ class DrbdDriver(StorageDriver):
         if current.replication in ("consistent", "syncing"):
             return current
         if self.peer_runner is None:
+            q = shlex.quote(group)
             raise ManualStepRequired(
-                f"On the old source node run: drbdadm secondary {shlex.quote(group)}; "
-                f"drbdadm connect --discard-my-data {shlex.quote(group)}. "
-                f"Then on {self.node} run: drbdadm connect {shlex.quote(group)}. "
+                f"On the old source node run: drbdadm disconnect {q}; drbdadm secondary {q}; "
+                f"drbdadm connect --discard-my-data {q}. "
+                f"Then on {self.node}, if 'drbdadm status {q}' shows it StandAlone, run: drbdadm connect {q}. "
                 "Then press 'Mark done' on the board.",
                 group=group,
                 action="reverse",
             )
-        peer = self._status_on(self.peer_runner, group)
-        if peer.role == "primary":
+        old = self._resource_on(self.peer_runner, group)
+        if old.role == "Primary":
             raise SplitBrainRefused(
                 f"{group} is primary on both {self.node} and {self.peer_runner.name}; "
                 "resolve the split brain by hand before reversing"
             )
-        # The documented split-brain recovery (reference 3.8): the old source discards its
-        # changes and becomes the sync target; the survivor reconnects.
+        # The documented split-brain recovery (DRBD user guides, "Manual split brain
+        # recovery"): the old source must be StandAlone, discards its changes and becomes
+        # the sync target; the survivor connects again if it gave up (StandAlone).
+        if _link(old, self.node).connection != "StandAlone":
+            self._run("disconnect", group, runner=self.peer_runner)
         self._run("connect", "--discard-my-data", group, runner=self.peer_runner)
-        self._run("connect", group)
+        if _link(mine, self.peer_runner.name).connection == "StandAlone":
+            self._run("connect", group)
         return self.status(group)
 
     def integrity_check(self, group: str) -> IntegrityReport:
         res = self._resource_on(self.runner, group)
         current = group_status(group, self.node, res)
-        disk = res.disk
         problems: list[str] = []
         notes: list[str] = [current.detail]
         if current.role != "primary":
             problems.append(f"{group} is {current.role} on {self.node}, not primary")
-        if disk != "UpToDate":
-            problems.append(f"local disk of {group} on {self.node} is {disk}, not UpToDate")
-        if current.replication in ("broken", "none", "suspended"):
+        if res.client:
+            problems.append(f"{self.node} is a diskless client of {group}: it holds no copy of the data")
+        elif res.disk != "UpToDate":
+            problems.append(f"local disk of {group} on {self.node} is {res.disk}, not UpToDate")
+        if not res.quorum:
+            problems.append(f"{group} has no quorum on {self.node}: DRBD refuses writes (quorum:no)")
+        if res.suspended:
+            problems.append(
+                f"I/O of {group} is suspended on {self.node} ({','.join(res.suspended)}): writes hang "
+                "until it is resumed"
+            )
+        if current.replication in ("broken", "none", "suspended", "unknown"):
             notes.append(f"replication of {group} is {current.replication}")
         return integrity_report(group, problems, notes)
 

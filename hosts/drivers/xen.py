@@ -12,21 +12,16 @@ import re
 from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, Runner
-from hosts.drivers.xen_cfg import (
-    CfgValue,
-    VmConfig,
-    parse_cfg,
-    parse_disk_spec,
-    parse_vif_spec,
-    render_cfg,
-    vm_config,
-)
+from hosts.drivers.xen_cfg import CfgValue, parse_cfg, read_cfg
 from hosts.drivers.xen_parse import (
     DOM0_NAME,
+    BadKernel,
+    BridgeUnavailable,
     ConfigNotFound,
     ConfigParseError,
     DeviceUnavailable,
     Disk,
+    DiskUnavailable,
     Domain,
     DomainDetail,
     DomainNotFound,
@@ -42,14 +37,19 @@ from hosts.drivers.xen_parse import (
     parse_list,
     parse_list_long,
 )
+from hosts.drivers.xen_specs import parse_disk_spec, parse_vif_spec
+from hosts.drivers.xen_vmconfig import VmConfig, render_cfg, vm_config
 
 __all__ = [
     "DOM0_NAME",
+    "BadKernel",
+    "BridgeUnavailable",
     "CfgValue",
     "ConfigNotFound",
     "ConfigParseError",
     "DeviceUnavailable",
     "Disk",
+    "DiskUnavailable",
     "Domain",
     "DomainDetail",
     "DomainNotFound",
@@ -114,38 +114,88 @@ def _validate_mb(memory_mb: int) -> int:
 
 # -- error mapping ---------------------------------------------------------------------------
 
-# Checked in order: a failed create also logs libxl's clean-up ("Non-existant domain"), so
-# the specific causes come before "not found". Matches are on stable fragments, not on
-# libxl's file:line prefixes, which change with every release.
+# What a failed xl/xm command prints, by cause, from the sources (all xl/libxl at
+# RELEASE-4.17.7 unless said; xend/xm at commit 9e8672f1c3^, the last tree with xend).
+# Matched on stable fragments, never on libxl's file:line prefixes. Checked in order: a
+# failed create also logs libxl's clean-up ("Non-existant domain"), so the specific causes
+# come first, and "does not exist" alone is never taken for a missing domain (xm's block
+# hotplug script says "/dev/x does not exist." of a disk).
 _ERROR_PATTERNS: tuple[tuple[type[XenError], re.Pattern[str]], ...] = (
     (
         NotEnoughMemory,
         re.compile(
-            r"failed to free memory for the domain|can't allocate low memory|not enough free memory"
-            r"|I need \d+ KiB|xc_dom_boot_mem_init failed|Cannot allocate memory",
-            re.IGNORECASE,
+            # xl_vmcontrol.c create_domain, when freemem() cannot balloon dom0 down
+            r"failed to free memory for the domain"
+            # xg_dom_boot.c xc_dom_boot_mem_init (panic), libxl_dom.c libxl__build_dom
+            r"|can't allocate low memory for domain|xc_dom_boot_mem_init failed"
+            # xend balloon.py free(): "Not enough free memory ... I need %d KiB but only have %d"
+            # and "I need %d KiB, but dom0_min_mem is %d and shrinking to %d KiB would leave only"
+            r"|Not enough free memory and enable-dom0-ballooning|I need \d+ KiB,? but (only have|dom0_min_mem)",
         ),
     ),
-    (DuplicateDomain, re.compile(r"already exists|already in use", re.IGNORECASE)),
+    (
+        DuplicateDomain,
+        re.compile(
+            # libxl_domain.c libxl__domain_rename (4.2+); libxl.c libxl_domain_rename (4.1)
+            r"Domain with name \"[^\"]*\" already exists|domain with name \"[^\"]*\" already exists"
+            # xend XendDomainInfo.py _checkName, and XendDomainInfo.create (domain_by_name)
+            r"|VM name '[^']*' already exists|Domain '[^']*' already exists with ID",
+        ),
+    ),
     (
         ConfigNotFound,
-        re.compile(r"Failed to read config file|Unable to open config file|Cannot open config file"),
+        # xl_vmcontrol.c create_domain; xm create.py (Unable to open config file)
+        re.compile(r"Failed to read config file: |Unable to open config file|Cannot open config file"),
     ),
     (
         ConfigParseError,
-        re.compile(r"config parsing error|Failed to parse config|Domain name must be specified"),
+        re.compile(
+            # libxlu_cfg.c xlu__cfg_yyerror / libxlu_disk.c xlu__disk_err / libxlu_vif.c
+            # xlu__vif_err, then xl_parse.c parse_config_data "Failed to parse config"
+            r"config parsing error|Failed to parse config|Domain name must be specified"
+            r"|Invalid domain type |Failed to parse UUID: |xl: maxvcpus < vcpus|flex scanner jammed"
+        ),
     ),
     (
-        DeviceUnavailable,
+        DiskUnavailable,
         re.compile(
-            r"failed to stat|Unable to set disk defaults|Could not find bridge|unable to add vif devices"
-            r"|unable to add disk devices|could not be connected",
-            re.IGNORECASE,
+            # libxl_device.c libxl__device_disk_set_backend, then libxl_create.c
+            # initiate_domain_create "Unable to set disk defaults for disk %d"
+            r"Disk vdev=\S+ failed to stat: |Unable to set disk defaults for disk"
+            # xend DevController.waitForDevice + hotplug/Linux/block "fatal "$dev does not exist.""
+            r"|Device \d+ \((vbd|tap|tap2)\) could not be connected"
+            # xend image.py ImageHandler (an HVM disk image)
+            r"|Disk image does not exist: "
+        ),
+    ),
+    (
+        BridgeUnavailable,
+        # hotplug/Linux/vif-bridge (xl and xm): fatal "Could not find bridge device $bridge"
+        re.compile(r"Could not find bridge device|Device \d+ \(vif\) could not be connected"),
+    ),
+    (
+        BadKernel,
+        re.compile(
+            # xg_dom_core.c xc_dom_malloc_filemap (panic) then libxl_dom.c libxl__build_pv
+            r"failed to open file '[^']*'|xc_dom_kernel_file failed|xc_dom_ramdisk_file failed"
+            # xg_dom_core.c xc_dom_find_loader / libxl_dom.c libxl__build_dom (not a kernel)
+            r"|no loader found|xc_dom_parse_image failed"
+            # libxl_bootloader.c bootloader_finished, bootloader_disk_attached_cb, libxl__bootloader_run
+            r"|bootloader failed - consult logfile|cannot run bootloader with no boot disk"
+            # xend image.py / XendBootloader.py bootloader()
+            r"|Kernel image does not exist: |Kernel ramdisk does not exist: |Bootloader isn't executable"
+            r"|Boot loader didn't return any data!"
         ),
     ),
     (
         DomainNotFound,
-        re.compile(r"invalid domain identifier|does not exist|non-exist[ae]nt domain", re.IGNORECASE),
+        re.compile(
+            # xl_utils.c find_domain; xl_info.c main_list (by domid); xm main.py err()
+            r"is an invalid domain identifier|^Error: Domain '[^']*' does not exist\.$"
+            # libxl_domain.c libxl__destroy_domid ("Non-existant", sic; older: "non-existant domain N")
+            r"|:Non-existant domain$|non-existant domain \d+",
+            re.IGNORECASE | re.MULTILINE,
+        ),
     ),
 )
 
@@ -206,16 +256,16 @@ class XenDriver:
         return parse_info(self._run([self.toolstack, "info"]).stdout)
 
     def list_long(self) -> tuple[list[DomainDetail], list[str]]:
-        """Every domain's configured memory and devices, plus warnings. When `list -l`
-        fails or prints SXP, falls back to the plain list (no devices, max memory None),
-        leaving out Domain-0 as `xl list -l` itself usually does."""
+        """Every domain's configured memory and devices, plus warnings, from `list -l`
+        (JSON, or S-expressions on xm and old xl). When it fails or prints something
+        unreadable, falls back to the plain list (no devices, max memory None), leaving out
+        Domain-0 as `xl list -l` itself usually does: nothing is taken from a half-read answer."""
         command = f"{self.toolstack} list -l"
+        host = getattr(self.runner, "name", "?")
         result = self.runner.run([self.toolstack, "list", "-l"], timeout=self.timeout)
         if result.ok:
             try:
-                return parse_list_long(result.stdout), []
-            except SXPFormat:
-                warning = f"`{command}` printed S-expressions (SXP), not JSON"
+                return parse_list_long(result.stdout, source=f"`{command}` on {host}"), []
             except XenParseError as exc:
                 warning = f"`{command}` printed something unreadable: {exc}"
         else:
@@ -242,14 +292,23 @@ class XenDriver:
             return result.exit_status == 0
         raise error_from_result(result)
 
-    def read_config(self, path: str) -> dict[str, CfgValue]:
-        """A domain config file of the host (`cat`), parsed (never executed)."""
+    def _cat(self, path: str) -> str:
         result = self.runner.run(["cat", _validate_path(path)], timeout=self.timeout)
         if not result.ok:
             if "No such file" in result.stderr:
                 raise ConfigNotFound(result.stderr.strip(), result=result)
             raise error_from_result(result)
-        return parse_cfg(result.stdout, source=path)
+        return result.stdout
+
+    def read_config(self, path: str) -> dict[str, CfgValue]:
+        """A domain config file of the host (`cat`), parsed (never executed)."""
+        return parse_cfg(self._cat(path), source=f"{getattr(self.runner, 'name', '?')}:{path}")
+
+    def read_vm_config(self, path: str) -> VmConfig:
+        """What xl would start from the config at ``path``: name, memory, vCPUs, devices,
+        and warnings for what drportal does not interpret. Raises ConfigParseError naming
+        the host, the file and the line for a config xl would refuse."""
+        return vm_config(read_cfg(self._cat(path), source=f"{getattr(self.runner, 'name', '?')}:{path}"))
 
     # -- acting -------------------------------------------------------------------------------
 

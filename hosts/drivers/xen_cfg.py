@@ -1,88 +1,212 @@
-"""The xl.cfg subset of `/etc/xen/vm/<name>`: read (never exec'd) and written.
+"""Domain configs (`/etc/xen/vm/<name>`, xl.cfg(5)): read as Xen 4.17's libxlutil reads
+them (never exec'd), interpreted as xl's parse_config_data does, and written.
 
-Shared by the driver (discovery reads the configs over SSH) and the lab simulator (which
-"boots" a domain from the file it finds). Grammar per xl.cfg(5) / libxlutil: ``KEY = VALUE``
-separated by newlines or ``;``; VALUE a quoted string, a number (decimal, 0octal, 0xhex)
-or a ``[ ... ]`` list that may span lines and end in a comma; ``#`` comments. xm configs
-were Python and allowed more; the files of this estate stay inside this subset.
+The grammar is libxlutil's (tools/libs/util/libxlu_cfg_l.l, libxlu_cfg_y.y, libxlu_cfg.c at
+RELEASE-4.17.7): names are ``[a-z][._0-9a-z]*``; every value is a string (a NUMBER token
+keeps its text, ``memory = 512`` and ``memory = '512'`` are the same); ``'...'`` and ``"..."``
+take the same escapes; ``+=`` appends; a later setting wins; ``#`` comments end at a newline;
+anything else (a capital letter, ``-``, a CR of a CRLF file) is a lexical error. The lab
+reads configs with libxlutil itself (hosts/lab/xlutil.py) and the differential tests hold
+this module to it. Disk and vif specs are in xen_specs.py.
+
+What xl makes of the settings (VmConfig) is in xen_vmconfig.py.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hosts.drivers.xen_parse import ConfigParseError, Disk, Nic
-
-CfgValue = str | int | list  # list items are CfgValue too
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>[ \t\r]+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<newline>\n)
-  | (?P<punct>[=;\[\],])
-  | (?P<string>'[^'\n]*'|"(?:[^"\\\n]|\\.)*")
-  | (?P<number>0[xX][0-9a-fA-F]+|[0-9]+)(?![A-Za-z0-9_.])
-  | (?P<ident>[A-Za-z_][A-Za-z0-9_.]*)
-""",
-    re.VERBOSE,
+from hosts.drivers.xen_parse import ConfigParseError
+from hosts.drivers.xen_specs import (
+    c_number,
+    c_strtoul,
 )
-_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0"}
+
+__all__ = [
+    "CfgValue",
+    "ParsedCfg",
+    "cfg_long",
+    "cfg_string",
+    "cfg_string_items",
+    "parse_cfg",
+    "read_cfg",
+    "where",
+]
+
+CfgValue = str | list  # list items are CfgValue too
+
+LONG_MAX, LONG_MIN = 2**63 - 1, -(2**63)
 
 
 @dataclass(frozen=True)
 class _Tok:
-    kind: str  # punct text ("=", "[", ...), "STRING", "NUMBER", "IDENT", "NEWLINE", "EOF"
-    text: str
-    value: str | int | None
-    line: int
+    kind: str  # IDENT NUMBER STRING NEWLINE EOF, or the punctuation itself: = += ; , [ ]
+    text: str  # what flex matched (yytext)
+    value: str | None
+    line: int  # the line it is on (for NEWLINE: the line it ends)
 
 
-def _unquote(text: str) -> str:
-    body = text[1:-1]
-    if text[0] == "'":
-        return body
-    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), body)
+_IDENT = re.compile(r"[a-z][._0-9a-z]*")
+_NUMBER = re.compile(r"[0-9][0-9a-fx]*")
+_STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_COMMENT = re.compile(r"#.*\n")
+_SIMPLE_ESCAPES = {
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+    "a": "\a",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
+_SIMPLE_ESCAPES["v"] = "\v"
 
 
-def _tokens(text: str, source: str) -> Iterator[_Tok]:
-    """Lazily, like flex under bison: a syntax error earlier in the file is reported before
-    a lexical one later on (xl prints ``near `xen': syntax error`` for ``name = xen-f``)."""
-    line, pos = 1, 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            bad = re.match(r"\S+", text[pos:])
-            near = bad.group(0) if bad else text[pos]
-            raise ConfigParseError(f"{source}:{line}: config parsing error near `{near}': lexical error")
-        kind, chunk = match.lastgroup, match.group(0)
-        pos = match.end()
-        if kind == "newline":
-            yield _Tok("NEWLINE", "\n", None, line)
-            line += 1
-        elif kind == "punct":
-            yield _Tok(chunk, chunk, None, line)
-        elif kind == "string":
-            yield _Tok("STRING", chunk, _unquote(chunk), line)
-        elif kind == "number":
-            yield _Tok("NUMBER", chunk, int(chunk, 0) if chunk[:2].lower() == "0x" else _num(chunk), line)
-        elif kind == "ident":
-            yield _Tok("IDENT", chunk, chunk, line)
-    yield _Tok("EOF", "", None, line)
+class _Lexer:
+    """libxlu_cfg_l.l, token by token (lazily: bison asks for one token at a time, so an
+    error is met in the same order as xl meets it)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        self.text, self.source = text, source
+        self.pos, self.line = 0, 1
+        self.last_line = 1
+
+    def lexical_error(self, near: str, line: int, message: str = "lexical error") -> ConfigParseError:
+        return ConfigParseError(f"{self.source}:{line}: config parsing error near {_near(near)}: {message}")
+
+    def __iter__(self) -> Iterator[_Tok]:
+        for tok in self._scan():
+            if tok.kind != "EOF":
+                self.last_line = tok.line
+            yield tok
+
+    def _scan(self) -> Iterator[_Tok]:
+        text = self.text
+        while self.pos < len(text):
+            pos, char = self.pos, text[self.pos]
+            if char in " \t":
+                self.pos += 1
+                continue
+            if char == "\n":
+                self.pos += 1
+                self.line += 1
+                yield _Tok("NEWLINE", "\n", None, self.line - 1)
+                continue
+            comment = _COMMENT.match(text, pos)
+            if comment:
+                self.pos = comment.end()
+                self.line += 1
+                yield _Tok("NEWLINE", comment.group(0), None, self.line - 1)
+                continue
+            if text.startswith("+=", pos):
+                self.pos += 2
+                yield _Tok("+=", "+=", None, self.line)
+                continue
+            if char in ",[]=;":
+                self.pos += 1
+                yield _Tok(char, char, None, self.line)
+                continue
+            for kind, pattern in (("IDENT", _IDENT), ("NUMBER", _NUMBER), ("STRING", _STRING)):
+                match = pattern.match(text, pos)
+                if match:
+                    self.pos = match.end()
+                    word = match.group(0)
+                    value = self.dequote(word) if kind == "STRING" else word
+                    yield _Tok(kind, word, value, self.line)
+                    break
+            else:
+                self.lexerr()  # raises, or returns at the end of the text
+        # At the end flex sets no location, so bison keeps the last token's (xl names it).
+        yield _Tok("EOF", "", None, self.last_line)
+
+    def lexerr(self) -> None:
+        """The ``.`` rule, then ``<lexerr>``: the bad character plus what follows up to white
+        space is the error. At the very end of the text flex matches nothing more, so a
+        stray character there (``#`` without a newline) is no error at all."""
+        text, start = self.text, self.pos
+        rest = start + 1
+        if rest >= len(text):
+            self.pos = len(text)
+            return
+        if text[rest] == "\n":
+            raise self.lexical_error(text[start : rest + 1], self.line)
+        if text[rest] in " \t":
+            raise self.lexical_error(text[start:rest], self.line)
+        end = rest
+        while end < len(text) and text[end] not in " \t\n":
+            end += 1
+        raise self.lexical_error(text[start:end], self.line)
+
+    def dequote(self, word: str) -> str:
+        """xlu__cfgl_dequote. Its numeric escapes are faithfully odd: ``\\x`` is always an
+        error, and ``\\<octal digit>`` needs two more decimal digits and then stores nothing."""
+        out, body, i = [], word[1:-1], 0
+        while i < len(body):
+            char = body[i]
+            i += 1
+            if char != "\\":
+                out.append(char)
+                continue
+            escape = body[i]
+            i += 1
+            if escape in _SIMPLE_ESCAPES:
+                out.append(_SIMPLE_ESCAPES[escape])
+            elif escape == "x":
+                raise self.lexical_error(
+                    word,
+                    self.line,
+                    "invalid digit after backslash hexnumerical character escape in quoted string",
+                )
+            elif "0" <= escape <= "7":
+                # strncpy(3 chars after the digit, including the closing quote), strtoul(10)
+                _value, used = c_strtoul((body + word[-1])[i : i + 3], 10)
+                if used <= 1:
+                    raise self.lexical_error(
+                        word,
+                        self.line,
+                        "invalid digit after backslash octalnumerical character escape in quoted string",
+                    )
+                i += used
+            else:
+                raise self.lexical_error(word, self.line, "invalid character after backlash in quoted string")
+        return "".join(out)
 
 
-def _num(chunk: str) -> int:
-    # C's strtol(base 0): a leading 0 means octal, as in libxlutil.
-    return int(chunk, 8) if len(chunk) > 1 and chunk.startswith("0") else int(chunk)
+def _near(text: str) -> str:
+    """How xlu__cfg_yyerror shows the token: a trailing newline and blanks dropped, and a
+    bare newline as ``<newline>``."""
+    if text.endswith("\n"):
+        text = text[:-1]
+        if not text:
+            return "<newline>"
+    text = text.rstrip(" \t")
+    return f"`{text}'"
+
+
+@dataclass(frozen=True)
+class ParsedCfg:
+    """A config as libxlutil holds it: for each name, the value that counts."""
+
+    source: str
+    values: dict[str, CfgValue]
+    lines: dict[str, int]  # line of the setting that counts (its value's first token)
+    appended: frozenset[str] = frozenset()  # names whose last setting was ``+=``
 
 
 class _Parser:
+    """libxlu_cfg_y.y by recursive descent. xl refuses a file at its first error, so the
+    first error is raised (bison's recovery only finds more errors to print)."""
+
     def __init__(self, text: str, source: str) -> None:
-        self.tokens = _tokens(text, source)
+        self.lexer = _Lexer(text, source)
+        self.tokens = iter(self.lexer)
         self.source = source
         self.ahead: _Tok | None = None
+        self.last: _Tok | None = None
 
     def peek(self) -> _Tok:
         if self.ahead is None:
@@ -93,16 +217,21 @@ class _Parser:
         tok = self.peek()
         if tok.kind != "EOF":
             self.ahead = None
+        self.last = tok
         return tok
 
     def error(self, tok: _Tok, expecting: str) -> ConfigParseError:
-        # The shape of libxlutil's bison messages, which xl prints before giving up.
-        near = tok.text if tok.kind != "NEWLINE" else "\\n"
-        unexpected = tok.kind if tok.kind in ("STRING", "NUMBER", "IDENT", "NEWLINE") else f"'{tok.text}'"
+        # xl's words, except the line: for an unexpected newline xl prints one line less
+        # (xlu__cfg_yyerror takes one off for a token ending in a newline, which its
+        # location already did); drportal names the line the newline ends.
+        unexpected = tok.kind if tok.kind in ("IDENT", "NUMBER", "STRING", "NEWLINE") else f"'{tok.kind}'"
+        if tok.kind == "+=":
+            unexpected = "+="
+        near = _near(tok.text)
         if tok.kind == "EOF":
-            unexpected = "$end"
+            unexpected, near = "$end", "`'"
         return ConfigParseError(
-            f"{self.source}:{tok.line}: config parsing error near `{near}': "
+            f"{self.source}:{tok.line}: config parsing error near {near}: "
             f"syntax error, unexpected {unexpected}, expecting {expecting}"
         )
 
@@ -110,271 +239,148 @@ class _Parser:
         while self.peek().kind == "NEWLINE":
             self.take()
 
-    def value(self) -> CfgValue:
+    def value(self, expecting: str = "STRING or NUMBER or '['") -> CfgValue:
         tok = self.take()
         if tok.kind in ("STRING", "NUMBER"):
             assert tok.value is not None
             return tok.value
-        if tok.kind == "[":
-            items: list[CfgValue] = []
-            self.skip_newlines()
-            while self.peek().kind != "]":
-                items.append(self.value())
-                self.skip_newlines()
-                if self.peek().kind == ",":
-                    self.take()
-                    self.skip_newlines()
-                elif self.peek().kind != "]":
-                    raise self.error(self.peek(), "',' or ']'")
+        if tok.kind != "[":
+            raise self.error(tok, expecting)
+        items: list[CfgValue] = []
+        self.skip_newlines()
+        if self.peek().kind == "]":
             self.take()
             return items
-        raise self.error(tok, "STRING or NUMBER or '['")
+        while True:
+            items.append(self.value("STRING or NUMBER or '[' or ']'"))
+            self.skip_newlines()
+            after = self.take()
+            if after.kind == "]":
+                return items
+            if after.kind != ",":
+                raise self.error(after, "',' or ']'")
+            self.skip_newlines()
+            if self.peek().kind == "]":
+                self.take()
+                return items
 
-    def parse(self) -> dict[str, CfgValue]:
+    def parse(self) -> ParsedCfg:
         values: dict[str, CfgValue] = {}
+        lines: dict[str, int] = {}
+        appended: set[str] = set()
         while True:
             tok = self.take()
             if tok.kind == "EOF":
-                return values
+                return ParsedCfg(self.source, values, lines, frozenset(appended))
             if tok.kind in ("NEWLINE", ";"):
                 continue
             if tok.kind != "IDENT":
-                raise self.error(tok, "IDENT")
-            if self.peek().kind != "=":
-                raise self.error(self.peek(), "'='")
-            self.take()
-            # A later setting wins: that is how `xl create cfg memory=512` overrides.
-            values[str(tok.value)] = self.value()
+                raise self.error(tok, "$end or IDENT or NEWLINE or ';'")
+            name = str(tok.value)
+            op = self.take()
+            if op.kind not in ("=", "+="):
+                raise self.error(op, "+= or '='")
+            line = self.peek().line
+            value = self.value()
+            if op.kind == "+=" and name in values:
+                before = values[name]
+                if isinstance(before, list) != isinstance(value, list):
+                    assert self.last is not None
+                    raise self.lexer.lexical_error(
+                        self.last.text, self.last.line, 'can\'t add [list] to "string" or vice versa'
+                    )
+                value = before + value  # type: ignore[operator]
+            values.pop(name, None)
+            values[name] = value
+            lines[name] = line
+            (appended.add if op.kind == "+=" else appended.discard)(name)
             end = self.peek()
-            if end.kind not in ("NEWLINE", ";", "EOF"):
+            if end.kind in ("NEWLINE", ";"):
+                self.take()
+            elif end.kind != "EOF":
                 raise self.error(end, "NEWLINE or ';'")
 
 
-def parse_cfg(text: str, source: str = "<config>") -> dict[str, CfgValue]:
-    """Settings of an xl.cfg as plain values (str, int, nested lists). Raises
-    ConfigParseError worded like xl's ``<file>:<line>: config parsing error near ...``."""
+def read_cfg(text: str, source: str = "<config>") -> ParsedCfg:
+    """A config file's settings. Raises ConfigParseError worded like xl's
+    ``<file>:<line>: config parsing error near ...`` for a file xl would refuse."""
     return _Parser(text, source).parse()
 
 
-# -- disk and vif specs ---------------------------------------------------------------------
-
-_IGNORED_PREFIXES = {
-    "tapdisk",
-    "tap2",
-    "tap",
-    "aio",
-    "ioemu",
-    "file",
-    "phy",
-    "raw",
-    "qcow",
-    "qcow2",
-    "vhd",
-    "qed",
-}
-_SCRIPT_PREFIXES = {"iscsi", "nbd", "enbd", "drbd"}  # equivalent to script=block-<name>
-_FORMATS = {"", "raw", "qcow", "qcow2", "vhd", "qed", "empty"}
-_ACCESS = {"w": "w", "rw": "w", "r": "r", "ro": "r"}
+def parse_cfg(text: str, source: str = "<config>") -> dict[str, CfgValue]:
+    """The settings of a config file as plain values (str, nested lists)."""
+    return read_cfg(text, source).values
 
 
-def _access(value: str, spec: str) -> str:
-    try:
-        return _ACCESS[value.strip().lower()]
-    except KeyError:
-        raise ConfigParseError(f"invalid access mode {value!r} in disk spec {spec!r}") from None
+# -- reading values as xlu_cfg_get_* does ------------------------------------------------------
 
 
-def parse_disk_spec(spec: str) -> Disk:
-    """One ``disk=[...]`` entry: ``phy:/dev/vg/lv,xvda1,w`` (legacy), ``/dev/vg/lv,raw,xvda,rw``
-    (positional), ``vdev=xvda,access=rw,target=/dev/vg/lv`` (keys) or ``drbd:res,xvda,w``."""
-    target: str | None = None
-    vdev: str | None = None
-    mode = "w"  # libxl's default access is rw
-    script: str | None = None
-    head, sep, tail = spec.partition("target=")
-    if sep and (not head or head.endswith(",")):
-        target = tail  # target= swallows the rest, commas and all
-        spec_rest = head.rstrip(",")
-    else:
-        spec_rest = spec
-    positional: list[str] = []
-    had_prefix = False
-    for part in spec_rest.split(",") if spec_rest else []:
-        part = part.strip()
-        key, eq, value = part.partition("=")
-        if eq:
-            key = key.strip().lower()
-            if key == "vdev":
-                vdev = value.strip()
-            elif key == "access":
-                mode = _access(value, spec)
-            elif key == "script":
-                script = value.strip() or None
-            elif key == "target":
-                target = value.strip()
-            continue  # format=, devtype=, backendtype=, ... do not matter here
-        if not positional:
-            while ":" in part and part.split(":", 1)[0].lower() in _IGNORED_PREFIXES | _SCRIPT_PREFIXES:
-                prefix, part = part.split(":", 1)
-                had_prefix = True
-                if prefix.lower() in _SCRIPT_PREFIXES:
-                    script = f"block-{prefix.lower()}"
-        positional.append(part)
-    if positional:
-        # target, format, vdev, access; the format slot is absent after a legacy prefix or
-        # when the second word is not a format (legacy "/dev/x,xvda1,w" without a prefix).
-        if had_prefix or (len(positional) > 1 and positional[1].lower() not in _FORMATS):
-            positional.insert(1, "")
-        slots = positional + [""] * (4 - len(positional))
-        if len(positional) > 4:
-            raise ConfigParseError(f"too many positional parameters in disk spec {spec!r}")
-        target = target or slots[0] or None
-        if slots[2]:
-            vdev = slots[2].split(":", 1)[0]  # "hdc:cdrom" -> "hdc"
-        if slots[3]:
-            mode = _access(slots[3], spec)
-    if not target or not vdev:
-        raise ConfigParseError(f"disk spec {spec!r} needs a target and a vdev")
-    return Disk(target=target, vdev=vdev, mode=mode, script=script)
+def where(cfg: ParsedCfg, name: str) -> str:
+    """``<source>:<line>`` of a setting, as libxlutil's warnings name it."""
+    line = cfg.lines.get(name)
+    return f"{cfg.source}:{line}" if line is not None else cfg.source
 
 
-def parse_vif_spec(spec: str, default_bridge: str = "xenbr0") -> Nic:
-    """One ``vif=[...]`` entry: ``mac=00:16:3e:..,bridge=xenbr0`` (keys in any order;
-    ``''`` means all defaults: a random Xen MAC on xenbr0)."""
-    mac: str | None = None
-    bridge = default_bridge
-    for part in spec.split(","):
-        key, eq, value = part.strip().partition("=")
-        if not eq:
-            if key:
-                raise ConfigParseError(f"vif spec {spec!r}: {key!r} is not key=value")
-            continue
-        key = key.strip().lower()
-        if key == "mac":
-            mac = value.strip().lower()
-            if not re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", mac):
-                raise ConfigParseError(f"vif spec {spec!r}: invalid MAC address {value!r}")
-        elif key == "bridge":
-            bridge = value.strip()
-    return Nic(mac=mac, bridge=bridge)
+def c_strtol(text: str) -> tuple[int, int, bool]:
+    """strtol(base 0): (value, characters used, out of range)."""
+    negative, magnitude, used = c_number(text, 0)
+    value = -magnitude if negative else magnitude
+    if value > LONG_MAX:
+        return LONG_MAX, used, True
+    if value < LONG_MIN:
+        return LONG_MIN, used, True
+    return value, used, False
 
 
-# -- a domain's config, as the toolstack would build it -------------------------------------
-
-
-@dataclass(frozen=True)
-class VmConfig:
-    name: str
-    memory_mb: int
-    max_memory_mb: int
-    vcpus: int
-    nics: tuple[Nic, ...]
-    disks: tuple[Disk, ...]
-    uuid: str | None = None
-
-
-def _cfg_int(values: Mapping[str, CfgValue], key: str, default: int | None) -> int | None:
-    value = values.get(key)
+def cfg_long(cfg: ParsedCfg, name: str) -> tuple[int | None, str | None]:
+    """xlu_cfg_get_long: (value, None), (None, None) when unset, or (None, xl's warning)."""
+    value = cfg.values.get(name)
     if value is None:
-        return default
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())  # xl accepts numbers quoted as strings: memory = '1024'
-    raise ConfigParseError(f"invalid value for {key}: {value!r}")
+        return None, None
+    if isinstance(value, list):
+        return (
+            None,
+            f"{where(cfg, name)}: warning: parameter `{name}' is a list but should be a single value",
+        )
+    if name in cfg.appended:
+        return None, f"{where(cfg, name)}: warning: can't use += with numbers for parameter `{name}'"
+    number, used, out_of_range = c_strtol(value)
+    if out_of_range:
+        return None, (
+            f"{where(cfg, name)}: warning: parameter `{name}' could not be parsed as a number: "
+            "Numerical result out of range"
+        )
+    if used == 0 or used != len(value):
+        return None, f"{where(cfg, name)}: warning: parameter `{name}' is not a valid number"
+    return number, None
 
 
-def _cfg_strings(values: Mapping[str, CfgValue], key: str) -> list[str]:
-    value = values.get(key, [])
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigParseError(f"{key} must be a list of strings, not {value!r}")
-    return list(value)
+def cfg_string(cfg: ParsedCfg, name: str) -> tuple[str | None, str | None]:
+    """xlu_cfg_get_string: (value, None), (None, None) when unset, or (None, xl's warning)."""
+    value = cfg.values.get(name)
+    if isinstance(value, list):
+        return (
+            None,
+            f"{where(cfg, name)}: warning: parameter `{name}' is a list but should be a single value",
+        )
+    return value, None
 
 
-def vm_config(values: Mapping[str, CfgValue]) -> VmConfig:
-    """The parts of a parsed config that matter to placement: name, memory, CPUs, devices.
-    Defaults as in xl: maxmem = memory, vcpus 1. ``memory`` above ``maxmem`` raises
-    maxmem to it (the simulator's choice: libxl would refuse or clamp depending on version)."""
-    name = values.get("name")
-    if not isinstance(name, str) or not name:
-        raise ConfigParseError("Domain name must be specified.")
-    memory = _cfg_int(values, "memory", None)
-    maxmem = _cfg_int(values, "maxmem", None)
-    if memory is None:
-        memory = maxmem if maxmem is not None else 32  # libxl's default is 32 MiB
-    vcpus = _cfg_int(values, "vcpus", 1)
-    assert vcpus is not None
-    if memory <= 0 or vcpus <= 0:
-        raise ConfigParseError("memory and vcpus must be positive")
-    uuid = values.get("uuid")
-    return VmConfig(
-        name=name,
-        memory_mb=memory,
-        max_memory_mb=max(maxmem or memory, memory),
-        vcpus=vcpus,
-        nics=tuple(parse_vif_spec(spec) for spec in _cfg_strings(values, "vif")),
-        disks=tuple(parse_disk_spec(spec) for spec in _cfg_strings(values, "disk")),
-        uuid=uuid if isinstance(uuid, str) else None,
-    )
-
-
-# -- writing one ----------------------------------------------------------------------------
-
-
-def _quote(text: str) -> str:
-    if "'" in text or "\n" in text:
-        raise ValueError(f"cannot write {text!r} into an xl.cfg string")
-    return f"'{text}'"
-
-
-def _field(item: object, name: str) -> object:
-    return item[name] if isinstance(item, Mapping) else getattr(item, name)
-
-
-def _list(key: str, items: list[str]) -> str:
-    if not items:
-        return f"{key} = [ ]"
-    indent = " " * (len(key) + 5)
-    return f"{key} = [ " + f",\n{indent}".join(_quote(item) for item in items) + " ]"
-
-
-def render_cfg(
-    *,
-    name: str,
-    memory_mb: int,
-    vcpus: int = 1,
-    nics: Iterable[Nic | Mapping[str, object]] = (),
-    disks: Iterable[Disk | Mapping[str, object]] = (),
-    max_memory_mb: int | None = None,
-    uuid: str | None = None,
-    bootloader: str | None = "pygrub",
-    comment: str | None = None,
-) -> str:
-    """An xl.cfg in the thesis' style (``vif=[ 'mac=..,bridge=xenbr0', ... ]``,
-    ``disk=[ 'phy:/dev/vg_lws01/lvol1,xvda1,w', ... ]``). Nics and disks may be records
-    or dicts with the same keys (the lab state's shape)."""
-    lines = [f"# {line}".rstrip() for line in (comment or "").splitlines()]
-    lines.append(f"name = {_quote(name)}")
-    if uuid:
-        lines.append(f"uuid = {_quote(uuid)}")
-    lines.append(f"memory = {int(memory_mb)}")
-    if max_memory_mb is not None:
-        lines.append(f"maxmem = {int(max_memory_mb)}")
-    lines.append(f"vcpus = {int(vcpus)}")
-    if bootloader:
-        lines.append(f"bootloader = {_quote(bootloader)}")
-    vifs = []
-    for nic in nics:
-        mac, bridge = _field(nic, "mac"), _field(nic, "bridge")
-        vifs.append(",".join(part for part in (f"mac={mac}" if mac else "", f"bridge={bridge}") if part))
-    lines.append(_list("vif", vifs))
-    specs = []
-    for disk in disks:
-        script = _field(disk, "script") if isinstance(disk, Disk) else disk.get("script")
-        prefix = f"{str(script).removeprefix('block-')}:" if script else "phy:"
-        specs.append(f"{prefix}{_field(disk, 'target')},{_field(disk, 'vdev')},{_field(disk, 'mode')}")
-    lines.append(_list("disk", specs))
-    lines += ["on_poweroff = 'destroy'", "on_reboot = 'restart'", "on_crash = 'restart'"]
-    return "\n".join(lines) + "\n"
+def cfg_string_items(cfg: ParsedCfg, name: str) -> tuple[list[str], str | None]:
+    """What xl's ``disk``/``vif`` loops see: the items up to the first one that is not a
+    string (xlu_cfg_get_listitem returns NULL there and the loop stops)."""
+    value = cfg.values.get(name)
+    if value is None:
+        return [], None
+    if not isinstance(value, list):
+        return [], f"{where(cfg, name)}: warning: parameter `{name}' is a single value but should be a list"
+    items: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            dropped = len(value) - len(items)
+            return (
+                items,
+                f"{where(cfg, name)}: item {len(items)} of `{name}' is a list: xl stops there ({dropped} dropped)",
+            )
+        items.append(item)
+    return items, None

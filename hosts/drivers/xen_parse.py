@@ -28,7 +28,7 @@ class XenParseError(XenError):
 
 
 class SXPFormat(XenParseError):
-    """`list -l` printed S-expressions (xm, or xl with output_format="sxp")."""
+    """Kept for callers of old: `list -l` in S-expressions is read now (xen_sxp.py)."""
 
 
 class ToolNotFound(XenError):
@@ -57,6 +57,19 @@ class ConfigNotFound(XenError):
 
 class DeviceUnavailable(XenError):
     """A disk or bridge the config names is not there (LUN not presented, bridge missing)."""
+
+
+class DiskUnavailable(DeviceUnavailable):
+    """A disk the config names is not there (the LUN is not presented, the LV is missing)."""
+
+
+class BridgeUnavailable(DeviceUnavailable):
+    """A bridge a vif names does not exist on the host."""
+
+
+class BadKernel(XenError):
+    """The kernel, ramdisk or bootloader cannot start the guest (missing file, not a
+    kernel, bootloader failed)."""
 
 
 # -- records --------------------------------------------------------------------------------
@@ -141,7 +154,7 @@ class HostInfo:
 @dataclass(frozen=True)
 class Nic:
     mac: str | None  # lower case; None when the config leaves it to Xen (random 00:16:3e:...)
-    bridge: str
+    bridge: str | None  # None only where a listing does not say (xl's SXP form never prints it)
 
 
 @dataclass(frozen=True)
@@ -150,6 +163,8 @@ class Disk:
     vdev: str  # xvda1
     mode: str  # "w" or "r"
     script: str | None = None  # "block-drbd" for drbd:<res>, else None
+    cdrom: bool = False  # devtype=cdrom (removable, read-only; target may be empty)
+    format: str = field(default="raw", compare=False)  # raw, qcow2, ... (libxl's names)
 
 
 @dataclass(frozen=True)
@@ -305,20 +320,26 @@ def _detail(entry: object) -> DomainDetail:
     )
 
 
-def parse_list_long(text: str) -> list[DomainDetail]:
+def parse_list_long(text: str, source: str = "`list -l`") -> list[DomainDetail]:
     """`xl list -l`: a JSON array of ``{"domid": N, "config": {...}}``, sparse (modern) or
-    complete (Xen 4.4). Raises SXPFormat for S-expressions so the caller can fall back."""
+    complete (Xen 4.4); or S-expressions (xm, Xen 4.0/4.1 xl, output_format="sxp"), read
+    by xen_sxp.py. Raises XenParseError, naming what it expected, for anything else."""
     stripped = text.strip()
     if not stripped:
         return []  # some builds print nothing when only Domain-0 runs
-    if stripped.startswith("(domain"):
-        raise SXPFormat("`list -l` printed S-expressions (SXP), not JSON")
+    if stripped.startswith("("):
+        from hosts.drivers.xen_sxp import parse_list_long_sxp
+
+        return parse_list_long_sxp(stripped, source)
     try:
         data = json.loads(stripped)
     except json.JSONDecodeError as exc:
-        raise XenParseError(f"`list -l` is not JSON: {exc}; starts {stripped[:80]!r}") from None
+        raise XenParseError(
+            f"{source} is neither JSON nor S-expressions: {exc.msg} at line {exc.lineno} column {exc.colno}; "
+            f"starts {stripped[:80]!r}"
+        ) from None
     if isinstance(data, dict):
         data = [data]  # be lenient with a bare object
     if not isinstance(data, list):
-        raise XenParseError(f"`list -l` is not a JSON array: {stripped[:80]!r}")
+        raise XenParseError(f"{source} is not a JSON array: {stripped[:80]!r}")
     return [_detail(entry) for entry in data]

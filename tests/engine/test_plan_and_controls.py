@@ -67,6 +67,31 @@ def test_a_config_file_missing_on_the_target_dom0_blocks_the_start(lab, estate):
     assert "/etc/xen/vm/proxy-xen01" in plan.blocking[0].message and "xenka01" in plan.blocking[0].message
 
 
+def test_a_config_xl_would_start_with_parts_drportal_does_not_interpret_is_a_warning_not_a_block(lab, estate):
+    lose_wsl(lab)
+    with lab.store.transaction() as state:
+        files = state["hosts"]["xenka01"]["files"]
+        files["/etc/xen/vm/proxy-xen01"] += "shadow_memory = 64\nvif2 = [ ]\nfrobnicate = 1\n"
+    plan = build_plan(lost_site="WSL")
+    assert plan.blocking == []
+    assert (
+        "config xenka01:/etc/xen/vm/proxy-xen01: xenka01:/etc/xen/vm/proxy-xen01:14: `frobnicate' is not "
+        "interpreted by drportal (xl applies it)"
+    ) in plan.warnings
+    assert any("`shadow_memory' is not interpreted" in w for w in plan.warnings)
+
+
+def test_a_config_xl_would_refuse_blocks_naming_the_host_file_and_line(lab, estate):
+    lose_wsl(lab)
+    with lab.store.transaction() as state:
+        state["hosts"]["xenka01"]["files"]["/etc/xen/vm/proxy-xen01"] += "memory = 1.5\n"
+    plan = build_plan(lost_site="WSL")
+    assert [p.code for p in plan.blocking] == ["config-unreadable"]
+    assert "xenka01:/etc/xen/vm/proxy-xen01:12: config parsing error near `.5': lexical error" in (
+        plan.blocking[0].message
+    )
+
+
 def test_a_missing_bridge_on_the_target_dom0_blocks(lab, estate):
     lose_wsl(lab)
     with lab.store.transaction() as state:
@@ -133,8 +158,11 @@ def test_the_lab_array_refuses_a_second_primary_even_if_asked_directly(lab, esta
 
 def test_a_failed_start_stops_its_dependants_until_it_is_retried(lab, estate, worker):
     lose_wsl(lab)
-    with lab.store.transaction() as state:  # dns-xen01's config cannot be parsed now
-        state["hosts"]["xenka01"]["files"]["/etc/xen/vm/dns-xen01"] = "memory = = broken\n"
+    with lab.store.transaction() as state:  # dns-xen01 boots a kernel xenka01 does not have now
+        files = state["hosts"]["xenka01"]["files"]
+        files["/etc/xen/vm/dns-xen01"] = files["/etc/xen/vm/dns-xen01"].replace(
+            'bootloader = "pygrub"', "kernel = '/boot/vmlinuz-gone'"
+        )
     run = wait_for_run(declare(estate["mod"]).run.pk, states=(RunStateChoices.WAITING,), worker=worker)
     dns = run.actions.get(kind="start_vm", target="dns-xen01")
     assert dns.state == ActionStateChoices.FAILED and dns.error
@@ -152,7 +180,10 @@ def test_a_failed_start_stops_its_dependants_until_it_is_retried(lab, estate, wo
 def test_skip_needs_a_reason_and_lets_the_run_go_on(lab, estate, worker):
     lose_wsl(lab)
     with lab.store.transaction() as state:
-        state["hosts"]["xenka01"]["files"]["/etc/xen/vm/rsync-xen01"] = "memory = = broken\n"
+        files = state["hosts"]["xenka01"]["files"]
+        files["/etc/xen/vm/rsync-xen01"] = files["/etc/xen/vm/rsync-xen01"].replace(
+            'bootloader = "pygrub"', "kernel = '/boot/vmlinuz-gone'"
+        )
     run = wait_for_run(declare(estate["mod"]).run.pk, states=(RunStateChoices.WAITING,), worker=worker)
     rsync = run.actions.get(kind="start_vm", target="rsync-xen01")
     with pytest.raises(ValidationError) as refused:
@@ -263,3 +294,23 @@ def test_a_declaration_with_a_bad_category_names_the_field(lab, estate):
             confirm_isolated=True,
         )
     assert {"disaster_class", "category"} <= set(refused.value.message_dict)
+
+
+def test_a_start_xl_refuses_for_its_kernel_fails_with_the_tools_whole_message_and_the_run_waits(
+    lab, estate, worker
+):
+    lose_wsl(lab)
+    with lab.store.transaction() as state:
+        for host in state["hosts"].values():
+            path = "/etc/xen/vm/proxy-xen01"
+            if path in host.get("files", {}):
+                host["files"][path] = host["files"][path].replace(
+                    'bootloader = "pygrub"', "kernel = '/boot/vmlinuz-gone'"
+                )
+    run_id = declare(estate["mod"]).run.pk
+    run = wait_for_run(run_id, states=(RunStateChoices.WAITING,), timeout=90, worker=worker)
+    failed = run.actions.get(state=ActionStateChoices.FAILED)
+    assert failed.kind == "start_vm" and failed.target == "proxy-xen01"
+    # BadKernel keeps the tool's words: libxc's panic and libxl's lines, not "no such domain".
+    assert "failed to open file '/boot/vmlinuz-gone': No such file or directory" in failed.error
+    assert "xc_dom_kernel_file failed" in failed.error and "invalid domain" not in failed.error

@@ -160,10 +160,19 @@ def test_enroll_host_detects_an_xm_only_host(lab: LabHandle, sites) -> None:
         ("xm info", 0),
     ]
 
-    # xm's `list --long` is SXP: discovery still finds the domains, and says what it lacks.
+    # xm's `list --long` is xend's S-expressions: discovery learns NICs, bridges and disks
+    # from it as it does from xl's JSON.
     report = discover()
     assert [d["name"] for d in report["found"]] == ["Domain-0", "lws-xen01", "tomcat-xen01", "dasi-xen01"]
-    assert any("S-expressions" in warning for warning in report["warnings"])
+    assert report["warnings"] == []
+    lws = VM.objects.get(name="lws-xen01")
+    assert sorted((i.mac, i.bridge) for i in lws.interfaces.all()) == [
+        ("00:16:3e:10:01:01", "xenbr0"),
+        ("00:16:3e:11:01:01", "xenbr1"),
+    ]
+    assert [(d.target, d.vdev, d.writable) for d in lws.disks.all()] == [
+        ("/dev/vg_lws01/lvol1", "xvda1", True)
+    ]
 
 
 def test_enroll_then_discover_a_host_the_inventory_knew_nothing_about(lab: LabHandle, sites) -> None:

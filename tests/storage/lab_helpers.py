@@ -32,7 +32,7 @@ def make_state(*, drbd_version: str = "9", resync_seconds: float = 0.0) -> dict:
         return {
             "kind": "dom0",
             "site": site,
-            "address": "127.0.0.1",
+            "address": {"WSL": "127.0.1.1", "KA": "127.0.2.1"}[site],  # the reference estate's
             "toolstack": "xl",
             "drbd_version": drbd_version,
             "domains": [{"name": "Domain-0", "domid": 0, "state": "r-----", "disks": []}],

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import pytest
 
 from hosts.drivers.base import CommandResult, quote_command
-from hosts.drivers.xen_cfg import render_cfg
+from hosts.drivers.xen_vmconfig import render_cfg
 from hosts.lab.state import add_eva_group, eva_array_host
 from hosts.lab.tools.base import ToolContext
 

@@ -14,6 +14,8 @@ from hosts.drivers.xen import (
     render_cfg,
     vm_config,
 )
+from hosts.drivers.xen_cfg import read_cfg
+from hosts.drivers.xen_specs import scan_vif_spec
 
 THESIS_CFG = """\
 name = 'lws-xen01'
@@ -86,7 +88,7 @@ disk = [ '/dev/vg/guest-volume,raw,xvda,rw' ]
 class TestParseCfg:
     def test_it_reads_the_thesis_config(self):
         values = parse_cfg(THESIS_CFG)
-        assert values["name"] == "lws-xen01" and values["memory"] == 512
+        assert values["name"] == "lws-xen01" and values["memory"] == "512"  # libxlutil keeps numbers as text
         assert values["vif"] == ["mac=00:16:3e:10:01:01,bridge=xenbr0", "mac=00:16:3e:11:01:01,bridge=xenbr1"]
         config = vm_config(values)
         assert config.nics == (Nic("00:16:3e:10:01:01", "xenbr0"), Nic("00:16:3e:11:01:01", "xenbr1"))
@@ -119,10 +121,17 @@ class TestParseCfg:
 
     def test_it_reads_semicolons_numbers_and_escapes(self):
         values = parse_cfg('a = 0x10; b = 010 ; c = 7\nd = "say \\"hi\\"\\n"\ne = [ [1, 2], "x", ]\nf=[]')
-        assert values == {"a": 16, "b": 8, "c": 7, "d": 'say "hi"\n', "e": [[1, 2], "x"], "f": []}
+        assert values == {
+            "a": "0x10",
+            "b": "010",
+            "c": "7",
+            "d": 'say "hi"\n',
+            "e": [["1", "2"], "x"],
+            "f": [],
+        }
 
     def test_a_later_setting_wins_as_for_xl_create_overrides(self):
-        assert parse_cfg(THESIS_CFG + "\nmemory=256")["memory"] == 256
+        assert parse_cfg(THESIS_CFG + "\nmemory=256")["memory"] == "256"
 
     @pytest.mark.parametrize(
         ("text", "message"),
@@ -137,7 +146,11 @@ class TestParseCfg:
             ("disk = [ 'a' 'b' ]\n", "config parsing error near `'b''"),
             ("disk = [ 'a',\n", "unexpected $end"),
             ("name = 'unterminated\n", "lexical error"),
-            ("memory = 512m\n", "near `512m': lexical error"),
+            ("memory = 512m\n", "near `m': syntax error, unexpected IDENT"),  # NUMBER 512, then IDENT m
+            ("Name = 'x'\n", "near `Name': lexical error"),  # names are [a-z][._0-9a-z]*
+            ("name = 'x'\r\n", "near `\r': lexical error"),  # a CRLF file
+            ("name = 'x\\q'\n", "invalid character after backlash in quoted string"),
+            ("name = '\\x41'\n", "invalid digit after backslash hexnumerical character escape"),
             ("= 5\n", "unexpected '='"),
         ],
     )
@@ -166,16 +179,25 @@ class TestSpecs:
             ("vdev=xvda,access=rw,target=/srv/a,b.img", Disk("/srv/a,b.img", "xvda", "w")),
             ("raw:/dev/vg/guest-volume,hda,w", Disk("/dev/vg/guest-volume", "hda", "w")),
             ("tap:aio:/srv/x.img,xvda,w", Disk("/srv/x.img", "xvda", "w")),
-            ("file:/srv/cd.iso,hdc:cdrom,r", Disk("/srv/cd.iso", "hdc", "r")),
+            ("file:/srv/cd.iso,hdc:cdrom,r", Disk("/srv/cd.iso", "hdc", "r", cdrom=True)),
+            (",,hdc:cdrom,r", Disk("", "hdc", "r", cdrom=True)),
             ("drbd:r0,xvda,w", Disk("r0", "xvda", "w", script="block-drbd")),
-            ("/dev/xvdz,xvda1,w", Disk("/dev/xvdz", "xvda1", "w")),
         ],
     )
     def test_it_reads_disk_specs(self, spec, disk):
         assert parse_disk_spec(spec) == disk
 
     @pytest.mark.parametrize(
-        "spec", ["", "phy:/dev/vg/lv", "phy:/dev/vg/lv,xvda,sometimes", "a,raw,b,w,extra"]
+        "spec",
+        [
+            "",
+            "phy:/dev/vg/lv",
+            "phy:/dev/vg/lv,xvda,sometimes",
+            "a,raw,b,w,extra",
+            "/dev/xvdz,xvda1,w",  # without a prefix the second word is the format: libxl refuses it
+            "qed:/srv/x.img,xvda,w",  # there is no qed: prefix
+            "Format=raw,/dev/x,xvda",  # keys are lower case
+        ],
     )
     def test_it_refuses_incomplete_disk_specs(self, spec):
         with pytest.raises(ConfigParseError):
@@ -194,10 +216,39 @@ class TestSpecs:
     def test_it_reads_vif_specs(self, spec, nic):
         assert parse_vif_spec(spec) == nic
 
-    @pytest.mark.parametrize("spec", ["mac=00:16:3e:10:01", "xenbr0"])
-    def test_it_refuses_bad_vif_specs(self, spec):
+    @pytest.mark.parametrize(
+        ("spec", "nic", "warning"),
+        [
+            # xl prints "Invalid parameter `mac'." and starts the domain anyway (xl_parse.c
+            # ignores parse_nic_config's return value)
+            ("mac=00:16:3e:10:01,bridge=xenbr1", Nic(None, "xenbr1"), "Invalid parameter `mac'"),
+            ("xenbr0", Nic(None, "xenbr0"), "unrecognized argument `xenbr0'"),
+            ("MAC=00:16:3e:10:01:01", Nic(None, "xenbr0"), "unrecognized argument `MAC=00:16:3e:10:01:01'"),
+        ],
+    )
+    def test_it_reads_what_xl_would_start_with_and_warns_about_the_rest(self, spec, nic, warning):
+        vif = scan_vif_spec(spec)
+        assert vif.nic == nic
+        assert any(warning in text for text in vif.warnings)
+
+    @pytest.mark.parametrize(
+        ("spec", "nic"),
+        [
+            ("mac=0:16:3e:1:2:3", Nic("00:16:3e:01:02:03", "xenbr0")),  # strtoul per octet
+            (
+                "mac=00-16-3e-0a-0b-0c,,bridge=br1",
+                Nic("00:16:3e:0a:0b:0c", "br1"),
+            ),  # any separator; ,, skipped
+            ("  bridge=xenbr1", Nic(None, "xenbr1")),  # leading blanks dropped
+        ],
+    )
+    def test_it_reads_macs_as_xl_does(self, spec, nic):
+        assert parse_vif_spec(spec) == nic
+
+    @pytest.mark.parametrize("spec", ["rate=10Mb", "rate=", "rate=0Mb/s", "mtu=x", "devid="])
+    def test_it_refuses_what_makes_xl_exit(self, spec):
         with pytest.raises(ConfigParseError):
-            parse_vif_spec(spec)
+            scan_vif_spec(spec)
 
 
 class TestVmConfig:
@@ -219,11 +270,43 @@ class TestVmConfig:
         config = vm_config(parse_cfg("name = 'x'\nmemory = 512\nmaxmem = 1792\n"))
         assert (config.memory_mb, config.max_memory_mb) == (512, 1792)
 
-    def test_it_refuses_nonsense_values(self):
-        with pytest.raises(ConfigParseError, match="memory"):
-            vm_config(parse_cfg("name = 'x'\nmemory = 'lots'\n"))
-        with pytest.raises(ConfigParseError, match="vif"):
-            vm_config(parse_cfg("name = 'x'\nvif = [ 1 ]\n"))
+    def test_what_xl_only_warns_about_is_a_warning_not_a_refusal(self):
+        config = vm_config(
+            read_cfg("name = 'x'\nmemory = 'lots'\nvif = [ 'bridge=br1', [ 1 ], 'bridge=br2' ]\n", "cfg")
+        )
+        assert config.memory_mb == 32  # xl ignores the value (xlu_cfg_get_long fails) and uses its default
+        assert config.nics == (Nic(None, "br1"),)  # xl's loop stops at the first item that is not a string
+        assert (
+            "cfg:2: warning: parameter `memory' is not a valid number (xl ignores it and uses its default)"
+            in (config.warnings)
+        )
+        assert any("item 1 of `vif' is a list" in text for text in config.warnings)
+
+    def test_keys_drportal_does_not_interpret_are_named_in_the_warnings(self):
+        config = vm_config(
+            read_cfg("name = 'x'\nshadow_memory = 64\nfrobnicate = 1\non_crash = 'restart'\n", "cfg")
+        )
+        assert (
+            "cfg:2: `shadow_memory' is not interpreted by drportal: shadow memory is extra to `memory`"
+            in (config.warnings)
+        )
+        assert "cfg:3: `frobnicate' is not interpreted by drportal (xl applies it)" in config.warnings
+        assert not any("on_crash" in text for text in config.warnings)
+
+    @pytest.mark.parametrize(
+        ("text", "message"),
+        [
+            ("name = 'x'\ntype = 'bsd'\n", "Invalid domain type bsd."),
+            ("name = 'x'\nuuid = 'nope'\n", "Failed to parse UUID: nope"),
+            ("name = 'x'\nvcpus = 4\nmaxvcpus = 2\n", "xl: maxvcpus < vcpus"),
+            ("name = 'x'\nmemory = 0\n", "cfg:2: memory = 0: must be a positive number"),
+            ("name = [ 'x' ]\n", "Domain name must be specified."),
+        ],
+    )
+    def test_it_refuses_what_xl_refuses(self, text, message):
+        with pytest.raises(ConfigParseError) as raised:
+            vm_config(read_cfg(text, "cfg"))
+        assert str(raised.value) == message
 
 
 class TestRenderCfg:

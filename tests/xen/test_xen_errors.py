@@ -7,9 +7,11 @@ import pytest
 
 from hosts.drivers.base import CommandResult, DriverError
 from hosts.drivers.xen import (
+    BadKernel,
+    BridgeUnavailable,
     ConfigNotFound,
     ConfigParseError,
-    DeviceUnavailable,
+    DiskUnavailable,
     DomainNotFound,
     DuplicateDomain,
     NotEnoughMemory,
@@ -88,13 +90,51 @@ CASES = [
         3,
         "libxl: error: libxl_device.c:397:libxl__device_disk_set_backend: Disk vdev=xvda1 failed to stat: "
         "/dev/vg_proxy01/lvol1: No such file or directory\n",
-        DeviceUnavailable,
+        DiskUnavailable,
     ),
     (
         1,
         "Error: Device 51713 (vbd) could not be connected.\n/dev/vg_x/lvol1 does not exist.\n",
-        DeviceUnavailable,
+        DiskUnavailable,  # not DomainNotFound, although it says "does not exist"
     ),
+    (
+        1,
+        "Error: Device 51713 (vbd) could not be connected. /dev/vg_x/lvol1 does not exist.\n",
+        DiskUnavailable,
+    ),
+    (
+        3,
+        "libxl: error: libxl_device.c:1337:device_hotplug_child_death_cb: script: Could not find bridge device "
+        "xenbr9\nlibxl: error: libxl_create.c:1919:domcreate_attach_devices: Domain 4:unable to add vif devices\n"
+        "libxl: error: libxl_domain.c:1183:libxl__destroy_domid: Domain 4:Non-existant domain\n",
+        BridgeUnavailable,
+    ),
+    (
+        1,
+        "Error: Device 0 (vif) could not be connected. Could not find bridge device xenbr9\n",
+        BridgeUnavailable,
+    ),
+    (
+        3,
+        "xc: error: panic: xg_dom_core.c:205: failed to open file '/boot/vmlinuz-x': No such file or directory: "
+        "Internal error\nlibxl: error: libxl_dom.c:646:libxl__build_pv: xc_dom_kernel_file failed: No such file "
+        "or directory\nlibxl: error: libxl_create.c:1638:domcreate_rebuild_done: Domain 5:cannot (re-)build "
+        "domain: -3\n",
+        BadKernel,
+    ),
+    (
+        3,
+        "libxl: error: libxl_bootloader.c:768:bootloader_finished: Domain 6:bootloader failed - consult logfile "
+        "/var/log/xen/bootloader.6.log\n",
+        BadKernel,
+    ),
+    (1, "Error: Kernel image does not exist: /boot/vmlinuz-x\n", BadKernel),
+    (1, "Error: Bootloader isn't executable\n", BadKernel),
+    (1, "Error: Domain 'lws-xen01' already exists with ID '3'\n", DuplicateDomain),
+    # Not recognised: a generic error with the whole message, never "no such domain".
+    (1, "Error: VNC x509 certificate dir /etc/xen/vnc does not exist\n", XenError),
+    (1, "Error: Disk image does not exist: /srv/x.img\n", DiskUnavailable),  # xend image.py (HVM)
+    (1, "lab: mem-set refused: domain 3 would need 1 KiB more, only 0 KiB free\n", XenError),
     (127, "bash: xl: command not found\n", ToolNotFound),
     (127, "bash: line 1: xl: command not found\n", ToolNotFound),
     (1, "cannot set domid 3 dynamic max memory to : 4000m\n", XenError),

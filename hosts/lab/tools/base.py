@@ -5,7 +5,8 @@ lock, finds the handler for ``argv[0]`` in the registry (``hosts.lab.tools.REGIS
 and calls it. The handler reads and mutates ``ctx.state`` in place and returns
 ``(exit_status, stdout, stderr)``; the server saves the state and journals the call.
 A handler never sleeps and never does I/O besides the state: latency and faults are
-the server's job.
+the server's job. (One exception: drbdadm/drbdsetup ask the real drbd-utils to judge each
+call, a cached dry run; see drbd_check.py. DRBD's extra state keys: drbd_view.py.)
 
 Lab state schema (a JSON file, see hosts/lab/state.py for load/save/seed):
 

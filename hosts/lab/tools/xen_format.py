@@ -10,6 +10,8 @@ import json
 import re
 import zlib
 
+from hosts.lab.tools.xend_sxp import prettyprint
+
 XL_LIST_HEADER = "Name                                        ID   Mem VCPUs\tState\tTime(s)"
 # xm's own format string, kept verbatim.
 XM_LIST_HEADER = "%-40s %5s %5s %5s %10s %9s" % ("Name", "ID", "Mem", "VCPUs", "State", "Time(s)")  # noqa: UP031
@@ -81,85 +83,151 @@ def list_long_json(domains: list[dict]) -> str:
 
 
 def _sxp_xl(dom: dict) -> str:
-    """xl's printf_info_sexp (output_format="sxp"), tab-indented."""
+    """xl's printf_info_sexp (tools/xl/xl_sxp.c, RELEASE-4.17.7) for a PV domain, tab-indented,
+    unbalanced as xl prints it: ``(linux 0)`` comes closed, so the ``)`` after the image
+    lines closes ``(image`` and the next one ``(domain``; the devices follow outside it and
+    the last ``)`` closes nothing. NICs have no bridge and a MAC without colons."""
+    bootloader = dom.get("bootloader", "pygrub")
     lines = [
         "(domain",
         f"\t(domid {dom['domid']})",
         "\t(create_info)",
         "\t(hvm 0)",
+        "\t(hap <default>)",
+        "\t(oos <default>)",
+        "\t(ssidref 0)",
         f"\t(name {dom['name']})",
         f"\t(uuid {dom.get('uuid')})",
+        "\t(xsdata (null))",
+        "\t(platformdata (null))",
         "\t(build_info)",
         f"\t(max_vcpus {dom['vcpus']})",
+        "\t(max_grant_frames 64)",
+        "\t(max_maptrack_frames 1024)",
+        "\t(tsc_mode default)",
         f"\t(max_memkb {dom.get('max_memory_mb', dom['memory_mb']) * 1024})",
         f"\t(target_memkb {dom['memory_mb'] * 1024})",
+        "\t(nomigrate <default>)",
+        *([f"\t(bootloader {bootloader})"] if bootloader else []),
         "\t(image",
         "\t\t(linux 0)",
-        "\t\t(kernel )",
+        "\t\t\t(kernel (null))",
+        "\t\t\t(cmdline (null))",
+        "\t\t\t(ramdisk (null))",
+        "\t\t\t(e820_host <default>)",
+        "\t\t)",
         "\t)",
-        "\t(device",
     ]
     for disk in dom.get("disks", ()):
         lines += [
-            "\t\t(vbd",
+            "\t(device",
+            "\t\t(tap",
             "\t\t\t(backend_domid 0)",
             f"\t\t\t(frontend_domid {dom['domid']})",
-            f"\t\t\t(pdev_path {disk['target']})",
-            f"\t\t\t(dev {disk['vdev']})",
+            f"\t\t\t(physpath {disk['target']})",
+            "\t\t\t(phystype 1)",
+            f"\t\t\t(virtpath {disk['vdev']})",
+            "\t\t\t(unpluggable 0)",
             f"\t\t\t(readwrite {1 if disk.get('mode', 'w') == 'w' else 0})",
+            "\t\t\t(is_cdrom 0)",
             "\t\t)",
+            "\t)",
         ]
     for devid, nic in enumerate(dom.get("nics", ())):
         lines += [
+            "\t(device",
             "\t\t(vif",
             "\t\t\t(backend_domid 0)",
             f"\t\t\t(frontend_domid {dom['domid']})",
             f"\t\t\t(devid {devid})",
-            f"\t\t\t(mac {nic['mac']})",
-            f"\t\t\t(bridge {nic['bridge']})",
+            "\t\t\t(mtu 1500)",
+            "\t\t\t(model (null))",
+            f"\t\t\t(mac {nic['mac'].replace(':', '')})",
             "\t\t)",
+            "\t)",
         ]
-    lines += ["\t)", ")"]
-    return "\n".join(lines)
+    lines.append(")")
+    return "\n".join(lines) + "\n"
 
 
-def _sxp_xm(dom: dict) -> str:
-    """xm list --long (xend): includes Domain-0, (state ...) and (status 2)."""
-    lines = [
-        "(domain",
-        f"    (domid {dom['domid']})",
-        f"    (uuid {dom.get('uuid')})",
-        f"    (vcpus {dom['vcpus']})",
-        "    (cpu_weight 256)",
-        "    (cpu_cap 0)",
-        f"    (memory {dom['memory_mb']})",
-        f"    (maxmem {dom.get('max_memory_mb', dom['memory_mb'])})",
-        "    (shadow_memory 0)",
-        f"    (name {dom['name']})",
-        "    (on_poweroff destroy)",
-        "    (on_reboot restart)",
-        "    (on_crash restart)",
+def _xend_sxpr(host_name: str, dom: dict) -> list:
+    """XendConfig.to_sxp(domain) of a running domain, in the order of a real capture (the
+    Ganeti fixture quoted in the reference, §1.2); device fields come from xend's
+    netif/blkif getDeviceConfiguration (a Python 2 dict: their order is not fixed)."""
+    domid = dom["domid"]
+    sxpr: list = [
+        "domain",
+        ["domid", domid],
+        ["cpu_weight", 256],
+        ["cpu_cap", 0],
+        ["bootloader", "/usr/bin/pygrub" if domid else ""],
+        ["on_crash", "restart"],
+        ["uuid", dom.get("uuid") or "00000000-0000-0000-0000-000000000000"],
+        ["bootloader_args", ""],
+        ["vcpus", dom["vcpus"]],
+        ["name", dom["name"]],
+        ["on_reboot", "restart"],
+        ["on_poweroff", "destroy"],
+        ["maxmem", dom.get("max_memory_mb", dom["memory_mb"])],
+        ["memory", dom["memory_mb"]],
+        ["shadow_memory", 0],
+        ["features", ""],
+        ["on_xend_start", "ignore"],
+        ["on_xend_stop", "ignore"],
+        ["start_time", 1357749308.05],
+        ["cpu_time", float(dom["cpu_time"])],
+        ["online_vcpus", dom["vcpus"]],
+        ["image", ["linux", ["kernel", ""], ["notes", ["SUSPEND_CANCEL", 1]]]],
+        ["status", 2],
+        ["state", dom["state"]],
     ]
-    for nic in dom.get("nics", ()):
-        lines.append(f"    (device (vif (bridge {nic['bridge']}) (mac {nic['mac']}) (script vif-bridge)))")
-    for disk in dom.get("disks", ()):
-        lines.append(
-            f"    (device (vbd (uname phy:{disk['target']}) (dev {disk['vdev']}) (mode {disk['mode']})))"
+    for devid, nic in enumerate(dom.get("nics", ())):
+        sxpr.append(
+            [
+                "device",
+                [
+                    "vif",
+                    ["backend", 0],
+                    ["script", "/etc/xen/scripts/vif-bridge"],
+                    ["uuid", _uuid(host_name, dom["name"], f"vif{devid}")],
+                    ["bridge", nic["bridge"]],
+                    ["mac", nic["mac"]],
+                ],
+            ]
         )
-    lines += [
-        f"    (state {dom['state']})",
-        f"    (cpu_time {dom['cpu_time']})",
-        f"    (online_vcpus {dom['vcpus']})",
-        "    (status 2)",
-        ")",
-    ]
-    return "\n".join(lines)
+    for index, disk in enumerate(dom.get("disks", ())):
+        script = disk.get("script")
+        uname = f"{script.removeprefix('block-')}:{disk['target']}" if script else f"phy:{disk['target']}"
+        sxpr.append(
+            [
+                "device",
+                [
+                    "vbd",
+                    ["protocol", "x86_64-abi"],
+                    ["uuid", _uuid(host_name, dom["name"], f"vbd{index}")],
+                    ["bootable", 1 if index == 0 else 0],
+                    ["dev", f"{disk['vdev']}:disk"],
+                    ["uname", uname],
+                    ["mode", disk.get("mode", "w")],
+                    ["backend", 0],
+                    ["VDI", ""],
+                ],
+            ]
+        )
+    return sxpr
 
 
-def list_long_sxp(domains: list[dict], toolstack: str) -> str:
+def _uuid(host_name: str, name: str, what: str) -> str:
+    import uuid
+
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"lab:{host_name}/{name}/{what}"))
+
+
+def list_long_sxp(domains: list[dict], toolstack: str, host_name: str = "") -> str:
     if toolstack == "xm":
-        return "\n".join(_sxp_xm(dom) for dom in domains) + "\n"
-    return "\n".join(_sxp_xl(dom) for dom in domains if dom["domid"] != 0) + "\n"
+        # xm_list: map(PrettyPrint.prettyprint, doms), Domain-0 included.
+        return "".join(prettyprint(_xend_sxpr(host_name, dom)) for dom in domains)
+    return "".join(_sxp_xl(dom) for dom in domains if dom["domid"] != 0)
 
 
 # -- info ------------------------------------------------------------------------------------
@@ -239,38 +307,52 @@ def info_text(host_name: str, host: dict, free_mb: int, toolstack: str) -> str:
 
 
 # -- what `create` says when it refuses -------------------------------------------------------
-# xl: libxl's log lines (file:line as in a 4.17 build; the driver never matches on them)
-# and exit 3 (create_domain returns ERROR_FAIL); xm: "Error: <xend's message>", exit 1.
+# xl: libxl's log lines, "libxl: error: <file>:<line>:<function>: Domain <N>:<message>"
+# (libxl_internal.c libxl__logv), with file:line of RELEASE-4.17.7 (the driver never matches
+# on them), and exit 3 (create_domain returns ERROR_FAIL; main_create returns -rc). libxc's
+# panics are "xc: error: panic: <file>:<line>: <message>: <error code>" (xg_dom_core.c
+# xc_dom_panic_func, xc_private.c xc_reportv). xm: "Error: <xend's message>", exit 1.
+
+_DESTROYED = (
+    "libxl: error: libxl_domain.c:1183:libxl__destroy_domid: Domain {d}:Non-existant domain\n"
+    "libxl: error: libxl_domain.c:1137:domain_destroy_callback: Domain {d}:Unable to destroy guest\n"
+    "libxl: error: libxl_domain.c:1064:domain_destroy_cb: Domain {d}:Destruction of domain failed\n"
+)
+_REBUILD = (
+    "libxl: error: libxl_create.c:1638:domcreate_rebuild_done: Domain {d}:cannot (re-)build domain: -3\n"
+)
 
 
 def refuse_memory(tool: str, autoballoon: bool, need_mb: int, free_mb: int, domid: int) -> tuple[int, str]:
     if tool == "xm":
+        # xend balloon.py free()
         return 1, (
             "Error: Not enough free memory and enable-dom0-ballooning is False, so I cannot release any more.  "
             f"I need {need_mb * 1024} KiB but only have {free_mb * 1024}.\n"
         )
     if autoballoon:
-        # xl's freemem() gave up before any domain was made (reference §1.4).
+        # xl_vmcontrol.c create_domain: freemem() gave up before any domain was made.
         return 3, "failed to free memory for the domain\n"
-    # autoballoon off (dom0_mem on the Xen command line): libxc fails the build.
+    # autoballoon off (dom0_mem on the Xen command line): libxc fails the build
+    # (xg_dom_boot.c xc_dom_boot_mem_init, libxl_dom.c libxl__build_dom).
     return 3, (
         "xc: error: panic: xg_dom_boot.c:119: xc_dom_boot_mem_init: can't allocate low memory for domain: "
         "Out of memory\n"
         "libxl: error: libxl_dom.c:586:libxl__build_dom: xc_dom_boot_mem_init failed: Cannot allocate memory\n"
-        f"libxl: error: libxl_create.c:1573:domcreate_rebuild_done: Domain {domid}:cannot (re-)build domain: -3\n"
-        f"libxl: error: libxl_domain.c:1182:libxl__destroy_domid: Domain {domid}:Non-existant domain\n"
-        f"libxl: error: libxl_domain.c:1136:domain_destroy_callback: Domain {domid}:Unable to destroy guest\n"
-        f"libxl: error: libxl_domain.c:1063:domain_destroy_cb: Domain {domid}:Destruction of domain failed\n"
+        + _REBUILD.format(d=domid)
+        + _DESTROYED.format(d=domid)
     )
 
 
 def refuse_duplicate(tool: str, name: str, domid: int, other_domid: int) -> tuple[int, str]:
     if tool == "xm":
+        # xend XendDomainInfo._checkName
         return 1, f"Error: VM name '{name}' already exists as domain {other_domid}\n"
+    # libxl_domain.c libxl__domain_rename, then libxl_create.c initiate_domain_create
     return 3, (
         f'libxl: error: libxl_domain.c:81:libxl__domain_rename: Domain {domid}:Domain with name "{name}" '
         "already exists.\n"
-        f"libxl: error: libxl_create.c:1232:initiate_domain_create: Domain {domid}:cannot make domain: -6\n"
+        f"libxl: error: libxl_create.c:1294:initiate_domain_create: Domain {domid}:cannot make domain: -6\n"
     )
 
 
@@ -282,30 +364,63 @@ def _vbd_number(vdev: str) -> int:
 
 def refuse_disk(tool: str, target: str, vdev: str, index: int, domid: int) -> tuple[int, str]:
     if tool == "xm":
+        # xend DevController.waitForDevice (status Error) with hotplug/Linux/block's fatal message
         return (
             1,
-            f"Error: Device {_vbd_number(vdev)} (vbd) could not be connected.\n{target} does not exist.\n",
+            f"Error: Device {_vbd_number(vdev)} (vbd) could not be connected. {target} does not exist.\n",
         )
+    # libxl_device.c libxl__device_disk_set_backend (LOGE: strerror appended), then
+    # libxl_create.c initiate_domain_create
     return 3, (
-        f"libxl: error: libxl_device.c:397:libxl__device_disk_set_backend: Disk vdev={vdev} "
+        f"libxl: error: libxl_device.c:455:libxl__device_disk_set_backend: Disk vdev={vdev} "
         f"failed to stat: {target}: No such file or directory\n"
-        f"libxl: error: libxl_create.c:1287:initiate_domain_create: Domain {domid}:Unable to set disk "
+        f"libxl: error: libxl_create.c:1316:initiate_domain_create: Domain {domid}:Unable to set disk "
         f"defaults for disk {index}\n"
     )
 
 
 def refuse_bridge(tool: str, bridge: str, devid: int, domid: int) -> tuple[int, str]:
     if tool == "xm":
+        # xend DevController.waitForDevice with hotplug/Linux/vif-bridge's fatal message
         return (
             1,
             f"Error: Device {devid} (vif) could not be connected. Could not find bridge device {bridge}\n",
         )
+    # libxl_exec.c libxl_report_child_exitstatus, libxl_device.c device_hotplug_child_death_cb,
+    # libxl_create.c domcreate_attach_devices ("unable to add %s devices")
     return 3, (
         "libxl: error: libxl_exec.c:117:libxl_report_child_exitstatus: /etc/xen/scripts/vif-bridge online "
         f"[{4000 + domid}] exited with error status 1\n"
-        f"libxl: error: libxl_device.c:1286:device_hotplug_child_death_cb: script: Could not find bridge device "
+        f"libxl: error: libxl_device.c:1337:device_hotplug_child_death_cb: script: Could not find bridge device "
         f"{bridge}\n"
-        f"libxl: error: libxl_create.c:1896:domcreate_attach_devices: Domain {domid}:unable to add vif devices\n"
+        f"libxl: error: libxl_create.c:1919:domcreate_attach_devices: Domain {domid}:unable to add vif devices\n"
+        + _DESTROYED.format(d=domid)
+    )
+
+
+def refuse_kernel(tool: str, kernel: str, domid: int) -> tuple[int, str]:
+    if tool == "xm":
+        # xend image.py ImageHandler.configure
+        return 1, f"Error: Kernel image does not exist: {kernel}\n"
+    # xg_dom_core.c xc_dom_malloc_filemap (panic, XC_INTERNAL_ERROR), libxl_dom.c libxl__build_pv
+    return 3, (
+        f"xc: error: panic: xg_dom_core.c:205: failed to open file '{kernel}': No such file or directory: "
+        "Internal error\n"
+        "libxl: error: libxl_dom.c:646:libxl__build_pv: xc_dom_kernel_file failed: No such file or directory\n"
+        + _REBUILD.format(d=domid)
+    )
+
+
+def refuse_bootloader(tool: str, bootloader: str, domid: int) -> tuple[int, str]:
+    if tool == "xm":
+        # xend XendBootloader.bootloader
+        return 1, "Error: Bootloader isn't executable\n"
+    # libxl_bootloader.c bootloader_finished, libxl_exec.c libxl_report_child_exitstatus
+    return 3, (
+        f"libxl: error: libxl_bootloader.c:768:bootloader_finished: Domain {domid}:bootloader failed - consult "
+        f"logfile /var/log/xen/bootloader.{domid}.log\n"
+        f"libxl: error: libxl_exec.c:117:libxl_report_child_exitstatus: bootloader [{5000 + domid}] exited with "
+        "error status 1\n" + _REBUILD.format(d=domid)
     )
 
 

@@ -22,9 +22,9 @@ import re
 import uuid as uuidlib
 from collections.abc import Callable
 
-from hosts.drivers.xen_cfg import ConfigParseError, VmConfig, parse_cfg, vm_config
 from hosts.lab.tools import xen_format as fmt
 from hosts.lab.tools.base import ToolContext, ToolResult, visible_devices
+from hosts.lab.xl_config import LabConfig, LabConfigError, read_config
 
 _UUID_NAMESPACE = uuidlib.UUID("6d1c8a4e-3f0b-4f4e-9c55-8a2f3e7b1d20")
 LIBXL_MIN_DOM0_MEM_KB = 128 * 1024  # libxl refuses to shrink dom0 below this
@@ -111,7 +111,7 @@ def cmd_list(sim: _Sim, args: list[str]) -> ToolResult:
         domains = [dom]
     if "l" in opts:
         if sim.tool == "xm" or sim.host.get("long_format") == "sxp":
-            return 0, fmt.list_long_sxp(domains, sim.tool), ""
+            return 0, fmt.list_long_sxp(domains, sim.tool, sim.ctx.host), ""
         return 0, fmt.list_long_json(domains), ""
     return 0, fmt.list_text(domains, sim.tool), ""
 
@@ -144,7 +144,7 @@ def _resolve_config(sim: _Sim, path: str) -> str | None:
     return next((candidate for candidate in candidates if candidate in files), None)
 
 
-def _refuse_memory(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None:
+def _refuse_memory(sim: _Sim, cfg: LabConfig, domid: int) -> ToolResult | None:
     free = sim.free_mb()
     if cfg.memory_mb <= free:
         return None
@@ -152,7 +152,7 @@ def _refuse_memory(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None:
     return status, "", text
 
 
-def _refuse_duplicate(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None:
+def _refuse_duplicate(sim: _Sim, cfg: LabConfig, domid: int) -> ToolResult | None:
     other = next((d for d in sim.domains if d["name"] == cfg.name), None)
     if other is None:
         return None
@@ -160,21 +160,44 @@ def _refuse_duplicate(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None
     return status, "", text
 
 
-def _refuse_disks(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None:
+def _refuse_disks(sim: _Sim, cfg: LabConfig, domid: int) -> ToolResult | None:
     visible = visible_devices(sim.ctx.state, sim.ctx.host)
     for index, disk in enumerate(cfg.disks):
+        if disk.cdrom and not disk.target:
+            continue  # an empty CD-ROM drive: nothing to find
         if disk.target not in visible:
             status, text = fmt.refuse_disk(sim.tool, disk.target, disk.vdev, index, domid)
             return status, "", text
     return None
 
 
-def _refuse_bridges(sim: _Sim, cfg: VmConfig, domid: int) -> ToolResult | None:
+def _refuse_bridges(sim: _Sim, cfg: LabConfig, domid: int) -> ToolResult | None:
     bridges = set(sim.host.get("bridges", ()))
     for devid, nic in enumerate(cfg.nics):
         if nic.bridge not in bridges:
             status, text = fmt.refuse_bridge(sim.tool, nic.bridge, devid, domid)
             return status, "", text
+    return None
+
+
+# Bootloaders a lab dom0 has (libxl looks for a bare name in its private bindir first,
+# libxl_bootloader.c bootloader_disk_attached_cb): any other must be a file of the host.
+_BOOTLOADERS = ("pygrub", "/usr/bin/pygrub", "/usr/lib/xen-4.17/bin/pygrub", "/usr/lib/xen/bin/pygrub")
+
+
+def _refuse_boot(sim: _Sim, cfg: LabConfig, domid: int) -> ToolResult | None:
+    """A PV guest boots from its bootloader, else from its kernel= file (a file of the host)."""
+    files = sim.host.get("files", {})
+    if cfg.kind != "pv":
+        return None
+    if cfg.bootloader:
+        if cfg.bootloader in _BOOTLOADERS or cfg.bootloader in files:
+            return None
+        status, text = fmt.refuse_bootloader(sim.tool, cfg.bootloader, domid)
+        return status, "", text
+    if cfg.kernel and cfg.kernel not in files:
+        status, text = fmt.refuse_kernel(sim.tool, cfg.kernel, domid)
+        return status, "", text
     return None
 
 
@@ -195,22 +218,26 @@ def cmd_create(sim: _Sim, args: list[str]) -> ToolResult:
             return 1, "", f"Error: Unable to open config file: {files[0]}\n"
         return 3, "", f"Failed to read config file: {files[0]}: No such file or directory\n"
     said = "" if sim.tool == "xm" or "q" in opts else f"Parsing config from {path}\n"
+    text = sim.host["files"][path]
+    if overrides:
+        # xl_vmcontrol.c create_domain: "\n%s\n" of the KEY=VALUE words, each ending in "\n".
+        text += "\n" + "".join(f"{word}\n" for word in overrides) + "\n"
     try:
-        # Extra key=value words are appended to the file's text, as xl does.
-        cfg = vm_config(parse_cfg("\n".join([sim.host["files"][path], *overrides]), source=path))
-    except ConfigParseError as exc:
+        cfg = read_config(text, path)  # libxlutil itself, never drportal's reader
+    except LabConfigError as exc:
         if sim.tool == "xm":
-            return 1, "", f"Error: {exc}\n"
-        tail = "" if str(exc).startswith("Domain name") else "\nFailed to parse config: Invalid argument"
-        return 1, "", f"{said}{exc}{tail}\n"
-
+            first = next((line for line in exc.stderr.splitlines() if line.strip()), "cannot read the config")
+            return 1, "", f"Error: {first}\n"
+        return exc.status, "", said + exc.stderr
+    said += cfg.stderr
     domid = int(sim.host.get("next_domid", 1))
     if sim.tool == "xm":
-        checks = (_refuse_duplicate, _refuse_memory, _refuse_disks, _refuse_bridges)
+        checks = (_refuse_duplicate, _refuse_memory, _refuse_boot, _refuse_disks, _refuse_bridges)
     elif sim.host.get("autoballoon", True):
-        checks = (_refuse_memory, _refuse_duplicate, _refuse_disks, _refuse_bridges)
+        # freemem() first; then libxl: rename (duplicate), disk defaults, build (boot), hotplug.
+        checks = (_refuse_memory, _refuse_duplicate, _refuse_disks, _refuse_boot, _refuse_bridges)
     else:
-        checks = (_refuse_duplicate, _refuse_disks, _refuse_memory, _refuse_bridges)
+        checks = (_refuse_duplicate, _refuse_disks, _refuse_memory, _refuse_boot, _refuse_bridges)
     for check in checks:
         refusal = check(sim, cfg, domid)
         if refusal is not None:
@@ -303,20 +330,13 @@ def cmd_mem_set(sim: _Sim, args: list[str]) -> ToolResult:
         # Lab-only refusal: real Xen sets the target and the balloon driver simply stalls
         # short of it. The lab refuses so its accounting (sum <= total) always holds.
         free_kb = sim.free_mb() * 1024
-        if sim.tool == "xm":
-            return (
-                1,
-                "",
-                f"Error: Not enough free memory: I need {grow_mb * 1024} KiB but only have {free_kb}.\n",
-            )
-        return (
-            1,
-            "",
-            (
-                f"{where.format(340)}Domain {domid}:not enough free memory: target {kb} KiB needs "
-                f"{grow_mb * 1024} KiB more, only {free_kb} KiB free\n{cannot}"
-            ),
+        text = (
+            f"lab: mem-set refused: domain {domid} would need {grow_mb * 1024} KiB more, only {free_kb} KiB "
+            "free (a real dom0 sets the target and the guest's balloon driver stalls short of it)\n"
         )
+        if sim.tool == "xm":
+            return 1, "", f"Error: {text}"
+        return 1, "", f"{text}{cannot}"
     dom["memory_mb"] = new_mb
     sim.ctx.notes.append(f"memory of {dom['name']} set to {new_mb} MiB")
     return 0, "", ""
