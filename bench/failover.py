@@ -244,7 +244,16 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
     config files; each VM's LUN is a DR group SRC -> DST."""
     from hosts import reference
     from hosts.lab.keys import ensure_keys
-    from hosts.lab.state import LabStore, _cfg_text, _dom0_domain, _domu, default_faults, synthetic_address
+    from hosts.lab.state import (
+        LabStore,
+        _cfg_text,
+        _dom0_domain,
+        _domu,
+        add_eva_group,
+        default_faults,
+        eva_array_host,
+        synthetic_address,
+    )
 
     src = [f"src{i + 1:03d}" for i in range(hosts)]
     dst = [f"dst{i + 1:03d}" for i in range(hosts)]
@@ -274,13 +283,9 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
         }
         state["faults"][name] = default_faults()
     for offset, (array, site) in enumerate((("src-eva", "SRC"), ("dst-eva", "DST"))):
-        state["hosts"][array] = {
-            "kind": "array",
-            "site": site,
-            "address": synthetic_address(2 * hosts + offset),
-            "array_kind": "eva-ca",
-            "system": array.upper(),
-        }
+        state["hosts"][array] = eva_array_host(
+            site=site, address=synthetic_address(2 * hosts + offset), system=array.upper()
+        )
         state["faults"][array] = default_faults()
     for number in range(vms):
         name = f"vm{number + 1:04d}"
@@ -301,17 +306,13 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
         host_state = state["hosts"][home]
         host_state["domains"].append(_domu(name, host_state["next_domid"], vm_mb, 1, vm["nics"], vm["disks"]))
         host_state["next_domid"] += 1
-        state["groups"][f"DRG-{name}"] = {
-            "kind": "eva-ca",
-            "mode": "async",
-            "devices": [vm["disks"][0]["target"]],
-            "sides": {
-                "src-eva": {"role": "primary", "presented_to": [home], "disk_state": "UpToDate"},
-                "dst-eva": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-            },
-            "replication": "consistent",
-            "lag_seconds": 2.0,
-        }
+        add_eva_group(
+            state,
+            f"DRG-{name}",
+            devices=[vm["disks"][0]["target"]],
+            sides={"src-eva": "primary", "dst-eva": "secondary"},
+            presented_to=[home],
+        )
         layout["vms"].append({"name": name, "home": home, "target": target, "vm": vm, "tier": 1 + number % 3})
     store = LabStore(lab_dir)
     store.replace(state)
@@ -336,6 +337,7 @@ def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int 
         VMDisk,
         VMInterface,
     )
+    from hosts.reference import sssu_login_file
 
     state = LabStore(lab_dir).read()
     fps = fingerprints(lab_dir)
@@ -353,6 +355,7 @@ def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int 
                 management_address=state["hosts"][name]["address"],
                 management_port=port,
                 host_key_fingerprint=fps[name],
+                sssu_login_file=sssu_login_file(name.upper()),
             )
             for name, site in (("src-eva", src_site), ("dst-eva", dst_site))
         }
@@ -476,6 +479,23 @@ def lower_bound(run, limit: int) -> dict:
     return {"lower_bound_s": total, "phases": parts}
 
 
+def commands_per_action(run) -> dict:
+    """Per action kind: how many actions, and the mean number of commands each sent (all,
+    and SSSU calls among them), from the command lines kept in the actions' output."""
+    per_kind: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for action in run.actions.all():
+        commands = [m["command"] for line in action.output.splitlines() if (m := COMMAND_LINE.match(line))]
+        per_kind[action.kind].append((len(commands), sum(c.startswith("sssu ") for c in commands)))
+    return {
+        kind: {
+            "actions": len(counts),
+            "commands": round(statistics.mean(c for c, _ in counts), 2),
+            "sssu": round(statistics.mean(s for _, s in counts), 2),
+        }
+        for kind, counts in sorted(per_kind.items())
+    }
+
+
 def bench_synthetic(
     lab_dir: Path, log_dir: Path, workers: list[subprocess.Popen], *, hosts: int, vms: int
 ) -> dict:
@@ -525,6 +545,7 @@ def bench_synthetic(
             "ratio": round(ratio, 3),
             "target_ratio": 1.10,
             "meets_target": ratio <= 1.10,
+            "commands_per_action": commands_per_action(run),
             "phases": bound["phases"],
         }
     finally:

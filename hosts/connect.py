@@ -42,7 +42,17 @@ def _key_path(path: str) -> str:
 def storage_driver(array: StorageArray, runner):
     """The storage driver of one array copy, options from the inventory record."""
     if array.kind == "eva-ca":
-        return get_driver("eva-ca", runner, system=array.system_name or array.name.upper())
+        if not array.sssu_login_file:
+            from .drivers.storage import StorageError
+
+            raise StorageError(
+                f"array {array.name}: no SSSU login file in the inventory (field sssu_login_file); "
+                "SSSU needs a password and drportal reads it only from that root-only file on the "
+                "management host"
+            )
+        return get_driver(
+            "eva-ca", runner, system=array.system_name or array.name.upper(), login_file=array.sssu_login_file
+        )
     if array.kind == "manual":
         return get_driver("manual", None, array=array.name, team="storage team")
     return get_driver(array.kind, runner)

@@ -82,6 +82,17 @@ class StorageArray(models.Model):
     host_key_fingerprint = models.CharField(
         verbose_name=_("pinned host key"), max_length=51, blank=True, validators=[validate_fingerprint]
     )
+    sssu_login_file = models.CharField(
+        verbose_name=_("SSSU login file"),
+        max_length=255,
+        blank=True,
+        validators=[validate_abs_path],
+        help_text=_(
+            "HP EVA only: path, on the management host, of the root-only (0600) SSSU script holding "
+            "SELECT MANAGER <manager> USERNAME=<user> PASSWORD=<password>. drportal runs it with SSSU's "
+            "FILE command and never sees the password."
+        ),
+    )
 
     class Meta:
         ordering = ("site__code", "name")
@@ -90,6 +101,19 @@ class StorageArray(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        if self.kind == ArrayKindChoices.EVA_CA and not self.sssu_login_file:
+            raise ValidationError(
+                {
+                    "sssu_login_file": _(
+                        "An HP EVA array needs its SSSU login file: the path, on the management host, of "
+                        "the root-only script with SELECT MANAGER ... USERNAME=... PASSWORD=... (SSSU "
+                        "needs the password, and drportal never puts it on a command line)."
+                    )
+                }
+            )
 
 
 class Host(models.Model):

@@ -167,6 +167,12 @@ def vm_nics(vm: dict) -> tuple[dict, ...]:
     )
 
 
+def sssu_login_file(system: str) -> str:
+    """Where the reference estate's management hosts (in the lab: the array hosts) keep the
+    root-only SSSU login script of an array (SELECT MANAGER ... PASSWORD=...)."""
+    return f"/etc/drportal/sssu/{system}.login"
+
+
 def dr_group_name(vm_name: str) -> str:
     return f"DRG-{vm_name}"
 

@@ -34,6 +34,7 @@ class ArrayFactory(factory.django.DjangoModelFactory):
     site = factory.SubFactory(SiteFactory)
     name = factory.Sequence(lambda n: f"array{n}")
     kind = "eva-ca"
+    sssu_login_file = factory.LazyAttribute(lambda o: f"/etc/drportal/sssu/{o.name.upper()}.login")
 
 
 class HostFactory(factory.django.DjangoModelFactory):

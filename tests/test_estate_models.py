@@ -105,11 +105,16 @@ def test_it_accepts_a_dr_group_across_sites():
     group.full_clean()
 
 
-def test_it_refuses_a_host_key_that_is_not_a_sha256_fingerprint():
-    host = HostFactory.build(site=SiteFactory(), host_key_fingerprint="MD5:aa:bb")
+def assert_refused(row, field: str) -> None:
     with pytest.raises(ValidationError) as exc:
-        host.full_clean()
-    assert "host_key_fingerprint" in exc.value.message_dict
+        row.full_clean()
+    assert field in exc.value.message_dict
+
+
+def test_it_refuses_a_host_key_that_is_not_a_sha256_fingerprint():
+    assert_refused(
+        HostFactory.build(site=SiteFactory(), host_key_fingerprint="MD5:aa:bb"), "host_key_fingerprint"
+    )
 
 
 def test_it_refuses_a_profile_placement_on_the_site_it_plans_to_lose():
@@ -128,3 +133,31 @@ def test_an_inventory_row_in_use_cannot_be_deleted_from_under_a_vm():
         vm.home_host.delete()
     assert VM.objects.filter(pk=vm.pk).exists()
     assert DRGroup.objects.count() == 0
+
+
+def test_it_refuses_an_eva_array_without_its_sssu_login_file_naming_the_field():
+    array = ArrayFactory.build(site=SiteFactory(), sssu_login_file="")
+    with pytest.raises(ValidationError) as exc:
+        array.full_clean()
+    assert list(exc.value.message_dict) == ["sssu_login_file"]
+    assert "PASSWORD=" in exc.value.message_dict["sssu_login_file"][0]
+    array.sssu_login_file = "/etc/drportal/sssu/EVA-KA.login"
+    array.full_clean()
+    ArrayFactory.build(site=SiteFactory(), kind="drbd", sssu_login_file="").full_clean()  # EVA only
+
+
+def test_it_refuses_an_sssu_login_file_that_is_not_a_plain_absolute_path():
+    assert_refused(
+        ArrayFactory.build(site=SiteFactory(), sssu_login_file='/etc/x" PASSWORD=1'), "sssu_login_file"
+    )
+
+
+def test_the_storage_driver_of_an_eva_without_a_login_file_is_refused_naming_array_and_field():
+    from hosts.connect import storage_driver
+    from hosts.drivers.storage import StorageError
+
+    array = ArrayFactory(site=SiteFactory(), name="eva-x", sssu_login_file="")
+    with pytest.raises(
+        StorageError, match=r"array eva-x: no SSSU login file in the inventory \(field sssu_login_file\)"
+    ):
+        storage_driver(array, runner=None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,17 @@ def quote_command(argv: Sequence[str]) -> str:
     if not argv:
         raise ValueError("empty command")
     return " ".join(shlex.quote(str(word)) for word in argv)
+
+
+# ``PASSWORD=<value>`` (SSSU's SELECT MANAGER) in whatever a tool echoes: masked before a
+# result is logged, stored or shown. drportal itself never sends a password on a command
+# line; this is for a tool that prints back a line of a credentials file it ran.
+_SECRET = re.compile(r'(?i)\b(PASSWORD\s*=\s*)("[^"]*"|\S+)')
+MASK = "********"
+
+
+def redact_secrets(text: str) -> str:
+    return _SECRET.sub(lambda m: m.group(1) + MASK, text) if text else text
 
 
 class DriverError(Exception):

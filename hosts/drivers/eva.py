@@ -1,61 +1,51 @@
-"""HP EVA Continuous Access through SSSU on a management host.
+"""HP EVA Continuous Access through SSSU (HP Command View EVA) on a management host.
 
-SSSU SYNTAX: THE ONE PLACE TO ADAPT
-===================================
-The real SSSU syntax for DR groups is not publicly specified (reference section 5 is
-mostly UNVERIFIED), so every word drportal sends or expects is defined in this block.
-A site whose SSSU differs edits the constants below (and, if needed, ``FIELD_ALIASES``)
-and nothing else. The lab's simulated ``sssu`` implements exactly this design.
+Longer than the usual module on purpose: the syntax block, the one place a site adapts,
+belongs with the driver that is its only user.
 
-Invocation (one SSH command on the management host, each SSSU command one argv word)::
+Every word drportal sends is a word of the real SSSU 8.0 keyword table
+(hosts/lab/data/sssu-8.0-keywords.txt; tests/storage/test_sssu_syntax.py fails otherwise).
+Where a word's grammar or an output field is not confirmed by a public source it is
+marked UNVERIFIED below; a site whose SSSU differs edits this block and nothing else.
 
-    sssu "SELECT MANAGER <manager> USERNAME=<user>" "SELECT SYSTEM <system>" "<COMMAND>"
+Invocation: one SSH command on the management host, each SSSU command one argv word:
 
-No password is ever put on the command line (it would show in ``ps`` and in logs): the
-management host must hold a pre-authorised Command View session / stored credential for
-``<user>``. Commands:
+    sssu 'FILE "<login file>"' 'SET OPTIONS ON_ERROR=EXIT_ON_ERROR' 'SELECT SYSTEM "<system>"' <commands>
 
-    LS DR_GROUP                                         list the DR group names
-    LS DR_GROUP "\\Data Replication\\<group>"           detail, "key ....: value" lines
-    SET DR_GROUP "\\Data Replication\\<group>" FAILOVER   only on the destination; swaps roles
-    SET DR_GROUP "..." FAILOVER FORCE                   failover of a broken/copying group (UNVERIFIED)
-    SET DR_GROUP "..." SUSPEND | RESUME
-    SET DR_GROUP "..." PRESENT HOST="\\Hosts\\<host>"
-    SET DR_GROUP "..." UNPRESENT HOST="\\Hosts\\<host>"
-    SET DR_GROUP "..." REVERSE                          on the source: full copy to the other array
+Credentials: SSSU needs ``PASSWORD=`` on ``SELECT MANAGER`` (every public script passes it
+there: check_eva.sssu, check_eva.py, opensvc). drportal never holds the password. The
+management host keeps a root-only (0600) SSSU script per array, named in the inventory
+(StorageArray.sssu_login_file), with the one line
+``SELECT MANAGER <manager> USERNAME=<user> PASSWORD=<password>``; drportal runs it with
+SSSU's ``FILE`` command, so the password is on no command line, in no ``ps`` and in no
+log of drportal's (the public StorageLX module runs its SSSU scripts the same way,
+``sssu "file <script>"``). Should SSSU echo the file's lines, the SSH layer masks any
+``PASSWORD=`` before a result reaches a log or the engine (hosts/drivers/base.py).
 
-Drill snapshots (UNVERIFIED like the rest; a snapshot of a DR group's copy on the
-selected array, typically the destination, whose group is left exactly as it was)::
-
-    ADD SNAPSHOT <name> DR_GROUP="\\Data Replication\\<group>"
-    LS SNAPSHOT                                         list: one "\\Snapshots\\<name>" line each
-    LS SNAPSHOT <name>                                  detail, "key ....: value" lines
-    SET SNAPSHOT <name> PRESENT HOST="\\Hosts\\<host>"
-    SET SNAPSHOT <name> UNPRESENT HOST="\\Hosts\\<host>"   refused while a domain there uses it
-    DELETE SNAPSHOT <name>                              refused while presented
-
-Snapshot detail fields: name, drgroup (the group's path or name), devices ("<group
-device>=<snapshot device>, ..." or "none"), presentedto (comma list or "none").
-
-Detail fields used (keys are normalised: case, spaces, dots and underscores do not
-matter): name, operationalstate (good/attention/failed), sourcedestination
-(source/destination), logstate (normal/logging/merging/copying), suspended (yes/no),
-writemode, remotesystemname ("none" without a replica), replicationlag (seconds or
-"unknown"), presentedto (comma list or "none").
-
-Errors (UNVERIFIED): SSSU prints ``Error: <message>`` and exits non-zero. Because SSSU
-is at heart an interactive tool, an ``Error:`` line is treated as failure even when the
-exit status is 0.
-
-Roles: source -> primary, destination -> secondary.
+What the words do (HP Continuous Access EVA Administrator Guide T3687-96043; the
+handler names of the SSSU binary: set_dr_group_failover, _suspend, _nosuspend,
+_forcefullcopy, _access_read_only, _access_present_only, _noaccess):
+- FAILOVER, sent to the destination array, makes it the source and the old source the
+  destination (planned, or unplanned while the source array is gone: the same word).
+  There is no forced failover: a destination whose full copy runs cannot fail over.
+- There is no REVERSE: the failover reversed the direction; once the link is up the
+  array merges its log to the new destination or full-copies a diverged one by itself.
+  ``reverse()`` checks that this happens, resumes a suspended group (NOSUSPEND) and
+  starts a full copy (FORCEFULLCOPY) where the array waits for one.
+- Presentation is per virtual disk: ADD LUN ... VDISK= HOST= and DELETE LUN. A
+  destination copy is no host's to write; its host access is the group's ACCESSMODE.
+- Drill snapshots are snapshots of the DESTINATION's virtual disks (ADD SNAPSHOT ...
+  VDISK=); a snapshot is a virtual disk, presented and deleted as one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from hosts.drivers.base import CommandResult, Runner
+from hosts.drivers.base import CommandResult, Runner, redact_secrets
+from hosts.drivers.eva_output import Answer, Block, SssuAnswerError, need, split_answers
 from hosts.drivers.storage import (
     GroupNotFound,
     GroupStatus,
@@ -63,160 +53,173 @@ from hosts.drivers.storage import (
     NotConsistent,
     Replication,
     Role,
-    SnapshotNotFound,
-    SnapshotStatus,
     SplitBrainRefused,
     StorageDriver,
     StorageError,
     check_name,
     integrity_report,
-    snapshot_usable,
 )
 
-# --- the syntax block ------------------------------------------------------------------
+# --- the syntax block: the ONE place a site adapts ------------------------------------------
 SSSU_BINARY = "sssu"
-SELECT_MANAGER = "SELECT MANAGER {manager} USERNAME={username}"
-SELECT_SYSTEM = "SELECT SYSTEM {system}"
-DR_GROUP_PATH = "\\Data Replication\\{group}"
+# SSSU's FILE keyword runs the login script. UNVERIFIED: that the session (the manager
+# selected in the file) carries on with the next argv command, and the quoting of the path.
+LOGIN = 'FILE "{login_file}"'
+# Stop at the first error. UNVERIFIED grammar: check_eva.sssu writes
+# `set option on_error=continue`; the 8.0 table has OPTIONS, ON_ERROR and EXIT_ON_ERROR.
+ON_ERROR = "SET OPTIONS ON_ERROR=EXIT_ON_ERROR"
+SELECT_SYSTEM = 'SELECT SYSTEM "{system}"'  # check_eva.py, hpeva_api.py: select SYSTEM "<name>"
+LS_DR_GROUPS = "LS DR_GROUP"  # UNVERIFIED: the plain list's layout (one path a line is read)
+LS_DR_GROUPS_FULL = "LS DR_GROUP FULL"  # like `ls vdisk full` / `ls system full` (check_eva, opensvc)
+# One group's detail. The EVA Cluster Extension guide (T3667-96045) says "use the SSSU
+# command show DR_GROUP full-path/dr-group-name"; SHOW is in the table too, LS is what the
+# public scripts use for a detail (LS VDISK <name>, LS ... FULL).
+LS_DR_GROUP = 'LS DR_GROUP "{group}"'
+LS_VDISKS_FULL = "LS VDISK FULL"  # opensvc array/eva.py (with XML), StorageLX (`ls vdisk full`)
+LS_VDISK = 'LS VDISK "{vdisk}"'  # Riverbed hpeva handoff: `ls vdisk <name>` -> wwlunid, hostname, lunnumber
+LS_SNAPSHOTS = "LS SNAPSHOT"  # UNVERIFIED like LS_DR_GROUPS
+LS_SNAPSHOTS_FULL = "LS SNAPSHOT FULL"  # StorageLX: `ls snap full` -> objectname, wwlunid, lunnumber
+FAILOVER = 'SET DR_GROUP "{group}" FAILOVER'  # UNVERIFIED: the form SET DR_GROUP <path> <word>
+SUSPEND = 'SET DR_GROUP "{group}" SUSPEND'
+RESUME = 'SET DR_GROUP "{group}" NOSUSPEND'
+FULL_COPY = 'SET DR_GROUP "{group}" FORCEFULLCOPY'
+DESTINATION_ACCESS = 'SET DR_GROUP "{group}" ACCESSMODE={mode}'  # UNVERIFIED: KEY=value form
+# What a destination copy's hosts get once the copy back starts (the table also has
+# READONLY and PRESENTONLY; the binary's handlers _access_read_only, _access_present_only, _noaccess).
+NO_HOST_ACCESS = "DISABLE"
+# LUN 0: the array picks the next free LUN (StorageLX: "if [the starting LUN] returns null,
+# then EVA picks LUN"; Riverbed hpeva handoff sends `ADD LUN 0 VDISK=<snapshot> HOST=<host>`).
+ADD_LUN = 'ADD LUN 0 VDISK="{vdisk}" HOST="{host}"'
+DELETE_LUN = 'DELETE LUN "{host}\\{lun}"'  # opensvc evasnap: delete lun "<host path>\<lun>"
+ADD_SNAPSHOT = 'ADD SNAPSHOT {name} VDISK="{vdisk}" ALLOCATION_POLICY=DEMAND'  # Riverbed, opensvc
+DELETE_SNAPSHOT = 'DELETE VDISK "{vdisk}" WAIT_FOR_COMPLETION'  # opensvc evasnap
+GROUP_PATH = "\\Data Replication\\{group}"
 HOST_PATH = "\\Hosts\\{host}"
-LS_DR_GROUPS = "LS DR_GROUP"
-LS_DR_GROUP = "LS DR_GROUP {path}"
-LS_DR_GROUPS_FULL = "LS DR_GROUP FULL"  # every group's detail, each as LS DR_GROUP <path> prints it
-SET_DR_GROUP = "SET DR_GROUP {path} {action}"
-FAILOVER = "FAILOVER"
-FAILOVER_FORCED = "FAILOVER FORCE"
-SUSPEND = "SUSPEND"
-RESUME = "RESUME"
-REVERSE = "REVERSE"
-PRESENT = "PRESENT HOST={host}"
-UNPRESENT = "UNPRESENT HOST={host}"
-SNAPSHOT_PATH = "\\Snapshots\\{name}"  # how LS SNAPSHOT lists a snapshot
-ADD_SNAPSHOT = "ADD SNAPSHOT {name} DR_GROUP={path}"
-LS_SNAPSHOTS = "LS SNAPSHOT"
-LS_SNAPSHOT = "LS SNAPSHOT {name}"
-SET_SNAPSHOT = "SET SNAPSHOT {name} {action}"
-DELETE_SNAPSHOT = "DELETE SNAPSHOT {name}"
-SNAPSHOT_FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("name", "snapshotname"),
-    "drgroup": ("drgroup", "sourcedrgroup", "drgroupname", "group"),
-    "devices": ("devices", "snapshotdevices", "vdisks"),
-    "presentedto": ("presentedto", "presentations", "presented"),
-}
-ERROR_LINE = re.compile(r"^\s*Error\s*:\s*(.*)$", re.IGNORECASE)
+VDISK_ROOT = "\\Virtual Disks\\"
+# One snapshot vdisk per member vdisk, numbered from 1 in the group's member order; it
+# lives in its parent's family folder (\Virtual Disks\<family>\<name>, as StorageLX reads it).
+SNAPSHOT_VDISK_NAME = "{snapshot}-{index}"
+PROMPT_NO_SYSTEM = "NoSystemSelected"
+ERROR_LINE = re.compile(r"^\s*Error\b\s*:?\s*(.*)$")  # check_eva/opensvc: any "Error" line is a failure
+# Output fields (keys as SSSU prints them). From the facts: accessmode, writemode,
+# suspendstate, failsafe, drmlogsize, operationalstate (DR group), drmmode (vdisk);
+# objectname, wwlunid, comments, hostname, lunnumber from public parsers. UNVERIFIED:
+# logstate (normal / logging / merging / fullcopy / overflow, the CA guide's states),
+# remotesystemname, replicationlag (seconds), the DR group's member list ("member"
+# records with objectname) and the vdisk's drmgroupname.
+GROUP_STATE, GROUP_LOG, GROUP_SUSPEND = "operationalstate", "logstate", "suspendstate"
+GROUP_MEMBER = "member"
+VDISK_NAME, VDISK_WWID, VDISK_DRM, VDISK_GROUP = "objectname", "wwlunid", "drmmode", "drmgroupname"
+VDISK_COMMENT, PRESENTATION, PRESENTED_HOST, PRESENTED_LUN = (
+    "comments",
+    "presentation",
+    "hostname",
+    "lunnumber",
+)
 ROLE_WORDS: dict[str, Role] = {"source": "primary", "destination": "secondary"}
+SUSPENDED_WORDS = frozenset({"suspended", "yes", "true"})
+COPYING_WORDS = frozenset({"merging", "fullcopy", "copying", "normalizing"})
+LOGGING_WORDS = frozenset({"logging", "overflow"})
+OVERFLOW_WORD = "overflow"  # the log overflowed: the array waits for a full copy
+# Site convention (not SSSU's): a member vdisk's comment names the dom0 device its VMs use,
+# "device=/dev/vg_proxy01/lvol1"; without one, and for snapshots, the dom0 sees the LUN as
+# dm-multipath names it: "3" + the WWID (StorageLX maps wwlunid to multipath that way).
+DEVICE_COMMENT = re.compile(r"(?:^|\s)device=(/\S+)")
+DOM0_DEVICE = "/dev/mapper/3{wwid}"
 NO_VALUE = frozenset({"", "none", "-", "n/a", "unknown"})
-# Normalised field name -> other spellings a site's SSSU might print (also normalised).
-FIELD_ALIASES: dict[str, tuple[str, ...]] = {
-    "operationalstate": ("operationalstate", "operstate", "state"),
-    "sourcedestination": ("sourcedestination", "role", "drrole", "sourceordestination"),
-    "logstate": ("logstate", "drlogstate"),
-    "suspended": ("suspended", "suspend", "suspendstate"),
-    "writemode": ("writemode",),
-    "remotesystemname": ("remotesystemname", "remotesystem", "destinationsystem"),
-    "replicationlag": ("replicationlag", "lag", "lagseconds", "replicationlagseconds"),
-    "presentedto": ("presentedto", "presentations", "presented"),
-}
-# ----------------------------------------------------------------------------------------
+# --- end of the syntax block ---------------------------------------------------------------
+
+# Member vdisks seen per (management host, system, group), to read them in the same SSSU
+# call as the group. Only a hint: the group's own member list is checked on every read.
+_MEMBER_HINTS: dict[tuple[str, str, str], tuple[str, ...]] = {}
+
+
+def forget_hints() -> None:
+    _MEMBER_HINTS.clear()
 
 
 def sssu_quote(value: str) -> str:
     """SSSU groups words with double quotes and has no escape: a quote cannot be sent."""
     if '"' in value or any(ch in value for ch in "\r\n\t"):
         raise StorageError(f"value not allowed in an SSSU command: {value!r}")
-    return f'"{value}"'
+    return value
 
 
 def group_path(group: str) -> str:
-    return sssu_quote(DR_GROUP_PATH.format(group=check_name(group, "DR group")))
+    return GROUP_PATH.format(group=check_name(group, "DR group"))
 
 
-def sssu_word(value: str) -> str:
-    """A name as one SSSU word: quoted only when it has spaces (e.g. a system name)."""
-    quoted = sssu_quote(value)
-    return quoted if " " in value else value
+def last_part(path: str) -> str:
+    return path.rstrip("\\").rsplit("\\", 1)[-1]
 
 
-def sssu_argv(
-    *commands: str, manager: str, username: str, system: str, binary: str = SSSU_BINARY
-) -> list[str]:
-    """The argv for one SSSU session: select manager and system, then ``commands``."""
-    return [
-        binary,
-        SELECT_MANAGER.format(manager=sssu_word(manager), username=sssu_word(username)),
-        SELECT_SYSTEM.format(system=sssu_word(system)),
-        *commands,
-    ]
+@dataclass(frozen=True)
+class Vdisk:
+    """One virtual disk as SSSU described it."""
+
+    path: str
+    wwid: str
+    drm: str
+    group: str  # the DR group's name, "" if none
+    comment: str
+    presentations: tuple[tuple[str, str], ...]  # (host path, LUN number)
+
+    @property
+    def hosts(self) -> set[str]:
+        return {last_part(host) for host, _ in self.presentations}
+
+    @property
+    def lun_device(self) -> str:
+        return DOM0_DEVICE.format(wwid=self.wwid.replace("-", "").lower())
+
+    @property
+    def device(self) -> str:
+        found = DEVICE_COMMENT.search(self.comment)
+        return found.group(1) if found else self.lun_device
 
 
-def set_group(group: str, action: str) -> str:
-    return SET_DR_GROUP.format(path=group_path(group), action=action)
+def vdisk_of(block: Block, answer: Answer) -> Vdisk:
+    path = need(block, VDISK_NAME, answer, "the virtual disk's path")
+    presentations = []
+    for record in block.records.get(PRESENTATION, ()):
+        host, lun = record.get(PRESENTED_HOST, "").strip(), record.get(PRESENTED_LUN, "").strip()
+        if not host or not lun.isdigit():
+            raise SssuAnswerError(
+                f"{answer.system}: the answer to {answer.command!r} (line {block.line}, {path}) has a "
+                f"presentation without {PRESENTED_HOST} and a numeric {PRESENTED_LUN}: expected both"
+            )
+        presentations.append((host, lun))
+    group = block.fields.get(VDISK_GROUP, "").strip()
+    return Vdisk(
+        path=path,
+        wwid=need(block, VDISK_WWID, answer, "its LUN WWID, like 6005-08b4-..."),
+        drm=block.fields.get(VDISK_DRM, "").strip().lower(),
+        group=last_part(group) if group.lower() not in NO_VALUE else "",
+        comment=block.fields.get(VDISK_COMMENT, ""),
+        presentations=tuple(presentations),
+    )
 
 
-def host_word(host: str) -> str:
-    return sssu_quote(HOST_PATH.format(host=check_name(host, "host name")))
+@dataclass(frozen=True)
+class GroupRead:
+    fields: dict[str, str]
+    members: tuple[Vdisk, ...]
+    status: GroupStatus
 
 
-def snapshot_word(name: str) -> str:
-    return check_name(name, "snapshot name")  # boring by construction: no quoting needed
-
-
-# --- parsers -----------------------------------------------------------------------------
-_DETAIL_LINE = re.compile(r"^\s*([A-Za-z][\w .-]*?)\s*\.*\s*:\s*(.*?)\s*$")
-
-
-def normalise_key(key: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", key.lower())
-
-
-def sssu_errors(result: CommandResult) -> list[str]:
-    lines = (result.stdout + "\n" + result.stderr).splitlines()
-    return [m.group(0).strip() for m in map(ERROR_LINE.match, lines) if m]
-
-
-def parse_detail(text: str) -> dict[str, str]:
-    """``key ....: value`` lines -> {canonical key: value}. Unknown keys are kept under their
-    normalised name; the first occurrence of a key wins (later sections repeat names)."""
-    raw: dict[str, str] = {}
-    for line in text.splitlines():
-        m = _DETAIL_LINE.match(line)
-        if m and not ERROR_LINE.match(line):
-            raw.setdefault(normalise_key(m.group(1)), m.group(2))
-    fields = dict(raw)
-    for canonical, aliases in FIELD_ALIASES.items():
-        for alias in aliases:
-            if alias in raw:
-                fields[canonical] = raw[alias]
-                break
-    return fields
-
-
-_DETAIL_HEADER = re.compile(r"^\s*\\Data Replication\\(?P<name>.+?) information:\s*$")
-
-
-def parse_detail_blocks(text: str) -> dict[str, str]:
-    """``LS DR_GROUP FULL`` -> {group name: its detail lines}: each group's section starts
-    with its ``\\Data Replication\\<name> information:`` line."""
-    blocks: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.splitlines():
-        header = _DETAIL_HEADER.match(line)
-        if header:
-            current = blocks.setdefault(header.group("name"), [])
-        elif current is not None:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in blocks.items()}
-
-
-def parse_group_list(text: str) -> tuple[str, ...]:
-    """DR group names from ``LS DR_GROUP``: lines carrying the DR group path prefix."""
-    prefix = DR_GROUP_PATH.format(group="")
-    names = []
-    for line in text.splitlines():
-        if prefix in line and "DR_GROUP" not in line.upper():
-            name = line.split(prefix, 1)[1].strip().strip('"').strip()
-            if name and name not in names:
-                names.append(name)
-    return tuple(names)
+def replication_of(fields: dict[str, str]) -> Replication:
+    if fields[GROUP_SUSPEND].lower() in SUSPENDED_WORDS:
+        return "suspended"
+    operational, log = fields[GROUP_STATE].lower(), fields[GROUP_LOG].lower()
+    if operational == "failed":
+        return "broken"
+    if log in COPYING_WORDS:
+        return "syncing"
+    if log in LOGGING_WORDS:
+        return "broken"  # writes are logged, not replicated: link down or partner gone
+    if log == "normal" and operational in ("good", "attention"):
+        return "consistent"
+    return "unknown"
 
 
 def parse_lag(value: str | None) -> float | None:
@@ -229,186 +232,195 @@ def parse_lag(value: str | None) -> float | None:
         for part in text.split(":"):
             seconds = seconds * 60 + int(part)
         return seconds
-    m = re.match(r"(\d+(?:\.\d+)?)", text)
-    return float(m.group(1)) if m else None
+    found = re.match(r"(\d+(?:\.\d+)?)", text)
+    return float(found.group(1)) if found else None
 
 
-def parse_hosts(value: str | None) -> tuple[str, ...]:
-    if value is None or value.strip().lower() in NO_VALUE:
-        return ()
-    hosts = (h.strip().strip('"').rsplit("\\", 1)[-1] for h in value.split(","))
-    return tuple(h for h in hosts if h)
-
-
-def parse_snapshot_list(text: str) -> tuple[str, ...]:
-    """Snapshot names from ``LS SNAPSHOT``: lines carrying the snapshot path prefix."""
-    prefix = SNAPSHOT_PATH.format(name="")
-    names = []
-    for line in text.splitlines():
-        entry = line.strip().strip('"')
-        if entry.lower().startswith(prefix.lower()):  # not the echoed command: it has a prompt
-            name = entry[len(prefix) :].strip()
-            if name and name not in names:
-                names.append(name)
-    return tuple(names)
-
-
-def parse_snapshot_devices(value: str | None) -> dict[str, str]:
-    """``/dev/a=/dev/mapper/s-a, /dev/b=/dev/mapper/s-b`` -> {group device: snapshot device}."""
-    if value is None or value.strip().lower() in NO_VALUE:
-        return {}
-    devices: dict[str, str] = {}
-    for pair in value.split(","):
-        source, sep, snap = pair.partition("=")
-        if not sep or not source.strip() or not snap.strip():
-            raise StorageError(
-                f"cannot read snapshot devices {value!r}: expected 'device=snapshot device, ...'"
-            )
-        devices[source.strip()] = snap.strip()
-    return devices
-
-
-def snapshot_status_of(text: str) -> SnapshotStatus:
-    """``LS SNAPSHOT <name>`` detail -> SnapshotStatus."""
-    raw = parse_detail(text)
-    fields = dict(raw)
-    for canonical, aliases in SNAPSHOT_FIELD_ALIASES.items():
-        for alias in aliases:
-            if alias in raw:
-                fields[canonical] = raw[alias]
-                break
-    missing = [key for key in ("name", "drgroup") if not fields.get(key, "").strip()]
-    if missing:
-        raise StorageError(f"SSSU snapshot detail has no {' or '.join(missing)} field")
-    name = fields["name"].strip().strip('"').rsplit("\\", 1)[-1]
-    group = fields["drgroup"].strip().strip('"').rsplit("\\", 1)[-1]
-    return SnapshotStatus(
-        name=name,
-        group=group,
-        devices=parse_snapshot_devices(fields.get("devices")),
-        presented_to=parse_hosts(fields.get("presentedto")),
-    )
-
-
-def _word(fields: dict[str, str], key: str) -> str:
-    return fields.get(key, "").strip().lower()
-
-
-def replication_of(fields: dict[str, str]) -> Replication:
-    if _word(fields, "remotesystemname") in NO_VALUE and "remotesystemname" in fields:
-        return "none"
-    if _word(fields, "suspended") in ("yes", "true", "suspended"):
-        return "suspended"
-    operational, log = _word(fields, "operationalstate"), _word(fields, "logstate")
-    if operational == "failed":
-        return "broken"
-    if log in ("copying", "merging", "fullcopy"):
-        return "syncing"
-    if log == "logging":
-        return "broken"  # writes are being logged, not replicated: link down or partner gone
-    if log == "normal" and operational in ("good", "attention"):
-        return "consistent"
-    return "unknown"
-
-
-def group_status(group: str, system: str, fields: dict[str, str]) -> GroupStatus:
-    role = next((r for word, r in ROLE_WORDS.items() if word in _word(fields, "sourcedestination")), None)
-    role = role or "unknown"
+def group_read(group: str, system: str, block: Block, answer: Answer, vdisks: dict[str, Vdisk]) -> GroupRead:
+    """A DR group from its block and its members' blocks (``vdisks`` by lower-case path)."""
+    for key, what in (
+        (GROUP_STATE, "good, attention or failed"),
+        (GROUP_LOG, "normal, logging, merging, fullcopy or overflow"),
+        (GROUP_SUSPEND, "suspended or notsuspended"),
+    ):
+        need(block, key, answer, what)
+    paths = [record.get(VDISK_NAME, "").strip() for record in block.records.get(GROUP_MEMBER, ())]
+    if not paths or not all(paths):
+        raise SssuAnswerError(
+            f"{system}: the answer to {answer.command!r} (line {block.line}, {block.path}) lists no "
+            f"{GROUP_MEMBER} records with an {VDISK_NAME}: expected the group's virtual disks"
+        )
+    members = tuple(vdisks[p.lower()] for p in paths)
+    modes = {m.drm for m in members}
+    role: Role = "unknown"
+    if len(modes) == 1 and next(iter(modes)) in ROLE_WORDS:
+        role = ROLE_WORDS[next(iter(modes))]
+    elif len(modes) > 1:
+        raise StorageError(
+            f"DR group {group} on {system}: its virtual disks disagree on drmmode ({sorted(modes)})"
+        )
+    fields = block.fields
     replication = replication_of(fields)
-    peer_role: Role = "unknown"
-    if replication != "none" and role != "unknown":
-        peer_role = "secondary" if role == "primary" else "primary"  # a DR group is a pair
-    remote = fields.get("remotesystemname", "?")
+    presented = set.intersection(*(m.hosts for m in members))
+    partial = set.union(*(m.hosts for m in members)) - presented
     detail = (
-        f"{system}: {fields.get('sourcedestination', '?')}, operationalstate {fields.get('operationalstate', '?')}, "
-        f"logstate {fields.get('logstate', '?')}, suspended {fields.get('suspended', '?')}, "
-        f"writemode {fields.get('writemode', '?')}, remote {remote}, lag {fields.get('replicationlag', '?')}"
+        f"{system}: {members[0].drm or '?'}, operationalstate {fields[GROUP_STATE]}, logstate {fields[GROUP_LOG]}, "
+        f"suspendstate {fields[GROUP_SUSPEND]}, writemode {fields.get('writemode', '?')}, "
+        f"accessmode {fields.get('accessmode', '?')}, remote {fields.get('remotesystemname', '?')}, "
+        f"lag {fields.get('replicationlag', '?')}, {len(members)} vdisk(s)"
+        + (f", partly presented to {', '.join(sorted(partial))}" if partial else "")
     )
-    return GroupStatus(
+    status = GroupStatus(
         group=group,
         role=role,
         replication=replication,
         lag_seconds=parse_lag(fields.get("replicationlag")),
-        presented_to=parse_hosts(fields.get("presentedto")),
-        peer_role=peer_role,
+        presented_to=tuple(sorted(presented)),
+        peer_role={"primary": "secondary", "secondary": "primary"}.get(
+            role, "unknown"
+        ),  # a DR group is a pair
         detail=detail,
+        members=tuple(m.path for m in members),
     )
+    return GroupRead(fields, members, status)
 
 
-# --- the driver --------------------------------------------------------------------------
-class EvaDriver(StorageDriver):
+# --- the driver ------------------------------------------------------------------------------
+# Imported here, not at the top: the drill half reads the syntax block above at run time.
+from hosts.drivers.eva_drills import EvaDrills  # noqa: E402
+
+
+class EvaDriver(EvaDrills, StorageDriver):
     """Bound to one array (``system``) through SSSU on the management host ``runner`` reaches."""
 
     kind = "eva-ca"
+    bulk_status = True
 
     def __init__(
         self,
         runner: Runner,
         *,
         system: str,
-        manager: str = "localhost",
-        username: str = "drportal",
+        login_file: str,
         sssu: str = SSSU_BINARY,
         timeout: float = 120.0,
         failover_timeout: float = 900.0,
     ) -> None:
+        if not login_file or not login_file.startswith("/"):
+            raise StorageError(
+                f"array {system}: no SSSU login file (inventory field sssu_login_file): give the absolute "
+                "path, on the management host, of the root-only script holding SELECT MANAGER ... PASSWORD=..."
+            )
         self.runner = runner
-        self.system = system
-        self.manager = manager
-        self.username = username
+        self.system = sssu_quote(system)
+        self.login_file = sssu_quote(login_file)
         self.sssu = sssu
         self.timeout = timeout
         self.failover_timeout = failover_timeout
 
-    def _run(self, command: str, *, timeout: float | None = None) -> CommandResult:
-        argv = sssu_argv(
-            command, manager=self.manager, username=self.username, system=self.system, binary=self.sssu
-        )
+    # -- one SSSU call ------------------------------------------------------------------
+
+    def _session(self, *commands: str, timeout: float | None = None) -> list[Answer]:
+        """Run ``commands`` in one SSSU call; the answer to each, or a StorageError naming
+        the array, the command and SSSU's words."""
+        head = [LOGIN.format(login_file=self.login_file), ON_ERROR, SELECT_SYSTEM.format(system=self.system)]
+        argv = [self.sssu, *head, *commands]
         result = self.runner.run(argv, timeout=timeout or self.timeout)
-        errors = sssu_errors(result)
+        text = redact_secrets(result.stdout)
+        errors = [m.group(0).strip() for m in map(ERROR_LINE.match, text.splitlines()) if m]
+        errors += [line.strip() for line in redact_secrets(result.stderr).splitlines() if line.strip()]
         if errors or not result.ok:
-            message = "; ".join(errors) or (
-                result.stderr.strip() or f"sssu failed with exit status {result.exit_status}"
+            raise StorageError(self._failure(text, commands, errors, result), result=result)
+        return split_answers(text, list(commands), self.system, (PROMPT_NO_SYSTEM, self.system))
+
+    def _failure(self, text: str, commands: Sequence[str], errors: list[str], result: CommandResult) -> str:
+        """SSSU's words, after the command they answer (the last echo before the first error)."""
+        prompts = "|".join(re.escape(p) for p in (PROMPT_NO_SYSTEM, self.system))
+        prompt = re.compile(rf"^(?:{prompts})> ?(.*)$")
+        last = None
+        for line in text.splitlines():
+            echo = prompt.match(line)
+            if echo:
+                last = echo.group(1).strip()
+            elif ERROR_LINE.match(line):
+                break
+        said = "; ".join(errors) or f"sssu exited with status {result.exit_status}"
+        return f"{self.system}: {last}: {said}" if last else f"{self.system}: {said}"
+
+    def _vdisks(self, answers: Sequence[Answer]) -> dict[str, Vdisk]:
+        found = {}
+        for answer in answers:
+            for block in answer.blocks():
+                vdisk = vdisk_of(block, answer)
+                found[vdisk.path.lower()] = vdisk
+        return found
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def _hint_key(self, group: str) -> tuple[str, str, str]:
+        return (getattr(self.runner, "name", ""), self.system, group)
+
+    def _read(
+        self, group: str, *before: str, hint: Sequence[str] = (), timeout: float | None = None
+    ) -> GroupRead:
+        """``before`` (actions) and then the group and its vdisks, in one SSSU call when the
+        member vdisks are known (``hint``, or seen before), else two."""
+        path = group_path(group)
+        hint = tuple(hint) or _MEMBER_HINTS.get(self._hint_key(group), ())
+        reads = [LS_DR_GROUP.format(group=path), *(LS_VDISK.format(vdisk=sssu_quote(p)) for p in hint)]
+        try:
+            answers = self._session(*before, *reads, timeout=timeout)
+        except StorageError as exc:
+            if not before:
+                self._not_found(group, exc)
+            raise
+        answer = answers[len(before)]
+        blocks = [b for b in answer.blocks() if b.path.lower() == path.lower()]
+        if len(blocks) != 1:
+            raise SssuAnswerError(
+                f"{self.system}: the answer to {answer.command!r} has no block {path} information:"
             )
-            raise StorageError(message, result=result)
-        return result
+        vdisks = self._vdisks(answers[len(before) + 1 :])
+        members = [r.get(VDISK_NAME, "").strip() for r in blocks[0].records.get(GROUP_MEMBER, ())]
+        missing = [m for m in members if m and m.lower() not in vdisks]
+        if missing:
+            vdisks |= self._vdisks(self._session(*(LS_VDISK.format(vdisk=sssu_quote(m)) for m in missing)))
+        read = group_read(group, self.system, blocks[0], answer, vdisks)
+        _MEMBER_HINTS[self._hint_key(group)] = read.status.members
+        if len(_MEMBER_HINTS) > 20000:  # a bound, not a policy: hints are cheap to relearn
+            _MEMBER_HINTS.clear()
+        return read
+
+    def _not_found(self, group: str, exc: StorageError) -> None:
+        """The wording of "no such group" is unknown: ask the list instead."""
+        try:
+            known = self.list_groups()
+        except StorageError:
+            return
+        if group not in known:
+            raise GroupNotFound(
+                f"DR group {group} not found on {self.system}: {exc}", result=exc.result
+            ) from exc
 
     def list_groups(self) -> tuple[str, ...]:
-        return parse_group_list(self._run(LS_DR_GROUPS).stdout)
-
-    def _fields(self, group: str) -> dict[str, str]:
-        command = LS_DR_GROUP.format(path=group_path(group))  # refuses a bad name before any command
-        try:
-            result = self._run(command)
-        except StorageError as exc:
-            # The wording of "no such group" is unknown: ask the list instead.
-            try:
-                known = self.list_groups()
-            except StorageError:
-                raise exc from None
-            if group not in known:
-                raise GroupNotFound(
-                    f"DR group {group} not found on {self.system}: {exc}", result=exc.result
-                ) from exc
-            raise
-        fields = parse_detail(result.stdout)
-        if "sourcedestination" not in fields:
-            raise StorageError(f"SSSU detail of {group} has no source/destination field", result=result)
-        return fields
+        (answer,) = self._session(LS_DR_GROUPS)
+        return tuple(dict.fromkeys(last_part(p) for p in answer.listing(GROUP_PATH.format(group=""))))
 
     def status(self, group: str) -> GroupStatus:
-        return group_status(group, self.system, self._fields(group))
-
-    bulk_status = True
+        return self._read(group).status
 
     def statuses(self, groups: Sequence[str]) -> dict[str, GroupStatus]:
-        """One ``LS DR_GROUP FULL`` for all of them; a group it does not show is asked on
-        its own (which says "not found" the way ``status`` does)."""
+        """One SSSU call for all of them (every group and every vdisk of the array); a group
+        it does not show is asked on its own (which says "not found" the way ``status`` does)."""
+        for group in groups:
+            group_path(group)  # refuse a bad name before anything is sent
+        groups_answer, vdisks_answer = self._session(LS_DR_GROUPS_FULL, LS_VDISKS_FULL)
+        vdisks = self._vdisks([vdisks_answer])
         found = {}
-        for name, block in parse_detail_blocks(self._run(LS_DR_GROUPS_FULL).stdout).items():
-            fields = parse_detail(block)
-            if "sourcedestination" in fields:
-                found[name] = group_status(name, self.system, fields)
+        for block in groups_answer.blocks():
+            name = last_part(block.path)
+            if name in groups:
+                found[name] = group_read(name, self.system, block, groups_answer, vdisks).status
         return {group: found[group] if group in found else self.status(group) for group in groups}
 
     def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
@@ -420,168 +432,126 @@ class EvaDriver(StorageDriver):
                 f"DR group {group} on {self.system} is not a trustworthy replica "
                 f"(replication {current.replication}: {current.detail}); failing over needs force"
             )
+        path = group_path(group)
         try:
-            self._run(set_group(group, FAILOVER_FORCED if force else FAILOVER), timeout=self.failover_timeout)
+            read = self._read(
+                group, FAILOVER.format(group=path), hint=current.members, timeout=self.failover_timeout
+            )
         except StorageError as exc:
-            fields = self._fields(group)
-            after = group_status(group, self.system, fields)
-            # The array's wording is UNVERIFIED, so classify by state, not text: the pre-check
-            # above ruled out an untrustworthy replica, so a refusal while the partner still
-            # answers as a healthy source is the split-brain guard (source in use).
-            if after.role == "secondary" and _word(fields, "operationalstate") == "good":
+            after = self._read(group)
+            # Classified by state, not by the array's words: the pre-check ruled out an
+            # untrustworthy replica, so a refusal while the other copy answers as a healthy
+            # source is the split-brain guard (the source is in use).
+            healthy = (
+                after.fields[GROUP_STATE].lower() == "good" and after.fields[GROUP_LOG].lower() == "normal"
+            )
+            if after.status.role == "secondary" and healthy:
                 raise SplitBrainRefused(
-                    f"{exc.message} (DR group {group}: the source copy is still active; "
-                    "stop its writers before failing over)",
+                    f"{exc.message} (DR group {group}: the source copy is still active; stop its writers "
+                    "before failing over)",
                     result=exc.result,
                 ) from None
             raise
-        return self.status(group)
+        return read.status
 
     def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:
         check_name(host, "host name")
-        current = current or self.status(group)
-        if host in current.presented_to:
-            return current
-        if current.role != "primary":
+        if (
+            current is not None
+            and current.role == "primary"
+            and current.members
+            and host not in current.presented_to
+        ):
+            # The caller has just read it (a failover's promote): present every vdisk in the
+            # same call that reads the group again. Should one be presented already (a half
+            # done earlier attempt), the array refuses; then read and add only what is missing.
+            try:
+                return self._read(group, *self._adds(current.members, host), hint=current.members).status
+            except GroupNotFound:
+                raise
+            except StorageError:
+                pass
+        read = self._read(group, hint=current.members if current else ())
+        if read.status.role != "primary":
             raise StorageError(
                 f"refusing to present DR group {group} on {self.system} to {host}: "
-                f"this copy is {current.role}, fail over first"
+                f"this copy is {read.status.role}, fail over first"
             )
-        self._run(set_group(group, PRESENT.format(host=host_word(host))))
-        return self.status(group)
+        adds = self._adds([m.path for m in read.members if host not in m.hosts], host)
+        return self._read(group, *adds, hint=read.status.members).status if adds else read.status
+
+    @staticmethod
+    def _adds(vdisks: Sequence[str], host: str) -> list[str]:
+        return [ADD_LUN.format(vdisk=sssu_quote(path), host=HOST_PATH.format(host=host)) for path in vdisks]
 
     def demote(self, group: str) -> GroupStatus:
-        """EVA swaps roles in one coordinated FAILOVER at the destination, so there is no
-        separate demote: this fences the local source instead (unpresents it from every
-        host). The role changes when the other site is promoted."""
-        current = self.status(group)
-        if current.role != "primary":
-            return current
-        for host in current.presented_to:
-            self._run(set_group(group, UNPRESENT.format(host=host_word(host))))
-        return self.status(group)
+        """EVA swaps roles in one FAILOVER at the destination, so there is no separate demote:
+        this fences the local source instead (deletes every LUN of its vdisks). The role
+        changes when the other site fails over."""
+        read = self._read(group)
+        if read.status.role != "primary":
+            return read.status
+        deletes = [
+            DELETE_LUN.format(host=sssu_quote(host), lun=lun)
+            for m in read.members
+            for host, lun in m.presentations
+        ]
+        return self._read(group, *deletes, hint=read.status.members).status if deletes else read.status
 
     def suspend(self, group: str) -> GroupStatus:
-        if self.status(group).replication != "suspended":
-            self._run(set_group(group, SUSPEND))
-        return self.status(group)
+        read = self._read(group)
+        if read.status.replication == "suspended":
+            return read.status
+        return self._read(group, SUSPEND.format(group=group_path(group)), hint=read.status.members).status
 
     def resume(self, group: str) -> GroupStatus:
-        if self.status(group).replication == "suspended":
-            self._run(set_group(group, RESUME))
-        return self.status(group)
+        read = self._read(group)
+        if read.status.replication != "suspended":
+            return read.status
+        return self._read(group, RESUME.format(group=group_path(group)), hint=read.status.members).status
 
     def reverse(self, group: str) -> GroupStatus:
-        current = self.status(group)
+        """After a failover this copy is the source already (FAILOVER swapped the roles):
+        check that it replicates back to the old source, resuming a suspended group or
+        starting the full copy the array waits for, and take host access away from the
+        destination copy (it may still be presented to its dom0s from before the disaster)."""
+        read = self._read(group)
+        current, fields = read.status, read.fields
+        path = group_path(group)
         if current.role != "primary":
             raise StorageError(
-                f"reverse DR group {group} from the source: the copy on {self.system} is {current.role}"
+                f"DR group {group}: replicate back from the source; the copy on {self.system} is {current.role}"
             )
-        if current.replication in ("consistent", "syncing"):
-            return current
-        if current.replication == "none":
-            raise StorageError(f"DR group {group} has no replica to reverse to")
-        self._run(set_group(group, REVERSE), timeout=self.failover_timeout)
-        return self.status(group)
+        actions = []
+        if fields.get("accessmode", NO_HOST_ACCESS).upper() != NO_HOST_ACCESS:
+            actions.append(DESTINATION_ACCESS.format(group=path, mode=NO_HOST_ACCESS))
+        if fields[GROUP_LOG].lower() == OVERFLOW_WORD:
+            actions.append(FULL_COPY.format(group=path))
+        elif current.replication == "suspended":
+            actions.append(RESUME.format(group=path))
+        elif current.replication == "broken":
+            raise StorageError(
+                f"DR group {group} on {self.system} is not replicating to {fields.get('remotesystemname', 'its partner')} "
+                f"yet ({current.detail}): the array copies back by itself once the link is up; Retry then"
+            )
+        if actions:
+            return self._read(group, *actions, hint=current.members, timeout=self.failover_timeout).status
+        return current
 
     def integrity_check(self, group: str) -> IntegrityReport:
-        fields = self._fields(group)
-        current = group_status(group, self.system, fields)
+        read = self._read(group)
+        current = read.status
         problems: list[str] = []
         notes: list[str] = [current.detail]
         if current.role != "primary":
             problems.append(f"the copy of {group} on {self.system} is {current.role}, not the source")
-        if _word(fields, "operationalstate") == "failed":
+        if read.fields[GROUP_STATE].lower() == "failed":
             problems.append(f"DR group {group} on {self.system} is in operational state failed")
         if current.replication == "broken":
             notes.append(
-                f"replication to {fields.get('remotesystemname', 'the partner')} is not running; "
-                "reverse it once the partner is back (failback)"
+                f"replication to {read.fields.get('remotesystemname', 'the partner')} is not running; "
+                "the array copies back once the partner is back (failback)"
             )
         if not current.presented_to:
             notes.append(f"{group} is not presented to any host on {self.system}")
         return integrity_report(group, problems, notes)
-
-    # -- drills -------------------------------------------------------------------------
-
-    def snapshot(self, group: str, name: str) -> SnapshotStatus:
-        check_name(group, "DR group")
-        existing = self.snapshot_status(name)
-        if existing is not None:
-            if existing.group != group:
-                raise StorageError(
-                    f"snapshot {name} on {self.system} already exists, of DR group {existing.group}, "
-                    f"not {group}: delete it or use another name"
-                )
-            return existing
-        fields = self._fields(group)
-        current = group_status(group, self.system, fields)
-        why = snapshot_usable(current)
-        if why is None and _word(fields, "operationalstate") == "failed":
-            why = "this copy is in operational state failed"
-        if why is not None:
-            raise NotConsistent(
-                f"refusing to snapshot DR group {group} on {self.system}: {why}, so a snapshot "
-                f"would not be a consistent image ({current.detail})"
-            )
-        self._run(ADD_SNAPSHOT.format(name=snapshot_word(name), path=group_path(group)))
-        created = self.snapshot_status(name)
-        if created is None:
-            raise StorageError(f"SSSU accepted ADD SNAPSHOT {name} on {self.system}, but it does not list it")
-        return created
-
-    def list_snapshots(self) -> tuple[str, ...]:
-        return parse_snapshot_list(self._run(LS_SNAPSHOTS).stdout)
-
-    def snapshot_status(self, name: str) -> SnapshotStatus | None:
-        command = LS_SNAPSHOT.format(name=snapshot_word(name))
-        try:
-            result = self._run(command)
-        except StorageError as exc:
-            # As for groups, the wording of "no such snapshot" is unknown: ask the list.
-            try:
-                known = self.list_snapshots()
-            except StorageError:
-                raise exc from None
-            if name not in known:
-                return None
-            raise
-        try:
-            return snapshot_status_of(result.stdout)
-        except StorageError as exc:
-            raise StorageError(f"snapshot {name} on {self.system}: {exc.message}", result=result) from None
-
-    def _require_snapshot(self, name: str) -> SnapshotStatus:
-        current = self.snapshot_status(name)
-        if current is None:
-            raise SnapshotNotFound(f"snapshot {name} does not exist on {self.system}")
-        return current
-
-    def present_snapshot(self, name: str, host: str) -> SnapshotStatus:
-        check_name(host, "host name")
-        current = self._require_snapshot(name)
-        if host in current.presented_to:
-            return current
-        self._run(SET_SNAPSHOT.format(name=snapshot_word(name), action=PRESENT.format(host=host_word(host))))
-        return self._require_snapshot(name)
-
-    def unpresent_snapshot(self, name: str, host: str) -> SnapshotStatus:
-        check_name(host, "host name")
-        current = self._require_snapshot(name)
-        if host not in current.presented_to:
-            return current
-        self._run(
-            SET_SNAPSHOT.format(name=snapshot_word(name), action=UNPRESENT.format(host=host_word(host)))
-        )
-        return self._require_snapshot(name)
-
-    def delete_snapshot(self, name: str) -> None:
-        current = self.snapshot_status(name)
-        if current is None:
-            return
-        if current.presented_to:
-            raise StorageError(
-                f"refusing to delete snapshot {name} on {self.system}: it is still presented to "
-                f"{', '.join(current.presented_to)}; unpresent it first"
-            )
-        self._run(DELETE_SNAPSHOT.format(name=snapshot_word(name)))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from hosts.drivers.base import CommandResult, DriverError, quote_command
+from hosts.drivers.base import CommandResult, DriverError, quote_command, redact_secrets
 
 # Keys we accept for logging in; paramiko >= 4 dropped DSA, and we do not want it anyway.
 _CLIENT_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
@@ -299,8 +299,9 @@ class SSHConnection:
                 argv=tuple(str(word) for word in argv),
                 command=command,
                 # Decode once at the end: a multi-byte character may straddle two chunks.
-                stdout=b"".join(stdout).decode("utf-8", errors="replace"),
-                stderr=b"".join(stderr).decode("utf-8", errors="replace"),
+                # A credential a tool echoes (sssu running its login file) never leaves here.
+                stdout=redact_secrets(b"".join(stdout).decode("utf-8", errors="replace")),
+                stderr=redact_secrets(b"".join(stderr).decode("utf-8", errors="replace")),
                 exit_status=exit_status,
                 seconds=round(time.monotonic() - started, 3),
             )

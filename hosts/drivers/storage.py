@@ -46,6 +46,9 @@ class GroupStatus:
     ``lag_seconds`` is None when unknown (DRBD does not report one; an EVA whose partner
     is unreachable cannot know it). ``presented_to`` are the hosts that may write this
     copy. ``detail`` is a one-line human summary in the tool's own vocabulary.
+    ``members`` are the driver's own names of what the group holds (EVA: the paths of its
+    virtual disks; empty for DRBD), so that a driver handed this status back (``current``)
+    can act and read again in one call.
     """
 
     group: str
@@ -55,6 +58,7 @@ class GroupStatus:
     presented_to: tuple[str, ...]
     peer_role: Role
     detail: str
+    members: tuple[str, ...] = ()
 
     @property
     def is_primary(self) -> bool:

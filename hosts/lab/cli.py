@@ -18,6 +18,7 @@ from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import fingerprints, rekey_host
 from hosts.lab.state import LabStore, default_faults, default_lab_dir, read_journal, reset, seed_synthetic
+from hosts.lab.tools import eva_model
 from hosts.reference import LAB_PORT
 
 Result = tuple[int, str]
@@ -365,7 +366,11 @@ def status_data(lab_dir: Path) -> dict:
             "sides": {
                 side_host: {
                     "role": side["role"],
-                    "presented_to": side.get("presented_to", []),
+                    "presented_to": (
+                        eva_model.presented_hosts(state, name, side_host)
+                        if group["kind"] == "eva-ca"
+                        else side.get("presented_to", [])
+                    ),
                     "disk_state": side.get("disk_state"),
                 }
                 for side_host, side in group["sides"].items()
@@ -383,8 +388,9 @@ def status_data(lab_dir: Path) -> dict:
             name: {
                 "array": snap["array"],
                 "group": snap["group"],
-                "devices": dict(snap.get("devices", {})),
-                "presented_to": list(snap.get("presented_to", ())),
+                "parent": snap["parent"],
+                "device": eva_model.mapper_device(snap["wwid"]),
+                "presented_to": sorted(_lun_hosts(state, name, snap)),
             }
             for name, snap in sorted(state.get("snapshots", {}).items())
         },
@@ -393,6 +399,12 @@ def status_data(lab_dir: Path) -> dict:
         "tool_load_errors": dict(tools.LOAD_ERRORS),
         "journal": read_journal(lab_dir)[-STATUS_JOURNAL_LINES:],
     }
+
+
+def _lun_hosts(state: dict, name: str, snap: dict) -> set[str]:
+    """The dom0s the snapshot vdisk ``name`` is presented to."""
+    luns = state["hosts"][snap["array"]].get("luns", {})
+    return {host for host, table in luns.items() if name in table.values()}
 
 
 def _services_data(state: dict) -> dict:
@@ -447,7 +459,7 @@ def lab_status(lab_dir: Path, *, as_json: bool = False) -> Result:
         lines.append("snapshots (drills):\n")
         for name, snap in data["snapshots"].items():
             shown = f" -> {', '.join(snap['presented_to'])}" if snap["presented_to"] else " (not presented)"
-            lines.append(f"  {name:<20} of {snap['group']} on {snap['array']}{shown}\n")
+            lines.append(f"  {name:<20} of {snap['parent']} ({snap['group']}) on {snap['array']}{shown}\n")
     if data["services"]:
         lines.append("VM services (served while the VM runs):\n")
         for info in data["services"].values():

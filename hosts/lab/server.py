@@ -44,6 +44,7 @@ from pathlib import Path
 
 import paramiko
 
+from hosts.drivers.base import redact_secrets
 from hosts.lab import services as vm_services
 from hosts.lab import tools
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
@@ -420,7 +421,9 @@ class LabServer:
         if faults.get("mode") in {"down", "hang"}:
             mode = faults["mode"]
             note = "host down: connection dropped" if mode == "down" else "host hung: never answered"
-            self.store.append_journal(host=host, command=text, exit_status=None, seconds=0.0, notes=[note])
+            self.store.append_journal(
+                host=host, command=redact_secrets(text), exit_status=None, seconds=0.0, notes=[note]
+            )
             if mode == "down":
                 transport.close()
             while not self._stop.is_set() and not channel.closed and transport.is_active():
@@ -476,7 +479,7 @@ def execute_command(
             log.error("lab: tool crashed on %s: %s", host, text, exc_info=cause)
         store.append_journal(
             host=host,
-            command=text,
+            command=redact_secrets(text),  # a password sent on a command line is never journalled
             exit_status=result[0],
             seconds=time.monotonic() - started,
             notes=notes,

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hosts import reference
+from hosts.lab.tools import eva_model
 
 _REPO_DIR = Path(__file__).resolve().parents[2]
 _REVISION_HEADER = re.compile(rb'^\{\s*"revision":\s*(\d+)')
@@ -45,6 +46,49 @@ _UUID_NAMESPACE = uuid.UUID("6f1d8a52-3c1e-4a8e-9a57-2d9f0c7f4b11")
 
 def default_lab_dir() -> Path:
     return Path(os.environ.get("DRPORTAL_LAB_DIR") or _REPO_DIR / "var" / "lab")
+
+
+# The lab's SSSU account. Its password is only ever in the array host's login file (run
+# with SSSU's FILE) and in what sssu answers; never on a command line or in the journal.
+LAB_SSSU_USER = "drportal"
+LAB_SSSU_PASSWORD = "lab-sssu-7Qm2-not-secret"
+
+
+def eva_array_host(*, site: str, address: str, system: str) -> dict:
+    """An EVA array host of the lab: its own management host with the login script."""
+    return {
+        "kind": "array",
+        "site": site,
+        "address": address,
+        "array_kind": "eva-ca",
+        "system": system,
+        "files": {
+            reference.sssu_login_file(system): (
+                f"SELECT MANAGER localhost USERNAME={LAB_SSSU_USER} PASSWORD={LAB_SSSU_PASSWORD}\n"
+            )
+        },
+        "sssu_accounts": {LAB_SSSU_USER: LAB_SSSU_PASSWORD},
+        "luns": {},
+    }
+
+
+def add_eva_group(
+    state: dict,
+    name: str,
+    *,
+    devices: list[str],
+    sides: dict[str, str],
+    presented_to: list[str],
+    mode: str = "async",
+) -> dict:
+    """An EVA group (``sides``: array -> role) whose source copy is presented to
+    ``presented_to``, one LUN per vdisk."""
+    group = state["groups"][name] = eva_model.eva_group(devices=devices, sides=sides, group=name, mode=mode)
+    source = next(array for array, role in sides.items() if role == "primary")
+    for host in presented_to:
+        for vdisk in group["sides"][source]["vdisks"]:
+            eva_model.add_lun(state, source, host, vdisk["name"])
+    return group
 
 
 def default_faults() -> dict:
@@ -611,38 +655,27 @@ def reference_state() -> dict:
             "next_domid": len(domains),
         }
     for array in reference.ARRAYS:
-        hosts[array["name"]] = {
-            "kind": "array",
-            "site": array["site"],
-            "address": array["address"],
-            "array_kind": array["kind"],
-            "system": array["name"].upper(),
-        }
-    kind_of_array = {array["name"]: array["kind"] for array in reference.ARRAYS}
-    groups: dict[str, dict] = {}
+        assert array["kind"] == "eva-ca"  # the reference estate's arrays are both EVAs
+        hosts[array["name"]] = eva_array_host(
+            site=array["site"], address=array["address"], system=array["name"].upper()
+        )
+    state: dict = {"hosts": hosts, "groups": {}}
     for group in reference.dr_groups():
-        devices = [disk["target"] for name in group["vms"] for disk in reference.vm_disks(name)]
-        sides = {
-            group["source_array"]: {
-                "role": "primary",
-                "presented_to": sorted({home[name] for name in group["vms"]}),
-                "disk_state": "UpToDate",
-            }
-        }
+        sides = {group["source_array"]: "primary"}
         if group["target_array"]:
-            sides[group["target_array"]] = {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"}
-        groups[group["name"]] = {
-            "kind": kind_of_array[group["source_array"]],
-            "mode": group["mode"],
-            "devices": devices,
-            "sides": sides,
-            "replication": "consistent" if group["target_array"] else "none",
-            "lag_seconds": 2.0 if group["target_array"] else None,
-        }
+            sides[group["target_array"]] = "secondary"
+        add_eva_group(
+            state,
+            group["name"],
+            devices=[disk["target"] for name in group["vms"] for disk in reference.vm_disks(name)],
+            sides=sides,
+            presented_to=sorted({home[name] for name in group["vms"]}),
+            mode=group["mode"],
+        )
     return {
         "revision": 0,
         "hosts": hosts,
-        "groups": groups,
+        "groups": state["groups"],
         "faults": {name: default_faults() for name in hosts},
         "latency": {"default_seconds": 0.0, "per_command": {}},
         # What each VM serves on its address while it runs (hosts/lab/services.py), and
@@ -722,13 +755,9 @@ def seed_synthetic(
             }
             state["faults"][name] = default_faults()
         for index, array in enumerate((array_a, array_b)):
-            state["hosts"][array] = {
-                "kind": "array",
-                "site": "SYN",
-                "address": synthetic_address(hosts + index, base_octet),
-                "array_kind": "eva-ca",
-                "system": array.upper(),
-            }
+            state["hosts"][array] = eva_array_host(
+                site="SYN", address=synthetic_address(hosts + index, base_octet), system=array.upper()
+            )
             state["faults"][array] = default_faults()
         for number in range(vms):
             host = state["hosts"][names[number % hosts]]
@@ -752,19 +781,11 @@ def seed_synthetic(
             domid = host["next_domid"]
             host["domains"].append(_domu(vm_name, domid, vm_memory_mb, 1, vm["nics"], vm["disks"]))
             host["next_domid"] = domid + 1
-            state["groups"][f"DRG-{vm_name}"] = {
-                "kind": "eva-ca",
-                "mode": "async",
-                "devices": [vm["disks"][0]["target"]],
-                "sides": {
-                    array_a: {
-                        "role": "primary",
-                        "presented_to": [names[number % hosts]],
-                        "disk_state": "UpToDate",
-                    },
-                    array_b: {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-                },
-                "replication": "consistent",
-                "lag_seconds": 2.0,
-            }
+            add_eva_group(
+                state,
+                f"DRG-{vm_name}",
+                devices=[vm["disks"][0]["target"]],
+                sides={array_a: "primary", array_b: "secondary"},
+                presented_to=[names[number % hosts]],
+            )
     return names

@@ -251,7 +251,7 @@ def side_effects(lab: Lab, since_seq: int = 0) -> list[str]:
     """The commands that change the estate, from the lab's journal."""
     from hosts.lab.state import read_journal
 
-    changing = (" create ", " mem-set ", "FAILOVER", "PRESENT", " destroy ", " shutdown ")
+    changing = (" create ", " mem-set ", "FAILOVER", "ADD LUN", "DELETE LUN", " destroy ", " shutdown ")
     return [
         entry["command"]
         for entry in read_journal(lab.lab_dir, since_seq)

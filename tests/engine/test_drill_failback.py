@@ -41,8 +41,10 @@ def lab_state(lab) -> dict:
 
 
 def production(state: dict) -> dict:
-    """What a drill must leave alone: every non-drill domain and every DR group."""
+    """What a drill must leave alone: every non-drill domain, every DR group and what the
+    arrays present to whom (their LUN tables)."""
     return {
+        "luns": {name: h.get("luns") for name, h in state["hosts"].items() if h.get("kind") == "array"},
         "domains": {
             host: sorted((d["name"], d["memory_mb"], d["domid"]) for d in h.get("domains", []))
             for host, h in state["hosts"].items()
@@ -127,7 +129,7 @@ def test_a_partial_drill_leaves_production_untouched_and_cleanup_leaves_nothing(
     )
 
     assert_report(client, estate, run, ["drill-dns-xen01", "DNS (53/tcp)", "xenbr-drill"])
-    assert_report(client, estate, cleanup, ["xl destroy drill-dns-xen01", "DELETE SNAPSHOT"])
+    assert_report(client, estate, cleanup, ["xl destroy drill-dns-xen01", "DELETE VDISK"])
 
     commands = journal_since(lab, seq)
     changing = [
@@ -254,10 +256,14 @@ def test_failback_moves_the_estate_home_and_restores_the_normal_profile(lab, est
     for group in plan.groups:
         sides = state["groups"][group]["sides"]
         assert sides["eva-wsl"]["role"] == "primary" and sides["eva-ka"]["role"] == "secondary"
-    assert_report(client, estate, run, ["REVERSE", "xl shutdown -w proxy-xen01", "proxy-xen01"])
+    assert_report(client, estate, run, ["FAILOVER", "xl shutdown -w proxy-xen01", "proxy-xen01"])
     commands = journal_since(lab, seq)
-    assert any("REVERSE" in c for c in commands)
+    # EVA has no REVERSE: the arrays copied back by themselves once eva-wsl answered again
+    # (a full copy: the old sources diverged), and the failback waited for it.
+    assert not any("REVERSE" in c for c in commands)
     assert any("shutdown" in c and "proxy-xen01" in c for c in commands)
+    handover = [c for c in commands if "FAILOVER" in c]
+    assert len(handover) == 3 and all('SELECT SYSTEM "EVA-WSL"' in c for c in handover)
 
 
 def test_a_planned_migration_shuts_down_syncs_demotes_and_promotes_without_force(lab, estate, worker):

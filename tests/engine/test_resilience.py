@@ -26,7 +26,8 @@ from .conftest import REPO, Worker, database_url, declare, lose_wsl, side_effect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-EXPECTED_EFFECTS = 3 + 3 + 3 + 3  # FAILOVER and PRESENT per group, mem-set x3 (dom0, dasi, tomcat), create x3
+# FAILOVER and ADD LUN (one vdisk each) per group, mem-set x3 (dom0, dasi, tomcat), create x3
+EXPECTED_EFFECTS = 3 + 3 + 3 + 3
 
 
 def assert_each_side_effect_once(lab, start: int) -> None:

@@ -7,11 +7,12 @@ replicates eva-wsl (source, presented to xenwsl01 where proxy-xen01 runs) to eva
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
 
-from hosts.drivers.base import CommandResult
+from hosts.drivers.base import MASK, CommandResult
 from hosts.drivers.eva import EvaDriver
 from hosts.drivers.ssh import SSHConnection
 from hosts.drivers.storage import SplitBrainRefused
@@ -23,6 +24,8 @@ from hosts.drivers.xen import (
     NotEnoughMemory,
     XenDriver,
 )
+from hosts.lab.state import LAB_SSSU_PASSWORD
+from hosts.reference import sssu_login_file
 
 from .conftest import LabHandle
 
@@ -161,7 +164,9 @@ def test_the_eva_driver_refuses_split_brain_then_fails_over_once_the_source_site
         SSHConnection(lab.target("eva-ka"), on_result=recorder) as eva_conn,
         SSHConnection(lab.target("xenka01"), on_result=recorder) as ka_conn,
     ):
-        eva_ka = EvaDriver(eva_conn, system="EVA-KA", timeout=10, failover_timeout=10)
+        eva_ka = EvaDriver(
+            eva_conn, system="EVA-KA", login_file=sssu_login_file("EVA-KA"), timeout=10, failover_timeout=10
+        )
         xen = XenDriver(ka_conn, "xl", timeout=10)
 
         before = eva_ka.status(GROUP)
@@ -193,4 +198,10 @@ def test_the_eva_driver_refuses_split_brain_then_fails_over_once_the_source_site
     sides = lab.store.read()["groups"][GROUP]["sides"]
     assert (sides["eva-ka"]["role"], sides["eva-wsl"]["role"]) == ("primary", "secondary")
     assert any("SET DR_GROUP" in e["command"] and "FAILOVER" in e["command"] for e in lab.journal(since))
+    assert any("ADD LUN 0 VDISK=" in e["command"] for e in lab.journal(since))
     assert_journal_has_each_command_once(lab, since, recorder)
+    # The login script's password crossed SSH in sssu's echo of it, and was masked there.
+    sssu_results = [r for r in recorder.results if r.argv[0] == "sssu"]
+    assert sssu_results and all(f"PASSWORD={MASK}" in r.stdout for r in sssu_results)
+    assert not any(LAB_SSSU_PASSWORD in r.stdout + r.stderr + r.command for r in recorder.results)
+    assert not any(LAB_SSSU_PASSWORD in json.dumps(e) for e in lab.journal(since))

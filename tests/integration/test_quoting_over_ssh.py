@@ -20,6 +20,7 @@ from hosts.drivers.eva import EvaDriver
 from hosts.drivers.ssh import SSHConnection
 from hosts.drivers.storage import GroupNotFound, StorageError
 from hosts.drivers.xen import DomainNotFound, XenDriver, XenError
+from hosts.reference import sssu_login_file
 
 from .conftest import LabHandle
 
@@ -116,14 +117,19 @@ def test_a_path_is_refused_before_any_command_or_arrives_as_one_word(
 def test_a_dr_group_name_never_reaches_the_array_except_as_one_word(
     shared_lab: LabHandle, eva_ka: SSHConnection, word: str
 ) -> None:
-    eva = EvaDriver(eva_ka, system="EVA-KA", timeout=10)
+    eva = EvaDriver(eva_ka, system="EVA-KA", login_file=sssu_login_file("EVA-KA"), timeout=10)
     since = shared_lab.last_seq()
     with pytest.raises(StorageError) as failed:
         eva.status(word)
     sent = received(shared_lab, since)
-    prefix = ["sssu", "SELECT MANAGER localhost USERNAME=drportal", "SELECT SYSTEM EVA-KA"]
-    assert all(argv[:3] == prefix for argv in sent)
-    if sent and sent[0][3:] == [f'LS DR_GROUP "\\Data Replication\\{word}"']:
+    prefix = [
+        "sssu",
+        f'FILE "{sssu_login_file("EVA-KA")}"',
+        "SET OPTIONS ON_ERROR=EXIT_ON_ERROR",
+        'SELECT SYSTEM "EVA-KA"',
+    ]
+    assert all(argv[:4] == prefix for argv in sent)
+    if sent and sent[0][4:] == [f'LS DR_GROUP "\\Data Replication\\{word}"']:
         assert not set(word) & set(SHELL)  # accepted: it arrived inside exactly one SSSU word
         return
     assert f"{word!r}" in str(failed.value)
@@ -134,7 +140,7 @@ def test_a_dr_group_name_never_reaches_the_array_except_as_one_word(
 def test_an_invalid_dr_group_name_is_refused_before_any_command(
     shared_lab: LabHandle, eva_ka: SSHConnection, word: str
 ) -> None:
-    eva = EvaDriver(eva_ka, system="EVA-KA", timeout=10)
+    eva = EvaDriver(eva_ka, system="EVA-KA", login_file=sssu_login_file("EVA-KA"), timeout=10)
     since = shared_lab.last_seq()
     with pytest.raises(StorageError, match="invalid DR group") as refused:
         eva.status(word)

@@ -39,7 +39,7 @@ def test_status_json_has_hosts_domains_groups_and_the_journal(lab_dir: Path) -> 
     assert data["hosts"]["eva-ka"]["kind"] == "array"
     proxy = data["groups"]["DRG-proxy-xen01"]
     assert proxy["sides"]["eva-wsl"]["role"] == "primary"
-    assert proxy["sides"]["eva-wsl"]["presented_to"] == ["xenwsl01"]
+    assert proxy["sides"]["eva-wsl"]["presented_to"] == ["xenwsl01"]  # from the array's LUN table
     assert (proxy["replication"], proxy["lag_seconds"]) == ("consistent", 2.0)
     assert [entry["seq"] for entry in data["journal"]] == list(range(11, 61))
     code, text = cli.lab_status(lab_dir)

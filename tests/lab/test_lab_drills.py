@@ -1,7 +1,8 @@
 """Drills in the lab, over real SSH: snapshots of a DR group's replica presented to the
 surviving dom0, a drill clone ("drill-<vm>") started from them serving on the VM's drill
 address while the VM keeps serving on its own, cleanup; the crash (power cut) fault; and
-a failback rehearsal's REVERSE after the lost array comes back.
+the copy back after a failover once the lost array comes back (EVA has no REVERSE: the
+array starts it, the driver's reverse() checks it).
 
 DRG-proxy-xen01 replicates eva-wsl (source, presented to xenwsl01 where proxy-xen01 runs)
 to eva-ka; proxy-xen01 serves HTTP on 3128 (squid's 400 page). xenka01 has 512 MB free.
@@ -25,8 +26,10 @@ from hosts.drivers.storage import StorageError
 from hosts.lab import cli
 from hosts.lab.keys import client_key_path, ensure_keys, fingerprints
 from hosts.lab.services import vm_fingerprints
-from hosts.lab.state import LabStore, seed_reference
+from hosts.lab.state import LabStore, read_journal, seed_reference
 from hosts.lab.tools.base import visible_devices
+from hosts.lab.tools.eva_model import add_lun, mapper_device, wwid
+from hosts.reference import sssu_login_file
 
 from .conftest import Lab, PinnedHostKey, exec_on
 
@@ -34,7 +37,8 @@ GROUP = "DRG-proxy-xen01"
 VM = "proxy-xen01"
 CLONE = "drill-proxy-xen01"
 SNAP = "drill-20250101"
-SNAP_DEVICE = "/dev/mapper/drill-20250101-vg_proxy01-lvol1"
+SNAP_VDISK = f"{SNAP}-1"  # the snapshot of the group's one virtual disk
+SNAP_DEVICE = mapper_device(wwid("eva-ka", SNAP_VDISK))  # its LUN as multipath names it on the dom0
 SQUID = 3128
 
 
@@ -55,6 +59,10 @@ def drill_lab(
         yield handle
     finally:
         handle.stop()
+
+
+def eva_driver(conn: SSHConnection, system: str) -> EvaDriver:
+    return EvaDriver(conn, system=system, login_file=sssu_login_file(system))
 
 
 def connection(lab: Lab, host: str) -> SSHConnection:
@@ -113,7 +121,7 @@ def test_a_drill_clone_serves_on_the_drill_address_while_production_keeps_servin
     groups_before = copy.deepcopy(lab.store.read()["groups"])
 
     with connection(lab, "eva-ka") as eva_ka:
-        eva = EvaDriver(eva_ka, system="EVA-KA")
+        eva = eva_driver(eva_ka, "EVA-KA")
         assert eva.status(GROUP).role == "secondary"
         assert eva.snapshot(GROUP, SNAP).devices == {"/dev/vg_proxy01/lvol1": SNAP_DEVICE}
         # Not presented yet: the dom0 cannot see the snapshot's device.
@@ -155,7 +163,8 @@ def test_a_drill_clone_serves_on_the_drill_address_while_production_keeps_servin
 
         assert lab.store.read()["groups"] == groups_before  # the drill disturbed nothing
         with pytest.raises(
-            StorageError, match=f"Snapshot {SNAP} is in use by domain {CLONE} on host xenka01"
+            StorageError,
+            match=rf"Virtual disk \\Virtual Disks\\{GROUP}-1\\{SNAP_VDISK} is in use by domain {CLONE} on host xenka01",
         ):
             eva.unpresent_snapshot(SNAP, "xenka01")
         with pytest.raises(StorageError, match="still presented to xenka01; unpresent it first"):
@@ -176,20 +185,35 @@ def test_a_snapshot_is_visible_only_to_the_dom0s_it_is_presented_to(lab_dir: Pat
     store = LabStore(lab_dir)
     with store.transaction() as state:
         state["snapshots"] = {
-            SNAP: {
+            SNAP_VDISK: {
                 "array": "eva-ka",
+                "parent": f"{GROUP}-1",
                 "group": GROUP,
-                "devices": {"/dev/vg_proxy01/lvol1": SNAP_DEVICE},
-                "presented_to": ["xenka01"],
+                "device": "/dev/vg_proxy01/lvol1",
+                "wwid": wwid("eva-ka", SNAP_VDISK),
+                "created_at": 0.0,
             }
         }
+        add_lun(state, "eva-ka", "xenka01", SNAP_VDISK)
     state = store.read()
     assert SNAP_DEVICE in visible_devices(state, "xenka01")
     assert "/dev/vg_proxy01/lvol1" not in visible_devices(state, "xenka01")  # the replica stays hidden
     assert SNAP_DEVICE not in visible_devices(state, "xenwsl01")
     code, text = cli.lab_status(lab_dir)
-    assert code == 0 and f"{SNAP:<20} of {GROUP} on eva-ka -> xenka01" in text
-    assert cli.status_data(lab_dir)["snapshots"][SNAP]["presented_to"] == ["xenka01"]
+    assert code == 0 and f"{SNAP_VDISK:<20} of {GROUP}-1 ({GROUP}) on eva-ka -> xenka01" in text
+    assert cli.status_data(lab_dir)["snapshots"][SNAP_VDISK]["presented_to"] == ["xenka01"]
+
+
+def test_a_destination_copy_is_visible_to_a_dom0_it_is_presented_to_only_with_readonly_access(
+    lab_dir: Path,
+) -> None:
+    store = LabStore(lab_dir)
+    with store.transaction() as state:
+        add_lun(state, "eva-ka", "xenka01", f"{GROUP}-1")  # the destination's vdisk
+    assert "/dev/vg_proxy01/lvol1" not in visible_devices(store.read(), "xenka01")
+    with store.transaction() as state:
+        state["groups"][GROUP]["accessmode"] = "readonly"
+    assert "/dev/vg_proxy01/lvol1" in visible_devices(store.read(), "xenka01")
 
 
 def test_crash_takes_the_dom0_down_with_its_guests_and_up_brings_it_back_empty(drill_lab: Lab) -> None:
@@ -247,26 +271,31 @@ def test_crash_is_for_dom0s_and_a_rebooted_drbd_node_comes_back_secondary(lab_di
     assert (side["role"], side["presented_to"]) == ("secondary", [])
 
 
-def test_after_a_failover_with_the_source_array_down_reverse_resyncs_it_once_it_is_back(lab: Lab) -> None:
+def test_after_a_failover_with_the_source_array_down_the_array_copies_back_once_it_is_back(lab: Lab) -> None:
     with lab.store.transaction() as state:
         state["groups"][GROUP]["resync_seconds"] = 1.0
     lab.fault("eva-wsl", "down")
     lab.fault("xenwsl01", "crash")
     with connection(lab, "eva-ka") as eva_ka:
-        eva = EvaDriver(eva_ka, system="EVA-KA")
+        eva = eva_driver(eva_ka, "EVA-KA")
         after = eva.promote(GROUP)
         assert (after.role, after.replication) == ("primary", "broken")
         lost = lab.store.read()["groups"][GROUP]["sides"]["eva-wsl"]
         assert (lost["role"], lost["disk_state"]) == ("secondary", "Outdated")
-        with pytest.raises(StorageError, match="System EVA-WSL is not responding"):
+        with pytest.raises(
+            StorageError, match=r"not replicating to EVA-WSL yet .* once the link is up; Retry"
+        ):
             eva.reverse(GROUP)
 
         lab.fault("eva-wsl", "up")
         lab.fault("xenwsl01", "up")
-        assert eva.reverse(GROUP).replication == "syncing"
+        assert eva.reverse(GROUP).replication == "syncing"  # a full copy: the old source diverged
         assert lab.store.read()["groups"][GROUP]["sides"]["eva-wsl"]["disk_state"] == "Inconsistent"
-        wait_until(lambda: eva.status(GROUP).replication == "consistent", "the resync to finish", timeout=5)
+        wait_until(
+            lambda: eva.status(GROUP).replication == "consistent", "the full copy to finish", timeout=5
+        )
     with connection(lab, "eva-wsl") as eva_wsl:
-        back = EvaDriver(eva_wsl, system="EVA-WSL").status(GROUP)
+        back = eva_driver(eva_wsl, "EVA-WSL").status(GROUP)
         assert (back.role, back.replication, back.peer_role) == ("secondary", "consistent", "primary")
     assert lab.store.read()["groups"][GROUP]["sides"]["eva-wsl"]["disk_state"] == "UpToDate"
+    assert not [e for e in read_journal(lab.lab_dir) if "REVERSE" in e["command"].upper()]

@@ -10,6 +10,7 @@ import pytest
 from hosts import reference
 from hosts.lab.state import LabStore, read_journal, reference_state, reset, seed_synthetic
 from hosts.lab.tools.base import visible_devices
+from hosts.lab.tools.eva_model import presented_hosts
 
 
 def _domains(state: dict, host: str) -> dict[str, int]:
@@ -53,15 +54,22 @@ def test_every_dom0_has_every_vm_config_so_any_vm_can_start_anywhere() -> None:
 def test_groups_replicate_wsl_to_ka_and_leave_ka_vms_unreplicated() -> None:
     state = reference_state()
     proxy = state["groups"]["DRG-proxy-xen01"]
-    assert proxy["sides"] == {
-        "eva-wsl": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
-        "eva-ka": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
+    assert {array: (side["role"], side["disk_state"]) for array, side in proxy["sides"].items()} == {
+        "eva-wsl": ("primary", "UpToDate"),
+        "eva-ka": ("secondary", "UpToDate"),
     }
+    # One virtual disk per device on each array, same name, each array's own WWID.
+    names = {array: [v["name"] for v in side["vdisks"]] for array, side in proxy["sides"].items()}
+    assert names == {"eva-wsl": ["DRG-proxy-xen01-1"], "eva-ka": ["DRG-proxy-xen01-1"]}
+    assert proxy["sides"]["eva-wsl"]["vdisks"][0]["wwid"] != proxy["sides"]["eva-ka"]["vdisks"][0]["wwid"]
     assert (proxy["replication"], proxy["lag_seconds"], proxy["kind"]) == ("consistent", 2.0, "eva-ca")
+    assert presented_hosts(state, "DRG-proxy-xen01", "eva-wsl") == ["xenwsl01"]
+    assert presented_hosts(state, "DRG-proxy-xen01", "eva-ka") == []
+    assert "DRG-proxy-xen01-1" in state["hosts"]["eva-wsl"]["luns"]["xenwsl01"].values()
     lws = state["groups"]["DRG-lws-xen01"]
-    assert lws["sides"] == {
-        "eva-ka": {"role": "primary", "presented_to": ["xenka01"], "disk_state": "UpToDate"}
-    }
+    assert list(lws["sides"]) == ["eva-ka"] and presented_hosts(state, "DRG-lws-xen01", "eva-ka") == [
+        "xenka01"
+    ]
     assert (lws["replication"], lws["lag_seconds"]) == ("none", None)
     assert "/dev/vg_proxy01/lvol1" in visible_devices(state, "xenwsl01")
     assert "/dev/vg_proxy01/lvol1" not in visible_devices(state, "xenka01")

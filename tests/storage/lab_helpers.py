@@ -8,14 +8,23 @@ import shlex
 from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, DriverError, quote_command
+from hosts.lab.state import LAB_SSSU_PASSWORD, add_eva_group, eva_array_host
 from hosts.lab.tools import REGISTRY
 from hosts.lab.tools.base import ToolContext
+from hosts.reference import sssu_login_file
 
 EVA_GROUP = "DRG-proxy-xen01"  # WSL -> KA, presented to xenwsl01
 LOCAL_GROUP = "DRG-lws-xen01"  # on the KA array only, no replica
 DRBD_GROUP = "DRG-dns-xen01"  # DRBD between the two dom0s
 EVA_DEVICE = "/dev/vg_proxy01/lvol1"
+EVA_VDISK = f"\\Virtual Disks\\{EVA_GROUP}-1\\ACTIVE"
 DRBD_DEVICE = "/dev/drbd0"
+PASSWORD = LAB_SSSU_PASSWORD
+
+
+def login(system: str) -> str:
+    """The login file of the lab array ``system``, as the inventory names it."""
+    return sssu_login_file(system)
 
 
 def make_state(*, drbd_version: str = "9", resync_seconds: float = 0.0) -> dict:
@@ -30,61 +39,41 @@ def make_state(*, drbd_version: str = "9", resync_seconds: float = 0.0) -> dict:
             "next_domid": 1,
         }
 
-    def array(site: str, system: str) -> dict:
-        return {
-            "kind": "array",
-            "site": site,
-            "address": "127.0.0.1",
-            "array_kind": "eva-ca",
-            "system": system,
-        }
-
     hosts = {
         "xenwsl01": dom0("WSL"),
         "xenka01": dom0("KA"),
-        "eva-wsl": array("WSL", "EVA-WSL"),
-        "eva-ka": array("KA", "EVA-KA"),
+        "eva-wsl": eva_array_host(site="WSL", address="127.0.0.1", system="EVA-WSL"),
+        "eva-ka": eva_array_host(site="KA", address="127.0.0.1", system="EVA-KA"),
     }
-    return {
-        "hosts": hosts,
-        "groups": {
-            EVA_GROUP: {
-                "kind": "eva-ca",
-                "mode": "async",
-                "devices": [EVA_DEVICE],
-                "sides": {
-                    "eva-wsl": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
-                    "eva-ka": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-                },
-                "replication": "consistent",
-                "lag_seconds": 2.0,
-                "resync_seconds": resync_seconds,
-            },
-            LOCAL_GROUP: {
-                "kind": "eva-ca",
-                "mode": "async",
-                "devices": ["/dev/vg_lws01/lvol1"],
-                "sides": {
-                    "eva-ka": {"role": "primary", "presented_to": ["xenka01"], "disk_state": "UpToDate"}
-                },
-                "replication": "none",
-                "lag_seconds": None,
-            },
-            DRBD_GROUP: {
-                "kind": "drbd",
-                "mode": "sync",
-                "devices": [DRBD_DEVICE],
-                "sides": {
-                    "xenwsl01": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
-                    "xenka01": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-                },
-                "replication": "consistent",
-                "lag_seconds": 0.0,
-                "resync_seconds": resync_seconds,
-            },
+    state = {"hosts": hosts, "groups": {}, "faults": {name: {"mode": "up"} for name in hosts}}
+    add_eva_group(
+        state,
+        EVA_GROUP,
+        devices=[EVA_DEVICE],
+        sides={"eva-wsl": "primary", "eva-ka": "secondary"},
+        presented_to=["xenwsl01"],
+    )
+    state["groups"][EVA_GROUP]["resync_seconds"] = resync_seconds
+    add_eva_group(
+        state,
+        LOCAL_GROUP,
+        devices=["/dev/vg_lws01/lvol1"],
+        sides={"eva-ka": "primary"},
+        presented_to=["xenka01"],
+    )
+    state["groups"][DRBD_GROUP] = {
+        "kind": "drbd",
+        "mode": "sync",
+        "devices": [DRBD_DEVICE],
+        "sides": {
+            "xenwsl01": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
+            "xenka01": {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
         },
-        "faults": {name: {"mode": "up"} for name in hosts},
+        "replication": "consistent",
+        "lag_seconds": 0.0,
+        "resync_seconds": resync_seconds,
     }
+    return state
 
 
 def run_domain(state: dict, host: str, name: str, device: str) -> None:
@@ -127,11 +116,13 @@ class LabRunner:
         self.state = state
         self.now = now
         self.commands: list[str] = []
+        self.argvs: list[list[str]] = []
 
     def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
         assert timeout is not None, "every driver call must carry a timeout"
         command = quote_command(argv)
         self.commands.append(command)
+        self.argvs.append([str(word) for word in argv])
         if self.state["faults"][self.name]["mode"] != "up":
             raise DriverError(f"{self.name}: connection timed out (lab host down)")
         words = shlex.split(command)

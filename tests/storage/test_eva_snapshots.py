@@ -1,5 +1,6 @@
-"""Drill snapshots: the EVA driver's SSSU words and parsers, against the lab's simulated
-sssu through the in-process Runner (tests/storage/lab_helpers.py); the DRBD and manual
+"""Drill snapshots: the EVA driver's SSSU words against the lab's simulated sssu through the
+in-process Runner (tests/storage/lab_helpers.py): one snapshot vdisk of each of the
+DESTINATION's member vdisks, presented and deleted as virtual disks; the DRBD and manual
 drivers' answers. Over real SSH: tests/lab/test_lab_drills.py."""
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ import copy
 
 import pytest
 
-from hosts.drivers.eva import parse_snapshot_devices, parse_snapshot_list, snapshot_status_of
 from hosts.drivers.storage import (
     GroupNotFound,
     ManualStepRequired,
@@ -19,94 +19,67 @@ from hosts.drivers.storage import (
     StorageError,
     get_driver,
 )
+from hosts.lab.tools.eva_model import mapper_device, wwid
 from tests.storage.lab_helpers import (
     DRBD_GROUP,
     EVA_DEVICE,
     EVA_GROUP,
+    EVA_VDISK,
     LOCAL_GROUP,
     LabRunner,
+    login,
     make_state,
     run_domain,
     set_down,
 )
 
 SNAP = "drill-0001"
-SNAP_DEVICE = "/dev/mapper/drill-0001-vg_proxy01-lvol1"
+SNAP_PATH = f"\\Virtual Disks\\{EVA_GROUP}-1\\{SNAP}-1"  # in the parent's family folder
+SNAP_DEVICE = mapper_device(wwid("eva-ka", f"{SNAP}-1"))
 
 
-def eva(state, system="EVA-KA", via="eva-ka"):
-    runner = LabRunner(state, via)
-    return get_driver("eva-ca", runner, system=system, manager="localhost", username="drportal"), runner
+def eva(state, system="EVA-KA", via=None):
+    runner = LabRunner(state, via or system.lower())
+    return get_driver("eva-ca", runner, system=system, login_file=login(system)), runner
 
 
 def sent(runner, word):
-    return [c for c in runner.commands if word in c]
-
-
-# --- parsers ------------------------------------------------------------------------------
-
-
-def test_it_reads_the_snapshot_detail_with_group_path_devices_and_hosts():
-    text = (
-        "EVA-KA> LS SNAPSHOT s1\n"
-        "\\Snapshots\\s1 information:\n"
-        "  name ..........: \\Snapshots\\s1\n"
-        "  drgroup .......: \\Data Replication\\DRG-a\n"
-        "  devices .......: /dev/vg_a/lvol1=/dev/mapper/s1-vg_a-lvol1, /dev/vg_b/lvol1=/dev/mapper/s1-vg_b-lvol1\n"
-        "  presentedto ...: \\Hosts\\xenka01, xenka02\n"
-    )
-    assert snapshot_status_of(text) == SnapshotStatus(
-        name="s1",
-        group="DRG-a",
-        devices={
-            "/dev/vg_a/lvol1": "/dev/mapper/s1-vg_a-lvol1",
-            "/dev/vg_b/lvol1": "/dev/mapper/s1-vg_b-lvol1",
-        },
-        presented_to=("xenka01", "xenka02"),
-    )
-
-
-def test_it_reads_an_unpresented_snapshot_without_devices_and_other_key_spellings():
-    status = snapshot_status_of(
-        "Snapshot Name: s2\nSource DR Group: DRG-b\nDevices: none\nPresented to: none\n"
-    )
-    assert status == SnapshotStatus(name="s2", group="DRG-b", devices={}, presented_to=())
-
-
-def test_it_refuses_a_detail_without_name_or_group_and_devices_it_cannot_read():
-    with pytest.raises(StorageError, match="has no drgroup field"):
-        snapshot_status_of("name ....: s1\n")
-    with pytest.raises(
-        StorageError, match=r"cannot read snapshot devices '/dev/a': expected 'device=snapshot"
-    ):
-        parse_snapshot_devices("/dev/a")
-
-
-def test_it_lists_snapshot_names_and_ignores_the_echoed_command_and_header():
-    text = 'EVA-KA> LS SNAPSHOT\nSnapshot list:\n  \\Snapshots\\s1\n  "\\Snapshots\\s2"\n  \\Snapshots\\s1\n'
-    assert parse_snapshot_list(text) == ("s1", "s2")
-    assert parse_snapshot_list("EVA-KA> LS SNAPSHOT\nSnapshot list:\n") == ()
-
-
-# --- the EVA driver against the lab's sssu --------------------------------------------------
+    return [c for argv in runner.argvs for c in argv[4:] if word in c]
 
 
 def test_a_snapshot_of_the_destination_copy_leaves_the_group_exactly_as_it_was():
     state = make_state()
     before = copy.deepcopy(state["groups"])
+    luns_before = copy.deepcopy(state["hosts"]["eva-ka"]["luns"])
     ka, runner = eva(state)
     status = ka.snapshot(EVA_GROUP, SNAP)
     assert status == SnapshotStatus(
         name=SNAP, group=EVA_GROUP, devices={EVA_DEVICE: SNAP_DEVICE}, presented_to=()
     )
     assert sent(runner, "ADD SNAPSHOT") == [
-        "sssu 'SELECT MANAGER localhost USERNAME=drportal' 'SELECT SYSTEM EVA-KA' "
-        "'ADD SNAPSHOT drill-0001 DR_GROUP=\"\\Data Replication\\DRG-proxy-xen01\"'"
+        f'ADD SNAPSHOT {SNAP}-1 VDISK="{EVA_VDISK}" ALLOCATION_POLICY=DEMAND'
     ]
-    assert state["groups"] == before
-    assert state["snapshots"][SNAP]["array"] == "eva-ka"
+    assert state["groups"] == before and state["hosts"]["eva-ka"]["luns"] == luns_before
+    assert state["snapshots"][f"{SNAP}-1"]["array"] == "eva-ka"
     assert ka.list_snapshots() == (SNAP,)
-    assert eva(state, "EVA-WSL", "eva-wsl")[0].list_snapshots() == ()  # it lives on the array that took it
+    assert eva(state, "EVA-WSL")[0].list_snapshots() == ()  # it lives on the array that took it
+
+
+def test_a_group_of_two_vdisks_gets_two_snapshot_vdisks_and_both_devices():
+    state = make_state()
+    group = state["groups"][EVA_GROUP]
+    group["devices"].append("/dev/vg_proxy01/lvol2")
+    for array, side in group["sides"].items():
+        side["vdisks"].append({"name": f"{EVA_GROUP}-2", "wwid": wwid(array, f"{EVA_GROUP}-2")})
+    ka, runner = eva(state)
+    status = ka.snapshot(EVA_GROUP, SNAP)
+    assert status.devices == {
+        EVA_DEVICE: SNAP_DEVICE,
+        "/dev/vg_proxy01/lvol2": mapper_device(wwid("eva-ka", f"{SNAP}-2")),
+    }
+    assert len(sent(runner, "ADD SNAPSHOT")) == 2
+    assert ka.present_snapshot(SNAP, "xenka01").presented_to == ("xenka01",)
+    assert len(sent(runner, "ADD LUN")) == 2
 
 
 def test_snapshot_is_idempotent_and_refuses_the_name_of_another_groups_snapshot():
@@ -116,9 +89,9 @@ def test_snapshot_is_idempotent_and_refuses_the_name_of_another_groups_snapshot(
     assert ka.snapshot(EVA_GROUP, SNAP) == first
     assert len(sent(runner, "ADD SNAPSHOT")) == 1
     with pytest.raises(StorageError) as caught:
-        ka.snapshot(LOCAL_GROUP, SNAP)
+        ka.snapshot("DRG-other", SNAP)
     assert caught.value.message == (
-        f"snapshot {SNAP} on EVA-KA already exists, of DR group {EVA_GROUP}, not {LOCAL_GROUP}: "
+        f"snapshot {SNAP} on EVA-KA already exists, of DR group {EVA_GROUP}, not DRG-other: "
         "delete it or use another name"
     )
 
@@ -132,8 +105,10 @@ def test_snapshot_is_idempotent_and_refuses_the_name_of_another_groups_snapshot(
 )
 def test_snapshot_of_a_copy_that_is_not_consistent_is_refused_naming_group_and_state(replication, disk, why):
     state = make_state()
-    state["groups"][EVA_GROUP]["replication"] = replication
+    state["groups"][EVA_GROUP].update(replication=replication, resync_done_at=5000.0)
     state["groups"][EVA_GROUP]["sides"]["eva-ka"]["disk_state"] = disk
+    if replication == "broken":
+        set_down(state, "eva-wsl")  # the link is down: the array does not copy back yet
     ka, runner = eva(state)
     with pytest.raises(NotConsistent, match=f"refusing to snapshot DR group {EVA_GROUP} on EVA-KA: {why}"):
         ka.snapshot(EVA_GROUP, SNAP)
@@ -141,51 +116,33 @@ def test_snapshot_of_a_copy_that_is_not_consistent_is_refused_naming_group_and_s
     assert "snapshots" not in state
 
 
-def test_the_lab_array_refuses_a_snapshot_of_an_inconsistent_copy_on_its_own():
-    state = make_state()
-    state["groups"][EVA_GROUP]["replication"] = "broken"
-    runner = LabRunner(state, "eva-ka")
-    result = runner.run(
-        [
-            "sssu",
-            "SELECT MANAGER localhost USERNAME=drportal",
-            "SELECT SYSTEM EVA-KA",
-            f'ADD SNAPSHOT {SNAP} DR_GROUP="\\Data Replication\\{EVA_GROUP}"',
-        ],
-        timeout=5,
-    )
-    assert result.exit_status == 1
-    assert result.stdout.rstrip().endswith(
-        f"Error: DR group {EVA_GROUP} on this system is not consistent (this copy UpToDate, replication "
-        "broken): a snapshot of it would not be usable"
-    )
-
-
 def test_a_snapshot_of_the_source_copy_is_allowed_even_with_the_replica_gone():
     state = make_state()
     set_down(state, "eva-ka")
-    wsl, _ = eva(state, "EVA-WSL", "eva-wsl")
-    assert wsl.snapshot(EVA_GROUP, SNAP).devices == {EVA_DEVICE: SNAP_DEVICE}
+    wsl, _ = eva(state, "EVA-WSL")
+    assert wsl.snapshot(EVA_GROUP, SNAP).devices == {EVA_DEVICE: mapper_device(wwid("eva-wsl", f"{SNAP}-1"))}
 
 
 def test_snapshot_of_a_group_the_array_does_not_hold_is_group_not_found():
     state = make_state()
-    wsl, _ = eva(state, "EVA-WSL", "eva-wsl")
+    wsl, _ = eva(state, "EVA-WSL")
     with pytest.raises(GroupNotFound, match=f"DR group {LOCAL_GROUP} not found on EVA-WSL"):
         wsl.snapshot(LOCAL_GROUP, SNAP)
 
 
-def test_present_and_unpresent_are_idempotent_and_show_the_devices_to_that_host():
+def test_present_and_unpresent_add_and_delete_the_luns_idempotently():
     state = make_state()
     ka, runner = eva(state)
     ka.snapshot(EVA_GROUP, SNAP)
     assert ka.present_snapshot(SNAP, "xenka01").presented_to == ("xenka01",)
     assert ka.present_snapshot(SNAP, "xenka01").presented_to == ("xenka01",)
-    assert len(sent(runner, "SET SNAPSHOT")) == 1
-    assert state["groups"][EVA_GROUP]["sides"]["eva-ka"]["presented_to"] == []  # the group is untouched
+    assert sent(runner, "ADD LUN") == [f'ADD LUN 0 VDISK="{SNAP_PATH}" HOST="\\Hosts\\xenka01"']
+    assert (
+        f"{EVA_GROUP}-1" not in state["hosts"]["eva-ka"]["luns"]["xenka01"].values()
+    )  # the group is untouched
     assert ka.unpresent_snapshot(SNAP, "xenka01").presented_to == ()
     assert ka.unpresent_snapshot(SNAP, "xenka01").presented_to == ()
-    assert len(sent(runner, "SET SNAPSHOT")) == 2
+    assert sent(runner, "DELETE LUN") == ['DELETE LUN "\\Hosts\\xenka01\\2"']
 
 
 def test_unpresent_is_refused_while_a_drill_domain_uses_the_snapshot():
@@ -197,7 +154,8 @@ def test_unpresent_is_refused_while_a_drill_domain_uses_the_snapshot():
     with pytest.raises(StorageError) as caught:
         ka.unpresent_snapshot(SNAP, "xenka01")
     assert caught.value.message == (
-        f"Error: Snapshot {SNAP} is in use by domain drill-proxy-xen01 on host xenka01 ({SNAP_DEVICE})"
+        'EVA-KA: DELETE LUN "\\Hosts\\xenka01\\2": Error: Virtual disk '
+        f"{SNAP_PATH} is in use by domain drill-proxy-xen01 on host xenka01"
     )
     assert ka.snapshot_status(SNAP).presented_to == ("xenka01",)
 
@@ -209,11 +167,11 @@ def test_delete_is_refused_while_presented_and_is_idempotent_once_gone():
     ka.present_snapshot(SNAP, "xenka01")
     with pytest.raises(StorageError, match=f"snapshot {SNAP} on EVA-KA: it is still presented to xenka01"):
         ka.delete_snapshot(SNAP)
-    assert sent(runner, "DELETE SNAPSHOT") == []
+    assert sent(runner, "DELETE VDISK") == []
     ka.unpresent_snapshot(SNAP, "xenka01")
     ka.delete_snapshot(SNAP)
     ka.delete_snapshot(SNAP)
-    assert len(sent(runner, "DELETE SNAPSHOT")) == 1
+    assert sent(runner, "DELETE VDISK") == [f'DELETE VDISK "{SNAP_PATH}" WAIT_FOR_COMPLETION']
     assert ka.snapshot_status(SNAP) is None
     assert ka.list_snapshots() == ()
     with pytest.raises(SnapshotNotFound, match=f"snapshot {SNAP} does not exist on EVA-KA"):

@@ -12,6 +12,7 @@ from tests.storage.lab_helpers import (
     EVA_DEVICE,
     EVA_GROUP,
     LOCAL_GROUP,
+    login,
     make_state,
     reachable_primaries,
     run_domain,
@@ -22,14 +23,16 @@ DOM0S = ("xenwsl01", "xenka01")
 ARRAYS = ("eva-wsl", "eva-ka")
 SYSTEMS = ("EVA-WSL", "EVA-KA")
 SET_ACTIONS = (
-    "FAILOVER",
-    "FAILOVER FORCE",
-    "SUSPEND",
-    "RESUME",
-    "REVERSE",
-    'PRESENT HOST="\\Hosts\\xenka01"',
-    'PRESENT HOST="\\Hosts\\xenwsl01"',
-    'UNPRESENT HOST="\\Hosts\\xenwsl01"',
+    "SET DR_GROUP {group} FAILOVER",
+    "SET DR_GROUP {group} FAILOVER_SUSPEND",
+    "SET DR_GROUP {group} SUSPEND",
+    "SET DR_GROUP {group} NOSUSPEND",
+    "SET DR_GROUP {group} FORCEFULLCOPY",
+    "SET DR_GROUP {group} ACCESSMODE=READONLY",
+    'ADD LUN 0 VDISK="{vdisk}" HOST="\\Hosts\\xenka01"',
+    'ADD LUN 0 VDISK="{vdisk}" HOST="\\Hosts\\xenwsl01"',
+    'DELETE LUN "\\Hosts\\xenwsl01\\1"',
+    'DELETE LUN "\\Hosts\\xenka01\\1"',
 )
 DRBD_VERBS = (
     ("primary",),
@@ -73,13 +76,14 @@ def _apply(state: dict, step: tuple, now: float) -> float:
         if kind == "sssu":
             _, host, system, group, action = step
             path = f'"\\Data Replication\\{group}"'
+            vdisk = f"\\Virtual Disks\\{group}-1\\ACTIVE"
             result = tool(
                 state,
                 host,
                 "sssu",
-                "SELECT MANAGER localhost USERNAME=u",
-                f"SELECT SYSTEM {system}",
-                f"SET DR_GROUP {path} {action}",
+                f'FILE "{login(host.upper())}"',
+                f'SELECT SYSTEM "{system}"',
+                action.format(group=path, vdisk=vdisk),
                 now=now,
             )
         else:

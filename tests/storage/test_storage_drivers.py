@@ -17,34 +17,40 @@ from hosts.drivers.storage import (
     StorageError,
     get_driver,
 )
+from hosts.lab.tools.base import visible_devices
+from hosts.lab.tools.eva_model import add_lun, wwid
 from tests.storage.lab_helpers import (
     DRBD_DEVICE,
     DRBD_GROUP,
     EVA_DEVICE,
     EVA_GROUP,
+    EVA_VDISK,
     LOCAL_GROUP,
     LabRunner,
+    login,
     make_state,
     run_domain,
     set_down,
 )
 
 
-def eva(state, system="EVA-KA", via="eva-ka"):
-    runner = LabRunner(state, via)
-    return get_driver("eva-ca", runner, system=system, manager="localhost", username="drportal"), runner
+def eva(state, system="EVA-KA", via=None):
+    runner = LabRunner(state, via or system.lower())
+    return get_driver("eva-ca", runner, system=system, login_file=login(system)), runner
 
 
-def set_commands(runner):
-    return [c for c in runner.commands if "SET DR_GROUP" in c]
+def sent(runner, word):
+    """The driver's own commands with ``word`` (the argv words after the login, options and
+    system selection every call starts with)."""
+    return [c for command in runner.argvs for c in command[4:] if word in c]
 
 
 # --- EVA ------------------------------------------------------------------------------------
 
 
-def test_eva_status_reads_both_copies():
+def test_eva_status_reads_both_copies_from_the_group_and_its_virtual_disks():
     state = make_state()
-    ka, _ = eva(state)
+    ka, runner = eva(state)
     status = ka.status(EVA_GROUP)
     assert (status.role, status.peer_role, status.replication, status.lag_seconds) == (
         "secondary",
@@ -52,21 +58,40 @@ def test_eva_status_reads_both_copies():
         "consistent",
         2.0,
     )
+    assert status.members == (EVA_VDISK,)
+    assert runner.argvs[0][1:] == [
+        f'FILE "{login("EVA-KA")}"',
+        "SET OPTIONS ON_ERROR=EXIT_ON_ERROR",
+        'SELECT SYSTEM "EVA-KA"',
+        f'LS DR_GROUP "\\Data Replication\\{EVA_GROUP}"',
+    ]
+    assert runner.argvs[-1][1:] == [*runner.argvs[0][1:4], f'LS VDISK "{EVA_VDISK}"']  # then its vdisks
     wsl, _ = eva(state, "EVA-WSL")
     assert wsl.status(EVA_GROUP).presented_to == ("xenwsl01",)
-    assert ka.status(LOCAL_GROUP).replication == "none"
-    assert ka.list_groups() == (LOCAL_GROUP, EVA_GROUP)
+    assert ka.list_groups() == (EVA_GROUP,)  # a vdisk without a replica is no DR group
+
+
+def test_eva_status_reads_the_group_and_its_vdisks_in_one_call_once_it_knows_the_vdisks():
+    state = make_state()
+    ka, runner = eva(state)
+    first = ka.status(EVA_GROUP)
+    calls = len(runner.argvs)
+    assert ka.status(EVA_GROUP) == first
+    assert len(runner.argvs) == calls + 1
+    assert runner.argvs[-1][-1] == f'LS VDISK "{EVA_VDISK}"'
 
 
 def test_eva_statuses_of_many_groups_take_one_sssu_call_and_read_exactly_what_status_reads():
     state = make_state()
     ka, runner = eva(state)
-    one_by_one = {group: ka.status(group) for group in (EVA_GROUP, LOCAL_GROUP)}
+    one_by_one = {EVA_GROUP: ka.status(EVA_GROUP)}
     runner.commands.clear()
-    assert ka.statuses([EVA_GROUP, LOCAL_GROUP]) == one_by_one
-    assert len(runner.commands) == 1 and "LS DR_GROUP FULL" in runner.commands[0]
+    assert ka.statuses([EVA_GROUP]) == one_by_one
+    assert len(runner.commands) == 1 and "'LS DR_GROUP FULL' 'LS VDISK FULL'" in runner.commands[0]
     with pytest.raises(GroupNotFound, match="DR group DRG-nope not found on EVA-KA"):
         ka.statuses([EVA_GROUP, "DRG-nope"])  # one it does not list is asked on its own
+    with pytest.raises(GroupNotFound, match=f"DR group {LOCAL_GROUP} not found on EVA-KA"):
+        ka.status(LOCAL_GROUP)
 
 
 def test_eva_status_of_an_unknown_group_is_group_not_found():
@@ -82,20 +107,25 @@ def test_eva_promote_refuses_split_brain_while_the_source_vm_runs():
     with pytest.raises(SplitBrainRefused) as caught:
         ka.promote(EVA_GROUP, force=True)
     assert str(caught.value).startswith(
-        "Error: DR group DRG-proxy-xen01 is in use at its source EVA-WSL: domain proxy-xen01 on host "
-        "xenwsl01 uses /dev/vg_proxy01/lvol1; shut it down before a planned failover"
+        f'EVA-KA: SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" FAILOVER: Error: DR group DRG-proxy-xen01 '
+        f"is in use at its source EVA-WSL: domain proxy-xen01 on host xenwsl01 uses {EVA_VDISK}; shut it "
+        "down before a planned failover"
     )
     assert caught.value.result is not None and caught.value.result.exit_status == 1
     assert ka.status(EVA_GROUP).role == "secondary"
 
 
-def test_eva_promote_swaps_roles_and_is_idempotent():
+def test_eva_promote_swaps_roles_in_one_call_and_is_idempotent():
     state = make_state()
     ka, runner = eva(state)
+    current = ka.status(EVA_GROUP)
+    calls = len(runner.argvs)
+    after = ka.promote(EVA_GROUP, current=current)
+    assert (after.role, after.peer_role) == ("primary", "secondary")
+    assert len(runner.argvs) == calls + 1  # FAILOVER and the reads after it: one SSSU call
     assert ka.promote(EVA_GROUP).role == "primary"
-    assert ka.promote(EVA_GROUP).role == "primary"
-    assert len(set_commands(runner)) == 1
-    assert "FAILOVER" in set_commands(runner)[0] and "FORCE" not in set_commands(runner)[0]
+    assert sent(runner, "SET DR_GROUP") == [f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" FAILOVER']
+    assert eva(state, "EVA-WSL")[0].status(EVA_GROUP).role == "secondary"
 
 
 def test_eva_promote_with_the_source_site_lost_needs_no_force_and_fences_it():
@@ -109,55 +139,134 @@ def test_eva_promote_with_the_source_site_lost_needs_no_force_and_fences_it():
     assert state["groups"][EVA_GROUP]["sides"]["eva-wsl"]["disk_state"] == "Outdated"
 
 
-def test_eva_promote_of_a_broken_group_needs_force():
-    state = make_state()
-    state["groups"][EVA_GROUP]["replication"] = "broken"
+def test_eva_promote_of_a_copy_still_being_full_copied_is_refused_even_with_force():
+    state = make_state(resync_seconds=60.0)
+    state["groups"][EVA_GROUP]["replication"] = "syncing"
+    state["groups"][EVA_GROUP]["resync_done_at"] = 1060.0
+    state["groups"][EVA_GROUP]["sides"]["eva-ka"]["disk_state"] = "Inconsistent"
     ka, runner = eva(state)
-    with pytest.raises(NotConsistent, match="replication broken"):
+    with pytest.raises(NotConsistent, match="replication syncing"):
         ka.promote(EVA_GROUP)
-    assert set_commands(runner) == []
-    assert ka.promote(EVA_GROUP, force=True).role == "primary"
-    assert set_commands(runner)[0].endswith("FAILOVER FORCE'")
+    assert sent(runner, "FAILOVER") == []
+    with pytest.raises(StorageError, match=r"this destination is not consistent .* failover refused"):
+        ka.promote(EVA_GROUP, force=True)  # SSSU has no forced failover
+    assert ka.status(EVA_GROUP).role == "secondary"
 
 
-def test_eva_present_only_a_source_copy_and_only_once():
+def test_eva_present_adds_a_lun_per_virtual_disk_only_on_a_source_copy_and_only_once():
     state = make_state()
     ka, runner = eva(state)
     with pytest.raises(StorageError, match="this copy is secondary, fail over first"):
         ka.present(EVA_GROUP, "xenka01")
-    assert set_commands(runner) == []
-    ka.promote(EVA_GROUP)
-    assert ka.present(EVA_GROUP, "xenka01").presented_to == ("xenka01",)
+    assert sent(runner, "ADD LUN") == []
+    current = ka.promote(EVA_GROUP)
+    assert ka.present(EVA_GROUP, "xenka01", current=current).presented_to == ("xenka01",)
     ka.present(EVA_GROUP, "xenka01")
-    assert sum("PRESENT" in c for c in set_commands(runner)) == 1
+    assert sent(runner, "ADD LUN") == [f'ADD LUN 0 VDISK="{EVA_VDISK}" HOST="\\Hosts\\xenka01"']
+    # The array picked the next free LUN of xenka01 (1 is DRG-lws-xen01's).
+    assert state["hosts"]["eva-ka"]["luns"]["xenka01"] == {"1": f"{LOCAL_GROUP}-1", "2": f"{EVA_GROUP}-1"}
     with pytest.raises(StorageError, match="invalid host name"):
         ka.present(EVA_GROUP, "xen;reboot")
 
 
-def test_eva_demote_fences_the_source_by_unpresenting_it():
+def test_eva_present_after_promote_takes_one_call_and_completes_a_half_presented_group():
     state = make_state()
-    wsl, _ = eva(state, "EVA-WSL")
+    group = state["groups"][EVA_GROUP]
+    group["devices"].append("/dev/vg_proxy01/lvol2")
+    for array, side in group["sides"].items():
+        side["vdisks"].append({"name": f"{EVA_GROUP}-2", "wwid": wwid(array, f"{EVA_GROUP}-2")})
+    add_lun(state, "eva-wsl", "xenwsl01", f"{EVA_GROUP}-2")
+    eva(state, "EVA-WSL")[0].demote(EVA_GROUP)
+    ka, runner = eva(state)
+    current = ka.promote(EVA_GROUP)
+    calls = len(runner.argvs)
+    assert ka.present(EVA_GROUP, "xenka01", current=current).presented_to == ("xenka01",)
+    assert len(runner.argvs) == calls + 1  # both ADD LUNs and the read after them
+    # A vdisk presented already (an earlier attempt died half-way): the array refuses the
+    # batch, the driver reads and adds only what is missing.
+    add_lun(state, "eva-ka", "xenwsl01", f"{EVA_GROUP}-1")
+    current = ka.status(EVA_GROUP)
+    assert "partly presented to xenwsl01" in current.detail
+    assert ka.present(EVA_GROUP, "xenwsl01", current=current).presented_to == ("xenka01", "xenwsl01")
+    assert (
+        sent(runner, "ADD LUN")[-1]
+        == f'ADD LUN 0 VDISK="\\Virtual Disks\\{EVA_GROUP}-2\\ACTIVE" HOST="\\Hosts\\xenwsl01"'
+    )
+
+
+def test_eva_demote_fences_the_source_by_deleting_its_luns():
+    state = make_state()
+    wsl, runner = eva(state, "EVA-WSL")
     run_domain(state, "xenwsl01", "proxy-xen01", EVA_DEVICE)
     with pytest.raises(StorageError, match="in use by domain proxy-xen01 on host xenwsl01"):
         wsl.demote(EVA_GROUP)
     state["hosts"]["xenwsl01"]["domains"].pop()
     after = wsl.demote(EVA_GROUP)
     assert (after.role, after.presented_to) == ("primary", ())
+    assert sent(runner, "DELETE LUN")[-1] == 'DELETE LUN "\\Hosts\\xenwsl01\\1"'
+    assert state["hosts"]["eva-wsl"]["luns"]["xenwsl01"] == {}
 
 
-def test_eva_reverse_after_a_forced_failover_and_the_old_source_back():
+def test_eva_reverse_after_an_unplanned_failover_waits_for_the_link_and_sends_no_reverse():
     state = make_state()
     set_down(state, "eva-wsl")
-    ka, _ = eva(state)
+    ka, runner = eva(state)
     ka.promote(EVA_GROUP)
-    with pytest.raises(StorageError, match="System EVA-WSL is not responding"):
+    with pytest.raises(StorageError, match=r"not replicating to EVA-WSL yet .*; Retry then"):
         ka.reverse(EVA_GROUP)
     set_down(state, "eva-wsl", False)
     wsl, _ = eva(state, "EVA-WSL")
     with pytest.raises(StorageError, match="is secondary"):
         wsl.reverse(EVA_GROUP)
-    assert ka.reverse(EVA_GROUP).replication == "consistent"
+    assert ka.reverse(EVA_GROUP).replication == "consistent"  # the array full-copied on its own
     assert wsl.status(EVA_GROUP).role == "secondary"
+    assert not [c for c in runner.commands if "REVERSE" in c or "FORCE'" in c]
+
+
+def test_eva_reverse_resumes_a_suspended_group_and_full_copies_where_the_array_waits_for_it():
+    state = make_state()
+    state["groups"][EVA_GROUP]["fullcopy_autosuspend"] = True
+    set_down(state, "eva-wsl")
+    ka, runner = eva(state)
+    ka.promote(EVA_GROUP)
+    set_down(state, "eva-wsl", False)
+    assert ka.status(EVA_GROUP).replication == "suspended"  # the log cannot merge: it waits
+    assert ka.reverse(EVA_GROUP).replication == "consistent"
+    assert sent(runner, "FORCEFULLCOPY") == [f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" FORCEFULLCOPY']
+    ka.suspend(EVA_GROUP)
+    assert ka.status(EVA_GROUP).replication == "suspended"
+    assert ka.reverse(EVA_GROUP).replication == "consistent"
+    assert sent(runner, "NOSUSPEND") == [f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" NOSUSPEND']
+
+
+def test_eva_reverse_takes_host_access_away_from_the_returning_destination():
+    state = make_state()
+    state["groups"][EVA_GROUP]["accessmode"] = "readonly"
+    set_down(state, "eva-wsl")
+    set_down(state, "xenwsl01")
+    ka, runner = eva(state)
+    ka.promote(EVA_GROUP)
+    set_down(state, "eva-wsl", False)
+    set_down(state, "xenwsl01", False)
+    # The old source still presents its vdisk to xenwsl01 (nobody could take it away).
+    assert EVA_DEVICE in visible_devices(state, "xenwsl01")
+    ka.reverse(EVA_GROUP)
+    assert sent(runner, "ACCESSMODE") == [
+        f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" ACCESSMODE=DISABLE'
+    ]
+    assert EVA_DEVICE not in visible_devices(state, "xenwsl01")
+
+
+def test_eva_suspend_and_resume_use_suspend_and_nosuspend():
+    state = make_state()
+    wsl, runner = eva(state, "EVA-WSL")
+    assert wsl.suspend(EVA_GROUP).replication == "suspended"
+    assert wsl.suspend(EVA_GROUP).replication == "suspended"
+    assert wsl.resume(EVA_GROUP).replication == "consistent"
+    assert sent(runner, "SUSPEND") == [
+        f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" SUSPEND',
+        f'SET DR_GROUP "\\Data Replication\\{EVA_GROUP}" NOSUSPEND',
+    ]
 
 
 def test_eva_integrity_check_after_failover_and_on_a_destination():
@@ -285,7 +394,10 @@ def test_manual_driver_asks_a_person_and_is_not_a_failure():
 
 def test_factory_knows_its_kinds():
     state = make_state()
-    assert isinstance(get_driver("eva-ca", LabRunner(state, "eva-ka"), system="EVA-KA"), EvaDriver)
+    assert isinstance(
+        get_driver("eva-ca", LabRunner(state, "eva-ka"), system="EVA-KA", login_file=login("EVA-KA")),
+        EvaDriver,
+    )
     assert isinstance(get_driver("drbd", LabRunner(state, "xenka01")), DrbdDriver)
     assert isinstance(get_driver("manual", None), ManualDriver)
     with pytest.raises(StorageError, match=r"^ceph-rbd driver not available yet$"):
@@ -294,3 +406,12 @@ def test_factory_knows_its_kinds():
         get_driver("netapp", None)
     with pytest.raises(StorageError, match="needs a runner"):
         get_driver("drbd", None)
+
+
+def test_eva_reverse_with_the_replication_link_down_asks_to_retry_and_sends_nothing():
+    state = make_state()
+    wsl, runner = eva(state, "EVA-WSL")
+    state["groups"][EVA_GROUP].update(replication="broken", lag_seconds=None)
+    with pytest.raises(StorageError, match=r"not replicating to EVA-KA yet .*; Retry then"):
+        wsl.reverse(EVA_GROUP)
+    assert sent(runner, "SET DR_GROUP") == []

@@ -16,6 +16,7 @@ import pytest
 
 from hosts.drivers.base import CommandResult, quote_command
 from hosts.drivers.xen_vmconfig import render_cfg
+from hosts.lab.state import add_eva_group, eva_array_host
 from hosts.lab.tools.base import ToolContext
 
 NOW = 1_750_000_000.0
@@ -112,23 +113,24 @@ def dom0_host(
 def lab_state(**hosts: dict) -> dict:
     """A state whose single EVA group presents every VM's disk to every given dom0."""
     devices = [disk["target"] for spec in VMS.values() for disk in spec["disks"]]
-    return {
-        "hosts": dict(hosts),
-        "groups": {
-            "DRG-all": {
-                "kind": "eva-ca",
-                "mode": "async",
-                "devices": devices,
-                "sides": {
-                    "eva-ka": {"role": "primary", "presented_to": list(hosts), "disk_state": "UpToDate"}
-                },
-                "replication": "none",
-                "lag_seconds": None,
-            }
-        },
+    array = eva_array_host(site="KA", address="127.0.2.2", system="EVA-KA")
+    state = {
+        "hosts": {**hosts, "eva-ka": array},
+        "groups": {},
         "faults": {},
         "latency": {"default_seconds": 0.0, "per_command": {}},
     }
+    add_eva_group(state, "DRG-all", devices=devices, sides={"eva-ka": "primary"}, presented_to=list(hosts))
+    return state
+
+
+def unpresent(state: dict, device: str) -> None:
+    """The array stops presenting the vdisk that carries ``device`` (its LUNs are deleted)."""
+    group = state["groups"]["DRG-all"]
+    vdisk = group["sides"]["eva-ka"]["vdisks"][group["devices"].index(device)]["name"]
+    for table in state["hosts"]["eva-ka"]["luns"].values():
+        for lun in [lun for lun, name in table.items() if name == vdisk]:
+            del table[lun]
 
 
 class LabRunner:

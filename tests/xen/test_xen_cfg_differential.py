@@ -113,16 +113,18 @@ def test_it_reads_hand_written_configs_as_libxlutil_does(text):
 
 def _lab_files(tmp_path) -> dict[str, str]:
     """Every config the lab ships or seeds: the reference estate, the synthetic estate of
-    the benchmarks, and the dom0s of the tests."""
+    the benchmarks, and the dom0s of the tests (an array host's files are SSSU scripts)."""
     from hosts.lab.state import LabStore, reference_state, seed_synthetic
 
     files: dict[str, str] = {}
     for name, host in reference_state()["hosts"].items():
-        files.update({f"{name}:{path}": text for path, text in host.get("files", {}).items()})
+        if host["kind"] == "dom0":
+            files.update({f"{name}:{path}": text for path, text in host.get("files", {}).items()})
     store = LabStore(tmp_path)
     seed_synthetic(store, hosts=4, vms=12)
     for name, host in store.read()["hosts"].items():
-        files.update({f"{name}:{path}": text for path, text in host.get("files", {}).items()})
+        if host["kind"] == "dom0":
+            files.update({f"{name}:{path}": text for path, text in host.get("files", {}).items()})
     for path, text in dom0_host()["files"].items():
         files[f"tests:{path}"] = text
     return files

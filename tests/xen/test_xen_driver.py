@@ -17,7 +17,7 @@ from hosts.drivers.xen import (
     XenError,
     detect_toolstack,
 )
-from tests.xen.conftest import LabRunner, dom0_host, lab_state
+from tests.xen.conftest import LabRunner, dom0_host, lab_state, unpresent
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ class TestActing:
             driver.create("/etc/xen/vm/lws-xen01", 256)
         with pytest.raises(ConfigNotFound):
             driver.create("/etc/xen/vm/nope", 256)
-        runner.state["groups"]["DRG-all"]["devices"].remove("/dev/vg_dns01/lvol1")
+        unpresent(runner.state, "/dev/vg_dns01/lvol1")
         with pytest.raises(DeviceUnavailable):
             driver.create("/etc/xen/vm/dns-xen01", 256)
 

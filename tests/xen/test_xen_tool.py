@@ -9,7 +9,7 @@ import pytest
 
 from hosts.drivers.xen import parse_info, parse_list, parse_list_long
 from hosts.lab.tools.xen_tool import REGISTRY_ENTRIES, parse_mem_size_kb, xl, xm
-from tests.xen.conftest import dom0_host, lab_state, run_tool
+from tests.xen.conftest import dom0_host, lab_state, run_tool, unpresent
 
 
 def host(state: dict) -> dict:
@@ -226,7 +226,7 @@ class TestCreate:
 
     def test_it_refuses_a_disk_not_presented_to_the_host(self, ka_state):
         host(ka_state)["domains"].pop()
-        ka_state["groups"]["DRG-all"]["devices"].remove("/dev/vg_dns01/lvol1")
+        unpresent(ka_state, "/dev/vg_dns01/lvol1")
         status, _, err = run_tool(ka_state, "xenka01", "xl", "create", "/etc/xen/vm/dns-xen01")
         assert status == 3
         assert "Disk vdev=xvda1 failed to stat: /dev/vg_dns01/lvol1: No such file or directory\n" in err

@@ -29,18 +29,25 @@ state["hosts"][name] = {
 state["groups"][group_name] = {
     "kind": "eva-ca" | "drbd",
     "mode": "async" | "sync",
-    "devices": ["/dev/vg_proxy01/lvol1"],          # block devices the group's LUN carries
+    "devices": ["/dev/vg_proxy01/lvol1"],          # block devices the group carries, in order
     "sides": {                                      # keyed by the lab host that serves the tool:
-        "eva-wsl": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
-        "eva-ka":  {"role": "secondary", "presented_to": [], "disk_state": "UpToDate"},
-    },                                              # (the array for EVA, the dom0 for DRBD)
-    "replication": "consistent" | "syncing" | "broken" | "none",
+        # DRBD (the dom0s): who has it open
+        "xenwsl01": {"role": "primary", "presented_to": ["xenwsl01"], "disk_state": "UpToDate"},
+        # EVA (the arrays): one vdisk per device; presentations are the array's LUN table
+        "eva-ka": {"role": "secondary", "disk_state": "UpToDate",
+                   "vdisks": [{"name": "DRG-proxy-xen01-1", "wwid": "6005-08b4-...."}]},
+    },
+    "replication": "consistent" | "syncing" | "broken" | "suspended" | "none",
     "lag_seconds": 2.0 | None,
+    "accessmode": "disable" | "readonly" | "presentonly",  # EVA: the destination's host access
 }
-state["snapshots"][name] = {                      # drill snapshots (sssu ADD SNAPSHOT); optional key
-    "array": "eva-ka", "group": "DRG-proxy-xen01",  # the array holding the copy, and its group
-    "devices": {"/dev/vg_proxy01/lvol1": "/dev/mapper/<name>-vg_proxy01-lvol1"},
-    "presented_to": ["xenka01"], "created_at": 1700000000.0,
+state["hosts"][array]["luns"] = {"xenka01": {"1": "DRG-proxy-xen01-1"}}  # EVA LUN table
+state["hosts"][array]["files"] = {"/etc/drportal/sssu/EVA-KA.login": "SELECT MANAGER ..."}
+state["hosts"][array]["sssu_accounts"] = {"drportal": "<password>"}  # who may SELECT MANAGER
+state["snapshots"][vdisk name] = {                # EVA snapshots: one snapshot vdisk each
+    "array": "eva-ka", "parent": "DRG-proxy-xen01-1", "group": "DRG-proxy-xen01",
+    "device": "/dev/vg_proxy01/lvol1",             # the parent's device: what it copies
+    "wwid": "6005-08b4-....", "created_at": 1700000000.0,
 }
 state["faults"][host] = {"mode": "up" | "down" | "hang", "slow_seconds": 0.0,
                           "fail_next": None | "message", "key_generation": 0,
@@ -90,15 +97,16 @@ Handler = Callable[[ToolContext, list[str]], ToolResult]
 
 
 def visible_devices(state: dict, host: str) -> set[str]:
-    """Block devices a dom0 can see: those of every group side that is primary and
-    presented to it (a secondary/destination copy is never writable by a host), and those
-    of every snapshot presented to it."""
+    """Block devices a dom0 can see: those of every DRBD side that is primary and presented
+    to it, and those of every EVA virtual disk the array presents to it as a LUN (a
+    destination copy only while its DR group's access mode is READONLY; eva_model.py)."""
+    from hosts.lab.tools.eva_model import eva_visible_devices
+
     seen: set[str] = set()
     for group in state.get("groups", {}).values():
+        if group.get("kind") == "eva-ca":
+            continue
         for side in group["sides"].values():
             if side["role"] == "primary" and host in side.get("presented_to", ()):
                 seen.update(group["devices"])
-    for snapshot in state.get("snapshots", {}).values():
-        if host in snapshot.get("presented_to", ()):
-            seen.update(snapshot.get("devices", {}).values())
-    return seen
+    return seen | eva_visible_devices(state, host)
