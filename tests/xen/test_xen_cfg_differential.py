@@ -39,7 +39,8 @@ def xl_verdict(text: str) -> tuple[dict | None, int | None, str]:
     with xlutil.read(text, SOURCE) as cfg:
         if cfg.ok:
             return cfg.values(), None, ""
-        first = cfg.report.splitlines()[0]
+        # split on "\n" only: the token xl quotes may hold a CR, which splitlines() breaks on
+        first = cfg.report.split("\n")[0]
         match = re.match(rf"{SOURCE}:(\d+): ", first)
         assert match, cfg.report
         line = int(match.group(1)) + (1 if "unexpected NEWLINE" in first else 0)
@@ -68,6 +69,7 @@ def assert_same_reading(text: str) -> None:
 # -- configs written by hand -------------------------------------------------------------------
 
 HAND_WRITTEN = [
+    "name# c\r\n",  # a CR inside the token xl quotes in its error (found by hypothesis)
     "name = 'lws'\nmemory = 512\n",
     "memory = 1\nname = xen-f\n",
     "name = 'x' 'y'\n",
