@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import os
 import re
 
 import pytest
@@ -28,7 +29,11 @@ from hosts.drivers.xen_vmconfig import vm_config
 from hosts.lab import xl_config, xlutil
 from tests.xen.conftest import dom0_host
 
-pytestmark = pytest.mark.skipif(not xlutil.available(), reason="libxenmisc4.17 is not installed")
+# Skipped on a developer's machine without the library; in CI (which installs it through
+# scripts/ensure-services) a missing library fails every test here instead of hiding them.
+pytestmark = pytest.mark.skipif(
+    not xlutil.available() and not os.environ.get("CI"), reason="libxenmisc4.17 is not installed"
+)
 SOURCE = "cfg"
 
 
