@@ -1,7 +1,7 @@
 """Drill snapshots of an EVA's DESTINATION copy: one snapshot virtual disk of each member
 vdisk of the DR group (``ADD SNAPSHOT <name>-<n> VDISK=...``), presented with ``ADD LUN``,
 taken away with ``DELETE LUN`` and deleted with ``DELETE VDISK``, as any vdisk. The words
-are in the syntax block of hosts/drivers/eva.py; this is the part of EvaDriver that uses them
+are in the syntax block (hosts/drivers/eva_syntax.py); this is the part of EvaDriver that uses them
 for drills (a mixin: it needs the driver's ``_session``, ``_vdisks`` and ``_read``)."""
 
 from __future__ import annotations
@@ -9,9 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from hosts.drivers import eva as syntax
+from hosts.drivers import eva_syntax as syntax
+from hosts.drivers.eva_output import Answer
+from hosts.drivers.eva_syntax import GroupRead, Vdisk
 from hosts.drivers.storage import (
     NotConsistent,
     SnapshotNotFound,
@@ -21,14 +23,22 @@ from hosts.drivers.storage import (
     snapshot_usable,
 )
 
-if TYPE_CHECKING:
-    from hosts.drivers.eva import EvaDriver, Vdisk
 
-    _Base = EvaDriver
-else:
-    _Base = object
-# hosts.drivers.eva imports this module in the middle of its own import (EvaDriver derives
-# from EvaDrills), so its syntax block is read as ``syntax.NAME`` when a method runs.
+class _DriverCore(Protocol):
+    """What the drill half uses of EvaDriver (hosts/drivers/eva.py), which defines it all."""
+
+    system: str
+
+    def _session(self, *commands: str, timeout: float | None = None) -> list[Answer]: ...
+
+    def _vdisks(self, answers: Sequence[Answer]) -> dict[str, Vdisk]: ...
+
+    def _read(
+        self, group: str, *before: str, hint: Sequence[str] = (), timeout: float | None = None
+    ) -> GroupRead: ...
+
+    @staticmethod
+    def _adds(vdisks: Sequence[str], host: str) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,7 @@ class SnapshotRead:
     vdisks: tuple[Vdisk, ...]
 
 
-class EvaDrills(_Base):
+class EvaDrills(_DriverCore):
     """The drill half of EvaDriver."""
 
     def _snapshot_read(self, name: str, *before: str, parents: Sequence[str] = ()) -> SnapshotRead | None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from hosts.drivers import eva
+from hosts.drivers import eva, eva_syntax
 from hosts.lab.tools.sssu_words import KEYWORD_FILE, KEYWORDS, load_keywords
 from tests.storage.lab_helpers import EVA_GROUP, LabRunner, login, make_state, set_down
 
-SOURCE = Path(eva.__file__).read_text(encoding="utf-8")
+SOURCE = Path(eva_syntax.__file__).read_text(encoding="utf-8")
 START = "# --- the syntax block"
 END = "# --- end of the syntax block"
 # An SSSU word as the table spells it: upper case, digits, underscores (two characters or more).

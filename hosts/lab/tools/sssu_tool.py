@@ -7,7 +7,7 @@ answers in SSSU's output form: a banner, each command echoed after the prompt
 with exit status 1 (what drportal asks for with ``SET OPTIONS ON_ERROR=EXIT_ON_ERROR``;
 public scripts also treat any ``Error`` line as failure whatever the status). It is
 written from the real tool's vocabulary, not from the driver: the driver's syntax block
-(hosts/drivers/eva.py) says which of its assumptions are still UNVERIFIED.
+(hosts/drivers/eva_syntax.py) says which of its assumptions are still UNVERIFIED.
 
 Commands (words of the table only; values free where shown <...>):
   FILE <path>                                run the commands in a file on this host

@@ -16,6 +16,7 @@ sssu_tool.py). Values (names, paths, numbers, passwords) are never checked again
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 KEYWORD_FILE = Path(__file__).resolve().parents[1] / "data" / "sssu-8.0-keywords.txt"
@@ -84,7 +85,9 @@ def detail_line(key: str, value: object, indent: int = 2) -> str:
     return f"{' ' * indent}{key} {'.' * max(2, 34 - len(key) - indent)}: {value}\n"
 
 
-def block(path: str, rows: list[tuple[str, object]], lists: dict[str, list[list[tuple[str, object]]]]) -> str:
+def block(
+    path: str, rows: Sequence[tuple[str, object]], lists: Mapping[str, Sequence[Sequence[tuple[str, object]]]]
+) -> str:
     """One object as LS ... FULL prints it: ``<path> information:``, ``object``, the
     detail lines, then each list (``presentations`` / ``presentation`` ...), indented."""
     text = [f"{path} information:\n", "object\n"]
