@@ -60,7 +60,7 @@ def test_it_times_out_a_hung_command_and_keeps_the_connection(conn: SSHConnectio
         conn.run(["sleep", "5"], timeout=0.5)
     elapsed = time.monotonic() - started
 
-    assert 0.5 <= elapsed < 1.0
+    assert 0.5 <= elapsed < 3.0  # bounded well below the command's 5 s, with room for a loaded machine
     assert str(caught.value) == "command on xenka01 timed out after 0.5 s: sleep 5"
     assert caught.value.result is not None and caught.value.result.exit_status == -1
     assert conn.run(["echo", "still", "here"]).stdout == "still here\n"
@@ -77,7 +77,8 @@ def test_it_hands_every_result_to_the_hook_including_timeouts(target) -> None:
         conn.run(["true"])
         conn.run(["false"])
         with pytest.raises(SSHTimeout):
-            conn.run(["sh", "-c", "echo partial; sleep 5"], timeout=0.5)
+            # 2 s: under load the real sshd may take a while to fork the shell that prints
+            conn.run(["sh", "-c", "echo partial; sleep 10"], timeout=2.0)
 
     assert [(r.argv[0], r.exit_status) for r in seen] == [("true", 0), ("false", 1), ("sh", -1)]
     assert seen[-1].stdout == "partial\n"
