@@ -204,9 +204,17 @@ class PgCluster:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if not _alive(pid) and not any(_alive(c) for c in _children(pid)) and self._port_free():
-                return
+                break
             time.sleep(0.05)
-        raise PgError(f"{self.name}: postmaster {pid} still there 30 s after SIGKILL")
+        else:
+            raise PgError(f"{self.name}: postmaster {pid} still there 30 s after SIGKILL")
+        # The dead postmaster is a zombie until init reaps it (here it takes seconds), and a
+        # new postmaster refuses to start while the pid in postmaster.pid exists at all.
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if Path(f"/proc/{pid}").exists():
+            (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
 
     def _port_free(self) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
