@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hosts.drivers.xen_cfg import cfg_long, read_cfg
-from hosts.drivers.xen_parse import ConfigParseError
+from hosts.drivers.xen_records import ConfigParseError
 from hosts.drivers.xen_specs import rate_error, scan_disk_spec, scan_vif_spec
 from hosts.drivers.xen_vmconfig import vm_config
 from hosts.lab import xl_config, xlutil
