@@ -207,6 +207,12 @@ class Action(models.Model):
     host = models.CharField(
         max_length=64, blank=True, help_text=_("the SSH host it talks to (concurrency bound)")
     )
+    array = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        help_text=_("the storage array it opens a management session on (concurrency bound)"),
+    )
     params = models.JSONField(default=dict, blank=True)
     order = models.PositiveIntegerField(default=0)
     tier = models.PositiveSmallIntegerField(default=0, help_text=_("within a step, lower tiers go first"))

@@ -3,7 +3,8 @@
 ``advance(run_id)`` runs after every action, on every worker; passes over one run are
 serialised (an advisory lock on PostgreSQL, the run row elsewhere), and a pass that a
 later one has made redundant is skipped. It queues every action that may start now (its
-step reached, its dependencies done, its host under the concurrency bound) with a
+step reached, its dependencies done, its host and its storage array under their
+concurrency bounds) with a
 conditional UPDATE, finishes steps and the run, and sends the queued actions after
 commit (``dispatch``).
 """
@@ -160,11 +161,12 @@ def _pass(run: Run) -> list[int]:
     # One scan of the run's actions answers: which steps are open, how busy each host is,
     # whether anything is in flight or blocked.
     open_steps: defaultdict[int, set[int]] = defaultdict(set)  # step: tiers not done
-    busy: defaultdict[str, int] = defaultdict(int)
+    busy: defaultdict[str, int] = defaultdict(int)  # per host
+    busy_array: defaultdict[str, int] = defaultdict(int)  # per storage array
     in_flight = blocked = False
-    for step_id, tier, state, optional, host, n in (
+    for step_id, tier, state, optional, host, array, n in (
         run.actions.filter(state__in=NOT_OK)
-        .values_list("step_id", "tier", "state", "optional", "host")
+        .values_list("step_id", "tier", "state", "optional", "host", "array")
         .annotate(n=Count("pk"))
         .order_by()
     ):
@@ -173,6 +175,7 @@ def _pass(run: Run) -> list[int]:
         open_steps[step_id].add(tier)
         if state in ACTIVE_ACTION:
             busy[host] += n
+            busy_array[array] += n
             in_flight = True
         elif state in BLOCKED:
             blocked = True
@@ -202,17 +205,18 @@ def _pass(run: Run) -> list[int]:
 
     in_step = run.actions.filter(step=open_step)
     tier = min(open_steps[open_step.pk])  # tiers within a step are barriers too
-    limit = settings.DRPORTAL_MAX_ACTIONS_PER_HOST
+    limit, array_limit = settings.DRPORTAL_MAX_ACTIONS_PER_HOST, settings.DRPORTAL_MAX_ACTIONS_PER_ARRAY
     candidates = []
-    for action_id, host in (
+    for action_id, host, array in (
         in_step.filter(state=A.PENDING, tier=tier)
         .exclude(depends_on__state__in=NOT_OK)
         .order_by("order", "pk")
-        .values_list("pk", "host")
+        .values_list("pk", "host", "array")
     ):
-        if host and busy[host] >= limit:
+        if (host and busy[host] >= limit) or (array and busy_array[array] >= array_limit):
             continue
         busy[host] += 1
+        busy_array[array] += 1
         candidates.append(action_id)
     queued: list[int] = []
     if candidates:

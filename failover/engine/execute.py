@@ -259,6 +259,7 @@ def _hand_on(action: Action) -> int | None:
                 action.step_id,
                 action.tier,
                 action.host,
+                action.array,
                 A.PENDING,
                 *NOT_OK,
             ],

@@ -165,7 +165,9 @@ def run_state(*, key_share: bool) -> str:
 def hand_on(*, not_ok: int, skip_locked: bool) -> str:
     """Queue the next pending action of a host, step and tier whose dependencies are done,
     in the pass's order, and return its id. Parameters: queued, now, pending, run id,
-    step id, tier, host, pending, then the ``not_ok`` states a dependency must not be in.
+    step id, tier, host, array, pending, then the ``not_ok`` states a dependency must not
+    be in. Only an action of the same storage array (or of none, like the finished one)
+    takes the slot: the per-array count stays what it was.
     ``skip_locked`` (PostgreSQL): a row another transaction holds is not this one's to take."""
     action, depends = _table(Action), _table(_DEPENDS)
     state, a_id = _col(Action, "state"), _col(Action, "id")
@@ -174,7 +176,8 @@ def hand_on(*, not_ok: int, skip_locked: bool) -> str:
         f" WHERE {state} = %s AND {a_id} = ("
         f"SELECT a.{a_id} FROM {action} a"
         f" WHERE a.{_col(Action, 'run')} = %s AND a.{_col(Action, 'step')} = %s"
-        f" AND a.{_col(Action, 'tier')} = %s AND a.{_col(Action, 'host')} = %s AND a.{state} = %s"
+        f" AND a.{_col(Action, 'tier')} = %s AND a.{_col(Action, 'host')} = %s"
+        f" AND a.{_col(Action, 'array')} = %s AND a.{state} = %s"
         f" AND NOT EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a_id} = d.{_col(_DEPENDS, 'to_action')}"
         f" WHERE d.{_col(_DEPENDS, 'from_action')} = a.{a_id} AND b.{state} IN ({', '.join(['%s'] * not_ok)}))"
         f" ORDER BY a.{_col(Action, 'order')}, a.{a_id} LIMIT 1"

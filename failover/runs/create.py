@@ -94,6 +94,7 @@ def run_create(
             kind=planned.kind,
             target=planned.target,
             host=planned.host,
+            array=planned.params.get("array", ""),
             params=planned.params,
             order=order,
             tier=planned.params.get("tier", 0),
