@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/drportal
 DEMO_PORT ?= 8000
 
-.PHONY: demo test setup services lint format security lab web clean
+.PHONY: demo two-site-demo test setup services lint format security lab web clean
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ demo: setup services
 	$(PY) manage.py create_demo_users
 	$(PY) manage.py capacity
 	./scripts/run-demo $(DEMO_PORT)
+
+# Two portals on one machine, one per site (docs/two-sites.md): WSL on :8001 (PostgreSQL
+# primary), KA on :8002 (hot standby). `scripts/two-site-demo stop|clean|status|lose SITE|...`
+two-site-demo: setup services
+	$(PY) scripts/two-site-demo up
 
 test: setup services
 	$(VENV)/bin/ruff check .

@@ -95,7 +95,7 @@ def _own(path: Path) -> None:
         os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True while the process runs (a zombie nobody reaped counts as gone)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as f:
@@ -105,7 +105,7 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
     kids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -175,7 +175,7 @@ class PgCluster:
             pid = int((self.pgdata / "postmaster.pid").read_text(encoding="ascii").split()[0])
         except (FileNotFoundError, ValueError, IndexError):
             return None
-        return pid if _alive(pid) else None
+        return pid if process_alive(pid) else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -197,13 +197,17 @@ class PgCluster:
         if pid is None:
             return
         os.kill(pid, signal.SIGSTOP)  # no new children from here on
-        for child in _children(pid):
+        for child in child_pids(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGKILL)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if not _alive(pid) and not any(_alive(c) for c in _children(pid)) and self._port_free():
+            if (
+                not process_alive(pid)
+                and not any(process_alive(c) for c in child_pids(pid))
+                and self.port_free()
+            ):
                 break
             time.sleep(0.05)
         else:
@@ -216,7 +220,7 @@ class PgCluster:
         if Path(f"/proc/{pid}").exists():
             (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
 
-    def _port_free(self) -> bool:
+    def port_free(self) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             return s.connect_ex(("127.0.0.1", self.port)) != 0
 
@@ -275,10 +279,16 @@ class PgPair:
     ka: PgCluster
 
     @classmethod
-    def create(cls, base_dir: Path | str | None = None, settings: dict[str, str] | None = None) -> PgPair:
+    def create(
+        cls,
+        base_dir: Path | str | None = None,
+        settings: dict[str, str] | None = None,
+        ports: tuple[int, int] | None = None,
+    ) -> PgPair:
         """WSL initdb'ed and started as the primary, KA base-backed-up from it and started as
         its streaming hot standby. ``base_dir`` must be reachable by the postgres user; None
-        makes one under the system's temporary directory."""
+        makes one under the system's temporary directory. ``ports``: WSL's and KA's (free
+        ones by default)."""
         base = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="drportal-pgpair-"))
         base.mkdir(parents=True, exist_ok=True)
         _own(base)
@@ -286,7 +296,8 @@ class PgPair:
             probe = _run(_as_pg_user(["test", "-w", str(base)]), check=False)
             if probe.returncode != 0:
                 raise PgError(f"{base}: the postgres user cannot write there (a parent directory is closed)")
-        pair = cls(base, PgCluster("wsl", base, free_port()), PgCluster("ka", base, free_port()))
+        wsl_port, ka_port = ports or (free_port(), free_port())
+        pair = cls(base, PgCluster("wsl", base, wsl_port), PgCluster("ka", base, ka_port))
         try:
             pair.wsl.initdb_primary(settings)
             pair.wsl.start()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import require_postgresql_15
-from .pgpair import SLOT, PgError, _alive, _children
+from .pgpair import SLOT, PgError, child_pids, process_alive
 
 pytestmark = pytest.mark.slow
 
@@ -84,14 +84,14 @@ def test_wsl_killed_then_ka_promoted_takes_writes(make_pg_pair):
     timeline = ka.timeline()
     postmaster = wsl.pid()
     assert postmaster is not None
-    backends = _children(postmaster)
+    backends = child_pids(postmaster)
     assert backends, "a running postmaster has children (checkpointer, walsender...)"
 
     wsl.kill()
 
     assert not wsl.running()
-    assert not _alive(postmaster)
-    assert not [pid for pid in backends if _alive(pid)], "a child of the killed postmaster lives on"
+    assert not process_alive(postmaster)
+    assert not [pid for pid in backends if process_alive(pid)], "a child of the killed postmaster lives on"
     with pytest.raises(PgError):
         wsl.sql("SELECT 1", timeout=10)
     assert ka.in_recovery()
@@ -112,7 +112,7 @@ def test_destroy_stops_both_clusters_and_deletes_their_files(make_pg_pair):
     pids = [pair.wsl.pid(), pair.ka.pid()]
     assert all(pids)
     pair.destroy()
-    assert not any(_alive(pid) for pid in pids if pid)
+    assert not any(process_alive(pid) for pid in pids if pid)
     assert not pair.base_dir.exists()
     pair.destroy()  # twice is harmless (the fixture destroys it again)
 
