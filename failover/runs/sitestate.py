@@ -108,4 +108,8 @@ def site_states(sites: list[Site] | None = None) -> list[SiteState]:
 
 def site_state(code: str) -> SiteState:
     """The state of the site ``code`` (Site.DoesNotExist if there is none)."""
-    return site_states([Site.objects.get(code=code)])[0]
+    return site_state_of(Site.objects.get(code=code))
+
+
+def site_state_of(site: Site) -> SiteState:
+    return site_states([site])[0]
