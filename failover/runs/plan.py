@@ -49,6 +49,7 @@ class Plan:
     kind: str = "failover"
     forecast: dict = field(default_factory=dict)  # where step_minutes come from
     options: dict = field(default_factory=dict)  # a drill's shrink and hold, a failback's parent
+    site: dict = field(default_factory=dict)  # a disaster's: where the lost site stood (sitestate)
 
     @property
     def predicted_minutes(self) -> float:
