@@ -16,6 +16,7 @@ class Problem:
     code: str
     message: str
     fix: str = ""
+    hard: bool = False  # no typed reason overrides it: the fix is the only way on
 
 
 @dataclass(kw_only=True)
