@@ -60,6 +60,7 @@ class StepStateChoices(models.TextChoices):
     RUNNING = "running", _("Running")
     DONE = "done", _("Done")
     FAILED = "failed", _("Failed")
+    STOPPED = "stopped", _("Stopped by the abort")
 
 
 class ActionStateChoices(models.TextChoices):

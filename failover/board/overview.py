@@ -4,55 +4,20 @@ of the incident list; a fixed number of queries each, whatever the size of the e
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from failover.choices import RunKindChoices
 from failover.choices import RunStateChoices as R
 from failover.models import Disaster, Run
 from failover.readiness.selectors import readiness_latest
+from failover.runs.sitestate import site_states
 from hosts import selectors as estate
 from hosts.models import Site
 
 from .selectors import FINISHED_OK
-
-
-@dataclass
-class SiteState:
-    site: Site
-    state: str  # up, recovering, failed-over, lost
-    label: str
-    run: Run | None = None
-
-
-def _site_states(sites: list[Site], runs: list[Run]) -> list[SiteState]:
-    latest: dict[int, Run] = {}
-    for newer in runs:  # newest first
-        latest.setdefault(newer.lost_site_id, newer)
-    out = []
-    for site in sites:
-        run = latest.get(site.pk)
-        if run is None or (run.kind == RunKindChoices.FAILBACK and run.state == R.SUCCEEDED):
-            out.append(SiteState(site, "up", _("In service")))
-        elif run.state in R.active():
-            out.append(SiteState(site, "recovering", _("Lost — recovery running"), run))
-        elif run.state == R.SUCCEEDED:
-            out.append(
-                SiteState(
-                    site,
-                    "failed-over",
-                    _("Lost — its services run at %(site)s") % {"site": run.target_site.code},
-                    run,
-                )
-            )
-        else:
-            label = _("Lost — recovery %(state)s") % {"state": run.get_state_display().lower()}
-            out.append(SiteState(site, "lost", label, run))
-    return out
 
 
 def _with_progress(runs):
@@ -61,23 +26,18 @@ def _with_progress(runs):
 
 def overview_data() -> dict:
     sites = list(Site.objects.prefetch_related("hosts").order_by("code"))
-    recovery_runs = list(
-        Run.objects.filter(kind__in=(RunKindChoices.FAILOVER, RunKindChoices.FAILBACK))
-        .select_related("target_site")
-        .only("pk", "kind", "state", "lost_site_id", "target_site__code", "created_at")
-        .order_by("-created_at", "-pk")[:50]
-    )
-    site_states = _site_states(sites, recovery_runs)
+    states = site_states(sites)
     active_runs = list(
         _with_progress(Run.objects.filter(state__in=R.active()))
         .select_related("lost_site", "target_site", "disaster")
         .defer("plan", "summary", "disaster__notes")
         .order_by("-created_at")
     )
+    # A disaster is open while its site's services are not home again (not only while a
+    # run is active: "No open disaster" beside a lost site was a lie).
     open_disasters = list(
-        Disaster.objects.filter(runs__state__in=R.active())
+        Disaster.objects.filter(pk__in=[s.moved_by.disaster_id for s in states if s.away and s.moved_by])
         .select_related("lost_site", "declared_by")
-        .distinct()
         .order_by("-declared_at")
     )
     last_drill = (
@@ -87,7 +47,7 @@ def overview_data() -> dict:
         .order_by("-created_at")
         .first()
     )
-    lost = [s.site.code for s in site_states if s.state != "up"]
+    lost = [s.site.code for s in states if s.away]
     results = estate.capacity_report()
     bars = next((r for r in results if lost and r.lost_site == lost[0]), None) or next(
         (r for r in results if r.lost_site is None), None
@@ -97,7 +57,7 @@ def overview_data() -> dict:
         run.percent = round(100 * run.finished / run.total) if run.total else 0
         run.deadline_seconds = (run.disaster.deadline - now).total_seconds() if run.disaster else None
     return {
-        "site_states": site_states,
+        "site_states": states,
         "bars": bars,
         "active_runs": active_runs,
         "open_disasters": open_disasters,

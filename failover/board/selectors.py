@@ -17,12 +17,31 @@ from django.db.models import Count, Q
 from django.db.models.functions import Right
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from failover.choices import ActionKindChoices as AK
 from failover.choices import ActionStateChoices as A
 from failover.choices import CheckOutcomeChoices, steps_for
+from failover.choices import RunKindChoices as K
 from failover.choices import RunStateChoices as R
+from failover.choices import StepStateChoices as S
 from failover.models import Action, Run, RunEvent, Step
+from failover.runs.failback import FAILS_BACK
+from failover.runs.sitestate import SiteState, site_state_of
+
+# Actions that only look (checks, inventories): an aborted run leaves nothing of them behind.
+LOOKS_ONLY = (
+    AK.CHECK_HOST,
+    AK.CHECK_GROUP,
+    AK.INVENTORY_HOST,
+    AK.INTEGRITY_CHECK,
+    AK.CHECK_NO_SWAP,
+    AK.FUNCTIONAL_CHECK,
+    AK.CHECK_CLONE,
+    AK.VERIFY_DRILL_GONE,
+    AK.WAIT_CONSISTENT,
+)
 
 # Which controls make sense in which state. They mirror the ``allowed`` states of the
 # services (failover/runs/controls.py), which decide for real; tests/board check they agree.
@@ -106,6 +125,10 @@ class Header:
     can_pause: bool
     can_resume: bool
     can_abort: bool
+    followups: list[Run] = field(default_factory=list)  # newest first
+    can_fail_back: bool = False
+    site_now: SiteState | None = None  # the home site's state, for the runs that move it
+    aftermath: Aftermath | None = None  # an aborted run: where it stopped, what it left, what next
 
     @property
     def percent(self) -> int:
@@ -141,7 +164,67 @@ def board_header(*, run_id: int) -> dict:
         can_resume=run.state in RESUME_FROM,
         can_abort=run.state in R.active(),
     )
+    followups = list(run.followups.select_related("target_site").order_by("-created_at", "-pk"))
+    header.followups = followups
+    header.can_fail_back = (
+        run.kind in FAILS_BACK
+        and run.state == R.SUCCEEDED
+        and not any(f.kind == K.FAILBACK and (f.active or f.state == R.SUCCEEDED) for f in followups)
+    )
+    if run.kind in (*FAILS_BACK, K.FAILBACK):
+        header.site_now = site_state_of(run.target_site if run.kind == K.FAILBACK else run.lost_site)
+    if run.state in (R.ABORTED, R.FAILED):
+        header.aftermath = _aftermath(run)
     return {"run": run, "header": header}
+
+
+@dataclass
+class Aftermath:
+    """What an aborted (or failed) run left behind, and what to do about it."""
+
+    stopped_in: list[Step]
+    left_behind: list[Action]  # done before the abort, and not undone by it
+    still_running: list[Action]  # running at the abort: they finish and record what they did
+    not_run: int
+    advice: str
+
+
+def _aftermath(run: Run) -> Aftermath:
+    actions = list(
+        run.actions.filter(state__in=(A.SUCCEEDED, A.RUNNING, A.PENDING, A.QUEUED))
+        .only("pk", "kind", "target", "host", "state", "step_id")
+        .order_by("step__number", "order", "pk")
+    )
+    changed = [a for a in actions if a.kind not in LOOKS_ONLY]
+    stopped = list(run.steps.filter(state=S.STOPPED).order_by("number"))
+    home = run.target_site.code if run.kind == K.FAILBACK else run.lost_site.code
+    away = run.lost_site.code if run.kind == K.FAILBACK else run.target_site.code
+    if run.kind == K.FAILBACK:
+        advice = _(
+            "Not everything is home: what is listed as done stays as it is (nothing is undone). "
+            "Fix the cause, then fail back again from failover run %(id)s: the new failback is "
+            "planned from the failover's records and looks at both sites first, so what is "
+            "already done is seen as done."
+        ) % {"id": run.parent_id}
+    elif run.kind == K.FAILOVER:
+        advice = _(
+            "%(home)s is still lost and only part of its services run at %(away)s. Declare the "
+            "disaster again: the new plan starts from what runs at %(away)s now."
+        ) % {"home": home, "away": away}
+    elif run.kind == K.DRILL:
+        advice = _(
+            "The drill clones it started are still up: its cleanup (from its undo records) "
+            "removes them and the snapshots."
+        )
+    else:
+        advice = _("What is listed as done stays as it is: nothing is undone automatically.")
+    return Aftermath(
+        stopped_in=stopped,
+        left_behind=[a for a in changed if a.state == A.SUCCEEDED],
+        still_running=[a for a in changed if a.state == A.RUNNING],
+        not_run=sum(1 for a in actions if a.state in (A.PENDING, A.QUEUED)),
+        advice=advice,
+    )
 
 
 @dataclass
@@ -153,6 +236,7 @@ class StepRow:
     failed: int
     planned_minutes: float
     actual_minutes: float | None
+    state_label: str = ""
     # the timeline chart, in SVG units
     y: float = 0.0
     planned_x: float = 0.0
@@ -232,10 +316,18 @@ def board_steps(*, run_id: int) -> dict:
             failed=s.failed,
             planned_minutes=s.planned_minutes,
             actual_minutes=_minutes(s.started_at, s.finished_at, now),
+            state_label=_state_label(run, s.state, s.get_state_display()),
         )
         for s in steps
     ]
     return {"run": run, "steps": rows, "timeline": _timeline(run, rows, now)}
+
+
+def _state_label(run: Run, state: str, label: str) -> str:
+    """A step or action that an ended run never reached says so: it will not start."""
+    if run.state in FINAL_RUN_STATES and state in (A.PENDING, A.QUEUED):
+        return str(_("Not run: the run was %(state)s") % {"state": run.get_state_display().lower()})
+    return str(label)
 
 
 OUTPUT_TAIL = 1500  # characters of an action's last output the board shows
@@ -260,6 +352,7 @@ def board_actions(*, run_id: int) -> dict:
         a.can_skip = active and a.state in SKIP_FROM
         a.can_mark_done = active and a.state in MARK_DONE_FROM
         a.truncated = len(a.output_tail) >= OUTPUT_TAIL
+        a.state_label = _state_label(run, a.state, a.get_state_display())
         groups[a.step.number].append(a)
         steps[a.step.number] = a.step
     return {
@@ -268,6 +361,7 @@ def board_actions(*, run_id: int) -> dict:
             {
                 "step": steps[n],
                 "name": step_name(run.kind, steps[n].key),
+                "state_label": _state_label(run, steps[n].state, steps[n].get_state_display()),
                 "actions": groups[n],
                 # attention first: at 3 a.m. the failing ones should not hide among the done
                 "open": any(a.state not in (A.SUCCEEDED, A.SKIPPED) for a in groups[n]),

@@ -30,6 +30,7 @@ from failover.runs.failback import failback_start
 from failover.runs.failover import disaster_declare
 from failover.runs.preview import plan_preview
 from failover.runs.selectors import drill_history
+from failover.runs.sitestate import site_states
 from hosts.drivers.base import DriverError
 from hosts.models import Site
 from hosts.permissions import PERM_DECLARE, PERM_OPERATE, permission_or_403
@@ -245,6 +246,9 @@ def drills(request: HtmxHttpRequest) -> HttpResponse:
     asked = posted or bool(request.GET.get("site"))
     form = DrillForm((request.POST if posted else request.GET) if asked else None, sites=sites)
     context: dict[str, Any] = {"form": form, "sites": sites, "plan": None, "error": ""}
+    # A drill of a site that is lost (or of its surviving site meanwhile) is not offered.
+    context["site_rows"] = rows = site_states(sites)
+    context["away"] = ", ".join(r.site.code for r in rows if r.away)
     if asked:
         if not request.user.has_perm(PERM_DECLARE):
             raise PermissionDenied("only the Manager on Duty plans and starts drills")

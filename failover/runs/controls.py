@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
+from failover.choices import StepStateChoices as S
 from failover.engine.dispatch import kick_run, send_actions
 from failover.engine.journal import record_event
-from failover.models import Action, Run, RunGroupClaim
+from failover.models import Action, Run, RunGroupClaim, Step
 
 from .create import PERM_OPERATE
 
@@ -105,14 +106,18 @@ def _run_transition(
                 {"run": f"run {run.pk} is {run.get_state_display().lower()}: it cannot be {verb}"}
             )
         updates: dict[str, object] = {"state": to}
+        where = ""
         if to == R.ABORTED:
-            updates["finished_at"] = timezone.now()
+            updates["finished_at"] = now = timezone.now()
             RunGroupClaim.objects.filter(run=run, active=True).update(active=False)
+            where = _stop_the_clock(run, now)
         Run.objects.filter(pk=run.pk).update(**updates)
         record_event(
             run_id=run.pk,
             kind=f"run_{to}",
-            message=f"Run {verb} by {user.get_username()}" + (f" — reason: {reason}" if reason else ""),
+            message=f"Run {verb} by {user.get_username()}"
+            + (f" — reason: {reason}" if reason else "")
+            + where,
             user=user,
         )
     if to == R.RUNNING:
@@ -124,6 +129,17 @@ def _run_transition(
 
         transaction.on_commit(resume)
     return run
+
+
+def _stop_the_clock(run: Run, now) -> str:
+    """An aborted run's open step stops where it is (its clock with it), and what was
+    queued will not run; an action already running finishes and records what it did."""
+    open_steps = list(run.steps.filter(state=S.RUNNING).order_by("number"))
+    Step.objects.filter(pk__in=[s.pk for s in open_steps]).update(state=S.STOPPED, finished_at=now)
+    Action.objects.filter(run=run, state=A.QUEUED).update(state=A.PENDING, queued_at=None)
+    if not open_steps:
+        return ""
+    return "; stopped in " + ", ".join(f"step {s.number} ({s.name})" for s in open_steps)
 
 
 def run_pause(*, user, run_id: int) -> Run:

@@ -40,7 +40,17 @@ def override_needed(plan: Plan, what: str) -> str:
 
 
 def check_override(plan: Plan, override_reason: str, what: str) -> None:
-    """Blocking problems stop a run unless a person overrides them with a typed reason."""
+    """Blocking problems stop a run unless a person overrides them with a typed reason;
+    a hard one stops it whatever the reason."""
+    hard = [p for p in plan.blocking if p.hard]
+    if hard:
+        raise ValidationError(
+            {
+                "plan": f"{what} cannot start: "
+                + "; ".join(f"{p.message} — {p.fix}" if p.fix else p.message for p in hard)
+                + ". This cannot be overridden."
+            }
+        )
     if plan.blocking and not override_reason.strip():
         raise ValidationError({"override_reason": override_needed(plan, what)})
 

@@ -44,6 +44,7 @@ from .cleanup import cleanup_create
 from .create import check_override, run_create
 from .forecast import apply_forecast
 from .plan import Plan, PlannedAction, Problem
+from .sitestate import site_states
 from .survey import (
     Survey,
     config_missing,
@@ -143,10 +144,26 @@ def build_drill_plan(
     return plan
 
 
+def lost_site_problems(*sites: Site) -> list[Problem]:
+    """No drill while either site of it is lost, failed over or failing back: a hard
+    block (the rehearsal of a loss that has happened, on the estate that moved)."""
+    return [
+        Problem(
+            "site-away",
+            f"{now.site.code} is not in service: {now.label}",
+            f"no drill of {sites[0].code} until {now.site.code} is home again",
+            hard=True,
+        )
+        for now in site_states(list(sites))
+        if now.away
+    ]
+
+
 def _drill_problems(sv: Survey, plan: Plan, bridge: str) -> None:
     """What stops a drill before any memory question: an unreachable host, a drill up, a
     run active at the surviving site, an inconsistent replica, a dom0 without the drill
     bridge; and the VMs a real failover would not recover."""
+    plan.blocking.extend(lost_site_problems(sv.lost, sv.target_site))
     plan.blocking.extend(unreachable_problems(sv.look))
     plan.warnings.extend(config_warnings(sv.look))
     plan.blocking.extend(drill_up_problems(sv.target_site))

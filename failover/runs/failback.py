@@ -172,9 +172,14 @@ def _look_at_both_sites(plan: Plan, hosts: list[Host], *, home: Site, away: Site
             try:
                 domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
             except DriverError as exc:
+                # Nothing can move home to (or away from) a dom0 that does not answer.
+                where = home.code if host.site_id == home.pk else away.code
                 plan.blocking.append(
                     Problem(
-                        "unreachable", f"{host.name} is unreachable: {exc}", "bring it up, then look again"
+                        "unreachable",
+                        f"{host.name} at {where} is unreachable: {exc}",
+                        f"bring {host.name} up first, then fail back",
+                        hard=True,
                     )
                 )
                 continue

@@ -45,12 +45,15 @@ from .deadline import recovery_deadline
 from .forecast import apply_forecast
 from .migration import planned_handover
 from .plan import Plan, PlannedAction, Problem
+from .sitestate import FAILED_OVER, FAILING_BACK, SiteState, site_state_of
 from .survey import (
     Survey,
     config_missing,
     config_warnings,
     drill_up_problems,
     group_problems,
+    lost_site_answers,
+    lost_site_warnings,
     survey,
     target_array,
     unreachable_problems,
@@ -60,8 +63,12 @@ from .survey import (
 def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None = None) -> Plan:
     """The failover plan for losing ``lost_site`` (``mode`` planned: a planned migration,
     see ``migration``). Talks to the surviving site over SSH."""
-    sv = survey(lost_site=lost_site, pool=pool)
+    sv = survey(lost_site=lost_site, pool=pool, look_at_lost=mode == RunModeChoices.DISASTER)
     plan = Plan(lost_site=sv.lost.code, target_site=sv.target_site.code, mode=mode)
+    if mode == RunModeChoices.DISASTER:
+        _already_away(plan, site_state_of(sv.lost))
+        plan.blocking.extend(lost_site_answers(sv))
+        plan.warnings.extend(lost_site_warnings(sv))
     apply_forecast(plan, sv.lost.code)
     _capacity_problems(sv, plan)
     plan.blocking.extend(unreachable_problems(sv.look))
@@ -141,6 +148,34 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     plan.actions = order_starts(actions)
     plan.groups = sorted(sv.groups)
     return plan
+
+
+def _already_away(plan: Plan, now: SiteState) -> None:
+    """Where the site stands before this declaration: already failed over (or failing
+    back) is a blocking problem; a failover still running is where a declaration leads."""
+    plan.site = {
+        "state": now.state,
+        "label": now.label,
+        "run": now.run.pk if now.run else None,
+        "moved_by": now.moved_by.pk if now.moved_by else None,
+    }
+    if now.state == FAILED_OVER and now.moved_by is not None:
+        plan.blocking.append(
+            Problem(
+                "already-failed-over",
+                f"{plan.lost_site} is already failed over to {now.moved_by.target_site.code} by run {now.moved_by.pk}: "
+                "its DR groups fail over and its VMs run there already",
+                f"open run {now.moved_by.pk}; to bring {plan.lost_site} home, fail back from there",
+            )
+        )
+    elif now.state == FAILING_BACK and now.run is not None:
+        plan.blocking.append(
+            Problem(
+                "failing-back",
+                f"{plan.lost_site} is failing back home (run {now.run.pk}): its services are on the move",
+                f"open run {now.run.pk}: abort the failback first if {plan.lost_site} is lost again",
+            )
+        )
 
 
 def _capacity_problems(sv: Survey, plan: Plan) -> None:

@@ -16,6 +16,7 @@ class Problem:
     code: str
     message: str
     fix: str = ""
+    hard: bool = False  # no typed reason overrides it: the fix is the only way on
 
 
 @dataclass(kw_only=True)
@@ -49,6 +50,7 @@ class Plan:
     kind: str = "failover"
     forecast: dict = field(default_factory=dict)  # where step_minutes come from
     options: dict = field(default_factory=dict)  # a drill's shrink and hold, a failback's parent
+    site: dict = field(default_factory=dict)  # a disaster's: where the lost site stood (sitestate)
 
     @property
     def predicted_minutes(self) -> float:

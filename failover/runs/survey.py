@@ -40,6 +40,9 @@ class LiveLook:
     # file): warnings for what drportal does not interpret, and the error of one xl refuses.
     config_warnings: dict[str, list[str]] = field(default_factory=dict)  # "host:path" -> warnings
     config_errors: dict[str, dict[str, str]] = field(default_factory=dict)  # host -> path -> error
+    # The "lost" site's dom0s that answer, with the VMs of the plan they run (a disaster's
+    # preview asks them too: a lost site that answers and runs its VMs is no lost site).
+    lost_running: dict[str, list[str]] = field(default_factory=dict)  # host -> [VM]
 
 
 def parse_brctl_show(text: str) -> list[str]:
@@ -86,6 +89,16 @@ def _look_host(host: Host, paths: list[str], pool: SSHPool, look: LiveLook) -> N
         look.unreachable[host.name] = str(exc)
 
 
+def _look_lost_host(host: Host, vms: set[str], pool: SSHPool, look: LiveLook) -> None:
+    """Does a dom0 of the lost site answer, and which of ``vms`` does it run? Not
+    answering is what a lost site does: nothing is recorded then."""
+    try:
+        domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
+    except DriverError:
+        return
+    look.lost_running[host.name] = sorted(d.name for d in domains if d.is_alive and d.name in vms)
+
+
 def _look_groups(array, groups: list[DRGroup], look: LiveLook) -> None:
     # Its own connection: several chunks of one array's groups are read in parallel.
     with SSHPool() as pool:
@@ -112,7 +125,11 @@ def _bulk(kind: str) -> bool:
 
 
 def _look(
-    target_hosts: list[Host], configs_by_host: dict[str, list[str]], groups: list[DRGroup], pool: SSHPool
+    target_hosts: list[Host],
+    configs_by_host: dict[str, list[str]],
+    groups: list[DRGroup],
+    pool: SSHPool,
+    lost_hosts: tuple[list[Host], set[str]] = ([], set()),
 ) -> LiveLook:
     """Ask every surviving dom0 and array at once (threads): a plan of hundreds of VMs
     must not take minutes to preview at 3 a.m."""
@@ -125,6 +142,7 @@ def _look(
             threads.submit(_look_host, host, sorted(set(configs_by_host.get(host.name, ()))), pool, look)
             for host in target_hosts
         ]
+        jobs += [threads.submit(_look_lost_host, host, lost_hosts[1], pool, look) for host in lost_hosts[0]]
         for members in by_array.values():
             array = members[0].target_array
             # An array that lists every group in one call is asked once; else chunks in parallel.
@@ -153,9 +171,10 @@ class Survey:
     look: LiveLook
 
 
-def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
+def survey(*, lost_site: str, pool: SSHPool | None = None, look_at_lost: bool = False) -> Survey:
     """What losing ``lost_site`` means: where each VM goes and with how much memory (the
-    capacity proof), and what the surviving dom0s and arrays say right now."""
+    capacity proof), and what the surviving dom0s and arrays say right now (with
+    ``look_at_lost`` also whether the lost site's dom0s answer, and what they run)."""
     lost = Site.objects.get(code=lost_site)
     survivors = list(Site.objects.exclude(pk=lost.pk).order_by("code"))
     if not survivors:
@@ -186,7 +205,9 @@ def survey(*, lost_site: str, pool: SSHPool | None = None) -> Survey:
     owns_pool = pool is None
     pool = pool or SSHPool()
     try:
-        look = _look(target_hosts, configs_by_host, list(groups.values()), pool)
+        lost_hosts = list(Host.objects.filter(site=lost).order_by("name")) if look_at_lost else []
+        moving = {name for name, vm in vms.items() if vm.home_host.site_id == lost.pk}
+        look = _look(target_hosts, configs_by_host, list(groups.values()), pool, (lost_hosts, moving))
     finally:
         if owns_pool:
             pool.close()
@@ -219,6 +240,33 @@ def config_warnings(look: LiveLook) -> list[str]:
         f"config {where}: {warning}"
         for where, warnings in sorted(look.config_warnings.items())
         for warning in warnings
+    ]
+
+
+def lost_site_answers(sv: Survey) -> list[Problem]:
+    """A "lost" site whose dom0 answers and runs the VMs about to be started elsewhere:
+    starting them would run them twice (one blocking problem per answering dom0)."""
+    problems = []
+    for host, running in sorted(sv.look.lost_running.items()):
+        if not running:
+            continue  # up again without its VMs (a power cut's reboot): a warning, see below
+        message = f"{sv.lost.code} answers: {host} runs {', '.join(running)}"
+        problems.append(
+            Problem(
+                "lost-site-answers",
+                message,
+                f"if {sv.lost.code} is really lost, isolate it first (power off {host} or cut it off "
+                "from the storage network); if it is up, this is no disaster: use a planned migration",
+            )
+        )
+    return problems
+
+
+def lost_site_warnings(sv: Survey) -> list[str]:
+    return [
+        f"{sv.lost.code} answers: {host} is up, though it runs none of the VMs to move; make sure it stays isolated"
+        for host, running in sorted(sv.look.lost_running.items())
+        if not running
     ]
 
 

@@ -30,20 +30,20 @@ def test_during_a_failover_the_lost_site_its_run_progress_and_its_memory_show(
     run = make_run(per_step=2)
     Action.objects.filter(run=run, step__number__in=(0, 1, 2)).update(state=A.SUCCEEDED)
     page = as_role("helpdesk").get(reverse("overview")).content.decode()
-    assert "Lost — recovery running" in page
+    assert f"Lost — failing over to KA (run {run.pk}, running)" in page
     assert f"Run {run.pk}: Failover WSL → KA" in page
     assert "6 of 14 actions done (43 %)" in page
     assert "Memory while WSL is lost" in page
     assert 'hx-trigger="every 5s"' in page  # the active runs refresh themselves
 
 
-def test_after_the_failover_the_site_reads_as_lost_with_its_services_elsewhere(
+def test_after_the_failover_the_site_reads_as_failed_over_with_its_services_elsewhere(
     as_role, reference_estate, make_run
 ):
-    make_run(state=R.SUCCEEDED)
+    failover = make_run(state=R.SUCCEEDED)
     drill = make_run(kind="drill", state=R.SUCCEEDED)
     page = as_role("helpdesk").get(reverse("overview")).content.decode()
-    assert "Lost — its services run at KA" in page
+    assert f"Failed over to KA by run {failover.pk} — its services run there" in page
     assert "No run is active." in page and 'hx-trigger="every 5s"' not in page
     assert f"Run {drill.pk}: WSL → KA" in page  # the last drill
 
