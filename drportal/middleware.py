@@ -71,3 +71,38 @@ class WriteConflictAnswers422:
             response["HX-Trigger"] = json.dumps({"drportal:error": text})
             return response
         return render(request, "conflict.html", {"message": text}, status=422)
+
+
+FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_FORWARDED",
+)
+
+
+class ForwardedHeadersOnlyFromTheProxy:
+    """Forwarded headers count only when a proxy is configured (FORWARDED_ALLOW_IPS).
+
+    uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, so without this
+    any local client could name a new address on every login and guess without limit (the
+    throttle counts per user name and address). When no proxy is configured a request that
+    carries the headers is refused with the reason: its address may be made up. With a proxy
+    configured, uvicorn takes them from that proxy only and ignores them from anyone else."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.DRPORTAL_TRUSTED_PROXIES:
+            sent = [name for name in FORWARDED_HEADERS if name in request.META]
+            if sent:
+                names = ", ".join(name.removeprefix("HTTP_").replace("_", "-").title() for name in sent)
+                return HttpResponse(
+                    f"Refused: this request carries {names}, but drportal has no proxy configured "
+                    "(FORWARDED_ALLOW_IPS is empty), so it does not take a client's word for its address. "
+                    "Send the request without it, or set FORWARDED_ALLOW_IPS to the proxy's address.",
+                    status=400,
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)
