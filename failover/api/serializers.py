@@ -8,6 +8,7 @@ components), one short section per resource, read together whenever the schema c
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils import timezone
 from rest_framework import serializers
@@ -458,6 +459,19 @@ class DeclareSerializer(serializers.Serializer):
         data.setdefault("detected_at", timezone.now())
         data["approver"] = None
         name, password = data.pop("approver_username"), data.pop("approver_password")
+        if not settings.DRPORTAL_FOUR_EYES and (name or password):
+            # Checked before any authenticate(): otherwise a MoD token could test passwords.
+            sent = [
+                field
+                for field, value in (("approver_username", name), ("approver_password", password))
+                if value
+            ]
+            raise serializers.ValidationError(
+                {
+                    field: "the four-eyes rule is off (DRPORTAL_FOUR_EYES): leave the approver fields out"
+                    for field in sent
+                }
+            )
         if name or password:
             approver = authenticate(self.context["request"]._request, username=name, password=password)
             if approver is None:
