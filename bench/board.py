@@ -339,7 +339,8 @@ class Doorbells:
 
 def reset_lab(lab_dir: Path) -> None:
     from hosts.lab import cli
-    from hosts.lab.state import LabStore, seed_reference
+    from hosts.lab.seed import seed_reference
+    from hosts.lab.store import LabStore
 
     seed_reference(LabStore(lab_dir))
     cli.lab_fault(lab_dir, "xenwsl01", "down", [])

@@ -207,7 +207,8 @@ def bench_reference(lab_dir: Path, port: int, rounds: int) -> dict:
     from django.core.management import call_command
 
     from hosts.lab import cli
-    from hosts.lab.state import LabStore, seed_reference
+    from hosts.lab.seed import seed_reference
+    from hosts.lab.store import LabStore
 
     call_command("load_reference_estate", "--port", str(port), stdout=io.StringIO())
     call_command("create_demo_users", stdout=io.StringIO())
@@ -244,8 +245,7 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
     config files; each VM's LUN is a DR group SRC -> DST."""
     from hosts import reference
     from hosts.lab.keys import ensure_keys
-    from hosts.lab.state import (
-        LabStore,
+    from hosts.lab.seed import (
         _cfg_text,
         _dom0_domain,
         _domu,
@@ -254,6 +254,7 @@ def seed_synthetic_two_sites(lab_dir: Path, *, hosts: int, vms: int, vm_mb: int 
         eva_array_host,
         synthetic_address,
     )
+    from hosts.lab.store import LabStore
 
     src = [f"src{i + 1:03d}" for i in range(hosts)]
     dst = [f"dst{i + 1:03d}" for i in range(hosts)]
@@ -324,7 +325,7 @@ def load_synthetic_inventory(layout: dict, lab_dir: Path, port: int, vm_mb: int 
     from django.db import transaction
 
     from hosts.lab.keys import client_key_path, fingerprints
-    from hosts.lab.state import LabStore
+    from hosts.lab.store import LabStore
     from hosts.models import (
         VM,
         DRGroup,
@@ -596,7 +597,8 @@ def main() -> int:
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
     from hosts.lab.keys import ensure_keys
-    from hosts.lab.state import LabStore, seed_reference
+    from hosts.lab.seed import seed_reference
+    from hosts.lab.store import LabStore
 
     seed_reference(LabStore(lab_dir))
     ensure_keys(lab_dir)

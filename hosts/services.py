@@ -112,7 +112,7 @@ def estate_load_reference(
                 "management_port": port,
                 "management_user": "root",
                 "host_key_fingerprint": fingerprints.get(a["name"], ""),
-                # The lab keeps its login script there (hosts/lab/state.py); a real site
+                # The lab keeps its login script there (hosts/lab/seed.py); a real site
                 # puts its own root-only script on the management host and this path in.
                 "sssu_login_file": reference.sssu_login_file(a["name"].upper()),
             },

@@ -13,7 +13,7 @@ from hosts import reference
 from hosts.permissions import ROLE_DR_ADMIN, ROLE_HELPDESK, ROLE_MOD, sync_roles
 
 # Every lab the tests start (in this process or a child) checks its state store's change
-# tracking against the full comparison on every command (hosts/lab/state.py).
+# tracking against the full comparison on every command (hosts/lab/store.py).
 os.environ.setdefault("DRPORTAL_LAB_VERIFY_TRACKING", "1")
 
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}

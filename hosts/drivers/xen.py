@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, Runner
 from hosts.drivers.xen_cfg import CfgValue, parse_cfg, read_cfg
-from hosts.drivers.xen_parse import (
+from hosts.drivers.xen_parse import parse_info, parse_list, parse_list_long
+from hosts.drivers.xen_records import (
     DOM0_NAME,
     BadKernel,
     BridgeUnavailable,
@@ -33,9 +34,6 @@ from hosts.drivers.xen_parse import (
     ToolNotFound,
     XenError,
     XenParseError,
-    parse_info,
-    parse_list,
-    parse_list_long,
 )
 from hosts.drivers.xen_specs import parse_disk_spec, parse_vif_spec
 from hosts.drivers.xen_vmconfig import VmConfig, render_cfg, vm_config

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from hosts.drivers.xen_parse import ConfigParseError
+from hosts.drivers.xen_records import ConfigParseError
 from hosts.drivers.xen_specs import (
     c_number,
     c_strtoul,

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hosts.drivers.xen_parse import ConfigParseError, Disk, Nic
+from hosts.drivers.xen_records import ConfigParseError, Disk, Nic
 
 ULONG_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1

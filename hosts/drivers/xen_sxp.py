@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hosts.drivers.xen_parse import Disk, DomainDetail, Nic, XenParseError
+from hosts.drivers.xen_records import Disk, DomainDetail, Nic, XenParseError
 
 Sxp = str | list  # an atom or a list of Sxp
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hosts.drivers.xen_cfg import CfgValue, ParsedCfg, cfg_long, cfg_string, cfg_string_items, where
-from hosts.drivers.xen_parse import ConfigParseError, Disk, Nic
+from hosts.drivers.xen_records import ConfigParseError, Disk, Nic
 from hosts.drivers.xen_specs import scan_disk_spec, scan_vif_spec
 
 

@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hosts.lab import services as vm_services
-from hosts.lab import tools
+from hosts.lab import default_lab_dir, tools, vm_services
+from hosts.lab.journal import read_journal
 from hosts.lab.keys import fingerprints, rekey_host
-from hosts.lab.state import LabStore, default_faults, default_lab_dir, read_journal, reset, seed_synthetic
+from hosts.lab.seed import default_faults, reset, seed_synthetic
+from hosts.lab.store import LabStore
 from hosts.lab.tools import eva_model
 from hosts.reference import LAB_PORT
 

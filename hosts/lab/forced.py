@@ -15,7 +15,7 @@ import sys
 import time
 
 from hosts.lab.server import execute_command
-from hosts.lab.state import LabStore
+from hosts.lab.store import LabStore
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ files are replaced atomically, so a server reading a key never sees half of one.
     keys/id_drportal       the portal's client key (private, 0600) and .pub
     keys/authorized_keys   public keys the lab accepts (the client key, seeded once)
     keys/known_hosts       written by a running server: "[address]:port type base64"
-    keys/host_<vm>         SSH host key of a VM's own SSH (hosts/lab/services.py)
+    keys/host_<vm>         SSH host key of a VM's own SSH (hosts/lab/vm_services.py)
     keys/tls_cert.pem      the self-signed certificate of the VMs' HTTPS services, and tls_key.pem
 """
 
@@ -23,7 +23,7 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hosts.lab.state import LabStore
+from hosts.lab.store import LabStore
 
 
 def keys_dir(lab_dir: str | os.PathLike[str]) -> Path:
@@ -45,6 +45,15 @@ def fingerprint_of(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode("ascii").rstrip("=")
 
 
+def write_secret(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` readable by its owner only, replacing it atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
 def _write_private(path: Path, comment: str) -> None:
     private = Ed25519PrivateKey.generate()
     pem = private.private_bytes(
@@ -53,11 +62,7 @@ def _write_private(path: Path, comment: str) -> None:
     public = private.public_key().public_bytes(
         serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
     )
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.replace(tmp, path)
+    write_secret(path, pem)
     pub_tmp = path.with_name(path.name + ".pub.tmp")
     pub_tmp.write_text(f"{public.decode('ascii')} {comment}\n", encoding="ascii")
     os.replace(pub_tmp, path.with_name(path.name + ".pub"))
@@ -126,7 +131,7 @@ def write_known_hosts(lab_dir: str | os.PathLike[str], port: int) -> Path:
     """An OpenSSH known_hosts for the lab as served on ``port`` (for `ssh -o UserKnownHostsFile`)."""
     state = LabStore(lab_dir).read()
     lines = []
-    # The dom0s and arrays, then the VMs' own SSH (hosts/lab/services.py).
+    # The dom0s and arrays, then the VMs' own SSH (hosts/lab/vm_services.py).
     addresses = {host: info["address"] for host, info in state["hosts"].items()}
     for vm, spec in state.get("services", {}).items():
         addresses.setdefault(vm, spec["address"])

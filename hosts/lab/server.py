@@ -14,7 +14,7 @@ Faults are re-read on every connection and command, and by a supervisor thread e
 ones are cut) and reopens it when the host is back up. "hang" accepts TCP and then
 never speaks (no banner, no answer) until the client gives up.
 
-The VMs are served too, while their domain runs (hosts/lab/services.py): their SSH on
+The VMs are served too, while their domain runs (hosts/lab/vm_services.py): their SSH on
 this same port at their service address, with its own host key and a few VM-side tools,
 and their HTTP(S)/TCP service ports.
 
@@ -45,11 +45,11 @@ from pathlib import Path
 import paramiko
 
 from hosts.drivers.base import redact_secrets
-from hosts.lab import services as vm_services
-from hosts.lab import tools
+from hosts.lab import default_lab_dir, tools, vm_services
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
+from hosts.lab.seed import default_faults, reset
 from hosts.lab.sshd import Listener, Session, SessionTransport, bind, close_quietly, latency_for
-from hosts.lab.state import LabStore, default_faults, default_lab_dir, reset
+from hosts.lab.store import LabStore
 from hosts.lab.tools.base import ToolContext, ToolResult
 from hosts.lab.tools.core import command_not_found
 from hosts.reference import LAB_PORT
@@ -421,7 +421,7 @@ class LabServer:
         if faults.get("mode") in {"down", "hang"}:
             mode = faults["mode"]
             note = "host down: connection dropped" if mode == "down" else "host hung: never answered"
-            self.store.append_journal(
+            self.store.journal.append(
                 host=host, command=redact_secrets(text), exit_status=None, seconds=0.0, notes=[note]
             )
             if mode == "down":
@@ -477,7 +477,7 @@ def execute_command(
             )
             notes += ["state changes discarded", *traceback.format_exception(cause)[-3:]]
             log.error("lab: tool crashed on %s: %s", host, text, exc_info=cause)
-        store.append_journal(
+        store.journal.append(
             host=host,
             command=redact_secrets(text),  # a password sent on a command line is never journalled
             exit_status=result[0],

@@ -18,9 +18,10 @@ import pytest
 from hosts import reference
 from hosts.lab import cli
 from hosts.lab.keys import client_key_path, ensure_keys, fingerprints
+from hosts.lab.seed import seed_reference
 from hosts.lab.server import LabServer, start_lab_in_thread
-from hosts.lab.services import vm_fingerprints
-from hosts.lab.state import LabStore, seed_reference
+from hosts.lab.store import LabStore
+from hosts.lab.vm_services import vm_fingerprints
 from hosts.models import VM, FunctionalCheck
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from failover.actions.checks import Verdict, run_check, vm_ssh_target
 from hosts.drivers.ssh import SSHPool
-from hosts.lab.services import tls_paths
+from hosts.lab.vm_services import tls_paths
 from hosts.models import VM
 
 from .conftest import Lab

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from failover.actions.checks import run_check
 from hosts.connect import ssh_target
 from hosts.drivers.ssh import SSHConnection
-from hosts.lab import cli
 from hosts.models import VM, FunctionalCheck, Host
 
 from .conftest import Lab, port_open, wait_until
@@ -98,38 +95,3 @@ def test_a_live_ssh_session_to_a_vm_is_cut_when_the_vm_stops(lab_vms: Lab) -> No
         wait_until(lambda: not conn.is_connected, what="the session to be cut")
     finally:
         conn.close()
-
-
-@pytest.mark.parametrize(
-    ("name", "mode", "args", "message"),
-    [
-        (
-            "lws-xen01",
-            "service-down",
-            ["8080"],
-            "lws-xen01 serves no port 8080; it serves: 25, 443, 873, 3306, 3690 and ssh\n",
-        ),
-        ("lws-xen01", "service-down", [], "service-down needs PORT, ssh or all\n"),
-        ("lws-xen01", "service-down", ["http"], "not a port: 'http' (use a port number, ssh or all)\n"),
-        (
-            "lws-xen01",
-            "down",
-            [],
-            "unknown fault 'down' for VM lws-xen01; use one of: service-down PORT|ssh|all, service-up, rekey\n",
-        ),
-        ("xenka01", "service-down", ["25"], "xenka01 is a lab host, not a VM; service faults are for VMs\n"),
-    ],
-)
-def test_lab_fault_refuses_what_a_vm_does_not_have(lab: Lab, name, mode, args, message) -> None:
-    assert cli.lab_fault(lab.lab_dir, name, mode, args) == (2, message)
-
-
-def test_lab_status_lists_each_vms_services_and_where_it_runs(lab: Lab) -> None:
-    lab.fault("tomcat-xen01", "service-down", "8081")
-    code, text = cli.lab_status(lab.lab_dir)
-    assert code == 0
-    assert "up: http 80, tcp 445, tcp 3306, ssh; down: http 8081  [running on xenka01]" in text
-    code, text = cli.dispatch(
-        {"lab_dir": str(lab.lab_dir), "action": "fingerprints", "as_json": True, "vms": True}
-    )
-    assert code == 0 and "tomcat-xen01" in text and "xenka01" not in text

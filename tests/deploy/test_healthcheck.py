@@ -19,8 +19,9 @@ from django.core.handlers.wsgi import WSGIHandler
 
 from drportal.healthcheck import Unhealthy, check_beat, check_lab, check_web, check_worker, host_header
 from hosts.lab import cli
+from hosts.lab.seed import seed_reference
 from hosts.lab.server import start_lab_in_thread
-from hosts.lab.state import LabStore, seed_reference
+from hosts.lab.store import LabStore
 
 from .compose import REPO
 

@@ -28,7 +28,7 @@ from failover.choices import RunStateChoices
 from failover.models import Run
 from failover.runs.failover import build_plan, disaster_declare
 from hosts.lab.keys import client_key_path, fingerprints
-from hosts.lab.services import vm_fingerprints
+from hosts.lab.vm_services import vm_fingerprints
 from hosts.permissions import ROLE_HELPDESK, ROLE_MOD, sync_roles
 from hosts.services import estate_load_reference
 from tests.lab.conftest import Lab
@@ -170,7 +170,8 @@ def flush_redis(url: str) -> None:
 @pytest.fixture
 def lab(tmp_path: Path, vm_addresses: dict[str, str]) -> Iterator[Lab]:
     from hosts.lab.keys import ensure_keys
-    from hosts.lab.state import LabStore, seed_reference
+    from hosts.lab.seed import seed_reference
+    from hosts.lab.store import LabStore
 
     lab_dir = tmp_path / "lab"
     store = LabStore(lab_dir)
@@ -249,7 +250,7 @@ def wait_for_run(run_id: int, *, states=FINAL, timeout: float = 60, worker: Work
 
 def side_effects(lab: Lab, since_seq: int = 0) -> list[str]:
     """The commands that change the estate, from the lab's journal."""
-    from hosts.lab.state import read_journal
+    from hosts.lab.journal import read_journal
 
     changing = (" create ", " mem-set ", "FAILOVER", "ADD LUN", "DELETE LUN", " destroy ", " shutdown ")
     return [

@@ -15,7 +15,8 @@ from failover.models import Run
 from failover.runs.drill import build_drill_plan, drill_start
 from failover.runs.failback import build_failback_plan, failback_start
 from hosts import reference
-from hosts.lab.state import LabStore, read_journal
+from hosts.lab.journal import read_journal
+from hosts.lab.store import LabStore
 from hosts.models import VM
 from tests.reports.conftest import pdf_text, squash
 

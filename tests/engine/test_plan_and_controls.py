@@ -167,7 +167,7 @@ def test_a_failed_start_stops_its_dependants_until_it_is_retried(lab, estate, wo
     assert dns.state == ActionStateChoices.FAILED and dns.error
     dependants = run.actions.filter(kind="start_vm", target__in=["proxy-xen01", "rsync-xen01"])
     assert set(dependants.values_list("state", flat=True)) == {ActionStateChoices.PENDING}
-    from hosts.lab.state import reference_state
+    from hosts.lab.seed import reference_state
 
     with lab.store.transaction() as state:
         good = reference_state()["hosts"]["xenka01"]["files"]["/etc/xen/vm/dns-xen01"]

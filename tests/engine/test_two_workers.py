@@ -20,7 +20,7 @@ from failover.choices import ActionStateChoices, RunStateChoices
 from failover.engine import reaper as engine
 from failover.models import Action, RunEvent
 from hosts.lab import cli
-from hosts.lab.state import read_journal
+from hosts.lab.journal import read_journal
 
 from .conftest import Worker, declare, flush_redis, lose_wsl, side_effects, wait_for_run
 from .test_reference_failover import EXPECTED_XENKA01, xenka01_domains

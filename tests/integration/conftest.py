@@ -18,9 +18,11 @@ import pytest
 
 from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.lab import cli
+from hosts.lab.journal import read_journal
 from hosts.lab.keys import client_key_path, ensure_keys, fingerprints
+from hosts.lab.seed import seed_reference
 from hosts.lab.server import LabServer, start_lab_in_thread
-from hosts.lab.state import LabStore, read_journal, seed_reference
+from hosts.lab.store import LabStore
 
 # Short enough that a test which hits one fails fast, long enough for a loaded 2-core CI box.
 CONNECT_TIMEOUT = 5.0

@@ -24,7 +24,7 @@ from hosts.drivers.xen import (
     NotEnoughMemory,
     XenDriver,
 )
-from hosts.lab.state import LAB_SSSU_PASSWORD
+from hosts.lab.seed import LAB_SSSU_PASSWORD
 from hosts.reference import sssu_login_file
 
 from .conftest import LabHandle

@@ -24,7 +24,8 @@ from hosts import reference
 from hosts.drivers.base import CommandResult
 from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.drivers.xen import XenDriver
-from hosts.lab.state import LabStore, read_journal
+from hosts.lab.journal import read_journal
+from hosts.lab.store import LabStore
 from hosts.models import VM, Host, Site
 from tests.ssh.conftest import SSHD, _in_ci, keygen, run_sshd, ssh_keygen_fingerprint
 

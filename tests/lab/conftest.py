@@ -19,8 +19,10 @@ import paramiko  # noqa: E402
 
 from hosts.lab import cli  # noqa: E402
 from hosts.lab.keys import client_key_path, ensure_keys, fingerprint_of, fingerprints  # noqa: E402
+from hosts.lab.seed import seed_reference  # noqa: E402
 from hosts.lab.server import LabServer, start_lab_in_thread  # noqa: E402
-from hosts.lab.state import LabStore, seed_reference  # noqa: E402
+from hosts.lab.store import LabStore  # noqa: E402
+from tests.lab.xen_states import ka_state, xm_state  # noqa: E402,F401 (fixtures)
 
 
 class PinnedHostKey(paramiko.MissingHostKeyPolicy):

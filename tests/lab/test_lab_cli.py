@@ -9,8 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from hosts.lab import cli
-from hosts.lab.state import LabStore
+from hosts.lab.store import LabStore
 
 
 def _parse(*argv: str) -> dict:
@@ -22,7 +24,7 @@ def _parse(*argv: str) -> dict:
 def test_status_json_has_hosts_domains_groups_and_the_journal(lab_dir: Path) -> None:
     store = LabStore(lab_dir)
     for n in range(60):
-        store.append_journal(host="xenka01", command=f"echo {n}", exit_status=0, seconds=0.001)
+        store.journal.append(host="xenka01", command=f"echo {n}", exit_status=0, seconds=0.001)
     code, text = cli.dispatch(_parse("--lab-dir", str(lab_dir), "status", "--json"))
     data = json.loads(text)
     assert code == 0
@@ -94,7 +96,7 @@ def test_latency_sets_a_default_and_per_command_delays(lab_dir: Path) -> None:
 def test_journal_and_fingerprints(lab_dir: Path) -> None:
     store = LabStore(lab_dir)
     for command in ("uptime", "xl list", "test -e /x"):
-        store.append_journal(host="xenwsl01", command=command, exit_status=0, seconds=0.5, notes=["n"])
+        store.journal.append(host="xenwsl01", command=command, exit_status=0, seconds=0.5, notes=["n"])
     code, text = cli.lab_journal(lab_dir, since=1, as_json=True)
     assert code == 0 and [entry["command"] for entry in json.loads(text)] == ["xl list", "test -e /x"]
     code, text = cli.lab_journal(lab_dir, limit=1)
@@ -117,3 +119,38 @@ def test_the_django_command_wraps_the_cli(lab_dir: Path) -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "unknown lab host 'nowhere'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "mode", "args", "message"),
+    [
+        (
+            "lws-xen01",
+            "service-down",
+            ["8080"],
+            "lws-xen01 serves no port 8080; it serves: 25, 443, 873, 3306, 3690 and ssh\n",
+        ),
+        ("lws-xen01", "service-down", [], "service-down needs PORT, ssh or all\n"),
+        ("lws-xen01", "service-down", ["http"], "not a port: 'http' (use a port number, ssh or all)\n"),
+        (
+            "lws-xen01",
+            "down",
+            [],
+            "unknown fault 'down' for VM lws-xen01; use one of: service-down PORT|ssh|all, service-up, rekey\n",
+        ),
+        ("xenka01", "service-down", ["25"], "xenka01 is a lab host, not a VM; service faults are for VMs\n"),
+    ],
+)
+def test_lab_fault_refuses_what_a_vm_does_not_have(lab_dir: Path, name, mode, args, message) -> None:
+    assert cli.lab_fault(lab_dir, name, mode, args) == (2, message)
+
+
+def test_lab_status_lists_each_vms_services_and_where_it_runs(lab_dir: Path) -> None:
+    assert cli.lab_fault(lab_dir, "tomcat-xen01", "service-down", ["8081"])[0] == 0
+    code, text = cli.lab_status(lab_dir)
+    assert code == 0
+    assert "up: http 80, tcp 445, tcp 3306, ssh; down: http 8081  [running on xenka01]" in text
+    code, text = cli.dispatch(
+        {"lab_dir": str(lab_dir), "action": "fingerprints", "as_json": True, "vms": True}
+    )
+    assert code == 0 and "tomcat-xen01" in text and "xenka01" not in text

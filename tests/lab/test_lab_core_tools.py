@@ -7,7 +7,7 @@ import re
 import pytest
 
 from hosts.lab import tools
-from hosts.lab.state import reference_state
+from hosts.lab.seed import reference_state
 from hosts.lab.tools.base import ToolContext
 from hosts.lab.tools.core import CORE_TOOLS
 
@@ -98,7 +98,7 @@ def test_the_registry_resolves_bare_names_and_standard_paths() -> None:
 
 
 def test_ls_takes_double_dash_as_the_end_of_its_options():
-    from hosts.lab.state import reference_state
+    from hosts.lab.seed import reference_state
     from hosts.lab.tools.base import ToolContext
     from hosts.lab.tools.core import tool_ls
 

@@ -24,11 +24,13 @@ from hosts.drivers.eva import EvaDriver
 from hosts.drivers.ssh import SSHConnection, SSHTarget
 from hosts.drivers.storage import StorageError
 from hosts.lab import cli
+from hosts.lab.journal import read_journal
 from hosts.lab.keys import client_key_path, ensure_keys, fingerprints
-from hosts.lab.services import vm_fingerprints
-from hosts.lab.state import LabStore, read_journal, seed_reference
+from hosts.lab.seed import seed_reference
+from hosts.lab.store import LabStore
 from hosts.lab.tools.base import visible_devices
 from hosts.lab.tools.eva_model import add_lun, mapper_device, wwid
+from hosts.lab.vm_services import vm_fingerprints
 from hosts.reference import sssu_login_file
 
 from .conftest import Lab, PinnedHostKey, exec_on

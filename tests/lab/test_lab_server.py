@@ -15,10 +15,11 @@ import paramiko
 import pytest
 
 from hosts.lab import tools
+from hosts.lab.journal import read_journal
 from hosts.lab.keys import fingerprints, keys_dir
+from hosts.lab.seed import seed_synthetic
 from hosts.lab.server import spawn_lab_process
 from hosts.lab.sshd import Session
-from hosts.lab.state import read_journal, seed_synthetic
 from hosts.lab.tools.base import ToolContext, ToolResult
 
 from .conftest import Lab, exec_on

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from hosts import reference
-from hosts.lab.state import LabStore, read_journal, reference_state, reset, seed_synthetic
+from hosts.lab.journal import read_journal
+from hosts.lab.seed import reference_state, reset, seed_synthetic
+from hosts.lab.store import LabStore
 from hosts.lab.tools.base import visible_devices
 from hosts.lab.tools.eva_model import presented_hosts
 
@@ -113,7 +115,7 @@ def _hammer(lab_dir: str) -> None:
     for _ in range(25):
         with store.locked(), store.transaction() as state:
             state["latency"]["default_seconds"] += 1
-            store.append_journal(host="x", command="inc", exit_status=0, seconds=0.0)
+            store.journal.append(host="x", command="inc", exit_status=0, seconds=0.0)
 
 
 def test_processes_never_lose_an_update_or_share_a_journal_seq(tmp_path: Path) -> None:

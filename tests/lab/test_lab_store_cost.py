@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hosts.lab.state import LabStore, _dumps, seed_synthetic
+from hosts.lab.seed import seed_synthetic
+from hosts.lab.store import LabStore, _dumps
 
 from .conftest import exec_on
 

@@ -2,7 +2,7 @@
 hand from the printers' formats of drbd-utils 9.22.0 (user/v9/drbdsetup.c, "v9:LINE";
 user/v84/drbdsetup.c, "v84:LINE"; line wrapping user/shared/wrap_printf.c, "wrap:LINE"),
 or quoted from LINBIT's user guides and a public capture where marked. The parser tests
-read them; the lab's printer must print them (test_drbd_printer.py), so neither can
+read them; the lab's printer must print them (tests/lab/test_lab_drbd_printer.py), so neither can
 agree with the other on a mistake of its own.
 
 Rules used throughout: no terminal (SSH exec), so 80 columns (wrap:15-22) and no colours;

@@ -1,4 +1,4 @@
-"""The DRBD driver against the lab (in-process Runner, tests/storage/lab_helpers.py): which
+"""The DRBD driver against the lab (in-process Runner, tests/lab/storage_states.py): which
 status form it asks for, the split-brain recovery it runs, and what it does with an
 answer it cannot read."""
 
@@ -13,7 +13,7 @@ from hosts.drivers.base import CommandResult, quote_command
 from hosts.drivers.drbd import DrbdDriver
 from hosts.drivers.drbd_status import StatusUnreadable
 from hosts.drivers.storage import StorageError
-from tests.storage.lab_helpers import DRBD_GROUP, LabRunner, make_state, set_down
+from tests.lab.storage_states import DRBD_GROUP, LabRunner, make_state, set_down
 
 R = DRBD_GROUP
 

@@ -20,7 +20,7 @@ from hosts.drivers.drbd import DrbdDriver
 from hosts.drivers.storage import ManualStepRequired, StorageError, get_driver
 from hosts.lab.tools import drbd_tool
 from hosts.lab.tools.drbd_check import Checker
-from tests.storage.lab_helpers import DRBD_GROUP, LabRunner, make_state, set_down
+from tests.lab.storage_states import DRBD_GROUP, LabRunner, make_state, set_down
 
 RES_FILES = Path(__file__).parent / "drbd"
 MISSING = (

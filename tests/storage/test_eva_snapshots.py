@@ -1,5 +1,5 @@
 """Drill snapshots: the EVA driver's SSSU words against the lab's simulated sssu through the
-in-process Runner (tests/storage/lab_helpers.py): one snapshot vdisk of each of the
+in-process Runner (tests/lab/storage_states.py): one snapshot vdisk of each of the
 DESTINATION's member vdisks, presented and deleted as virtual disks; the DRBD and manual
 drivers' answers. Over real SSH: tests/lab/test_lab_drills.py."""
 
@@ -20,7 +20,7 @@ from hosts.drivers.storage import (
     get_driver,
 )
 from hosts.lab.tools.eva_model import mapper_device, wwid
-from tests.storage.lab_helpers import (
+from tests.lab.storage_states import (
     DRBD_GROUP,
     EVA_DEVICE,
     EVA_GROUP,

@@ -11,7 +11,7 @@ import pytest
 
 from hosts.drivers import eva, eva_syntax
 from hosts.lab.tools.sssu_words import KEYWORD_FILE, KEYWORDS, load_keywords
-from tests.storage.lab_helpers import EVA_GROUP, LabRunner, login, make_state, set_down
+from tests.lab.storage_states import EVA_GROUP, LabRunner, login, make_state, set_down
 
 SOURCE = Path(eva_syntax.__file__).read_text(encoding="utf-8")
 START = "# --- the syntax block"

@@ -1,5 +1,5 @@
 """The EVA, DRBD and manual drivers against the lab's simulated tools, through an
-in-process Runner (tests/storage/lab_helpers.py); the factory."""
+in-process Runner (tests/lab/storage_states.py); the factory."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hosts.drivers.storage import (
 )
 from hosts.lab.tools.base import visible_devices
 from hosts.lab.tools.eva_model import add_lun, wwid
-from tests.storage.lab_helpers import (
+from tests.lab.storage_states import (
     DRBD_DEVICE,
     DRBD_GROUP,
     EVA_DEVICE,

@@ -112,7 +112,7 @@ class TestParseCfg:
         assert config.disks == (Disk("/dev/vg/guest-volume", "xvda", "w"),)
 
     def test_it_reads_the_labs_own_seeded_configs(self):
-        from hosts.lab.state import reference_state
+        from hosts.lab.seed import reference_state
 
         files = reference_state()["hosts"]["xenka01"]["files"]
         config = vm_config(parse_cfg(files["/etc/xen/vm/dasi-xen01"]))

@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hosts.drivers.xen_cfg import cfg_long, read_cfg
-from hosts.drivers.xen_parse import ConfigParseError
+from hosts.drivers.xen_records import ConfigParseError
 from hosts.drivers.xen_specs import rate_error, scan_disk_spec, scan_vif_spec
 from hosts.drivers.xen_vmconfig import vm_config
 from hosts.lab import xl_config, xlutil
-from tests.xen.conftest import dom0_host
+from tests.lab.xen_states import dom0_host
 
 # Skipped on a developer's machine without the library; in CI (which installs it through
 # scripts/ensure-services) a missing library fails every test here instead of hiding them.
@@ -121,7 +121,8 @@ def test_it_reads_hand_written_configs_as_libxlutil_does(text):
 def _lab_files(tmp_path) -> dict[str, str]:
     """Every config the lab ships or seeds: the reference estate, the synthetic estate of
     the benchmarks, and the dom0s of the tests (an array host's files are SSSU scripts)."""
-    from hosts.lab.state import LabStore, reference_state, seed_synthetic
+    from hosts.lab.seed import reference_state, seed_synthetic
+    from hosts.lab.store import LabStore
 
     files: dict[str, str] = {}
     for name, host in reference_state()["hosts"].items():

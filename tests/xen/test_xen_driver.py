@@ -1,5 +1,5 @@
 """XenDriver end to end against the simulated tools, through an in-process Runner that
-quotes and splits exactly like the SSH path (tests/xen/conftest.py: LabRunner)."""
+quotes and splits exactly like the SSH path (tests/lab/xen_states.py: LabRunner)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from hosts.drivers.xen import (
     XenError,
     detect_toolstack,
 )
-from tests.xen.conftest import LabRunner, dom0_host, lab_state, unpresent
+from tests.lab.xen_states import LabRunner, dom0_host, lab_state, unpresent
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from hosts.drivers.xen_parse import Disk, Nic, XenParseError, parse_list_long
+from hosts.drivers.xen_parse import parse_list_long
+from hosts.drivers.xen_records import Disk, Nic, XenParseError
 from hosts.drivers.xen_sxp import parse_sxp
 from hosts.lab.tools.xend_sxp import prettyprint
 

@@ -8,7 +8,7 @@ A handler never sleeps and never does I/O besides the state: latency and faults 
 the server's job. (One exception: drbdadm/drbdsetup ask the real drbd-utils to judge each
 call, a cached dry run; see drbd_check.py. DRBD's extra state keys: drbd_view.py.)
 
-Lab state schema (a JSON file, see hosts/lab/state.py for load/save/seed):
+Lab state schema (a JSON file, hosts/lab/store.py loads and saves it, hosts/lab/seed.py seeds it):
 
 state["hosts"][name] = {
     "kind": "dom0" | "array",
@@ -54,7 +54,7 @@ state["faults"][host] = {"mode": "up" | "down" | "hang", "slow_seconds": 0.0,
                           # `lab fault DOM0 crash` (a power cut): mode "down", guests gone:
                           "crashed": True, "lost_domains": ["lws-xen01", ...]}  # until `up`
 state["latency"] = {"default_seconds": 0.0, "per_command": {"xl create": 0.0, ...}}
-state["services"][vm_name] = {                     # served while the domain runs (hosts/lab/services.py)
+state["services"][vm_name] = {                     # served while the domain runs (hosts/lab/vm_services.py)
     "address": "127.0.3.1",
     "ports": [{"port": 443, "kind": "https", "pages": {"/statusboard/": "<html>..."}},
               {"port": 3128, "kind": "http", "status": 400, "body": "..."},

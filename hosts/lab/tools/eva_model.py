@@ -1,6 +1,6 @@
 """The lab's model of what an HP EVA holds: virtual disks, LUN presentations, DR group
 membership, snapshots (which are virtual disks). Shared by the simulated sssu
-(sssu_tool.py), the seeds (hosts/lab/state.py) and what a dom0 sees (base.visible_devices).
+(sssu_tool.py), the seeds (hosts/lab/seed.py) and what a dom0 sees (base.visible_devices).
 
 State (schema in base.py):
 - a DR group member vdisk lives in its group's side: ``group["sides"][array]["vdisks"]`` is

@@ -46,7 +46,7 @@ class Command(BaseCommand):
         if not no_lab_keys:
             from hosts.lab.keys import ensure_keys
             from hosts.lab.keys import fingerprints as lab_fingerprints
-            from hosts.lab.services import vm_fingerprints
+            from hosts.lab.vm_services import vm_fingerprints
 
             lab_dir = settings.DRPORTAL_LAB_DIR
             key_path = str(ensure_keys(lab_dir))

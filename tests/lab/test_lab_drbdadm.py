@@ -8,7 +8,7 @@ import pytest
 from hosts.drivers.drbd import group_status, parse_dstate, parse_role, parse_status
 from hosts.lab.tools.base import ToolContext
 from hosts.lab.tools.drbd_view import config_text
-from tests.storage.lab_helpers import (
+from tests.lab.storage_states import (
     DRBD_DEVICE,
     DRBD_GROUP,
     make_state,

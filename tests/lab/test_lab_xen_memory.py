@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hosts.drivers.xen import parse_info, parse_list, parse_list_long
-from tests.xen.conftest import VMS, dom0_host, lab_state, run_tool
+from tests.lab.xen_states import VMS, dom0_host, lab_state, run_tool
 
 VM_NAMES = sorted(VMS)
 TARGETS = [*VM_NAMES, "Domain-0", "ghost"]

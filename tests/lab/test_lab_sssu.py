@@ -7,7 +7,7 @@ import pytest
 
 from hosts.lab.tools.base import visible_devices
 from hosts.lab.tools.eva_model import presented_hosts
-from tests.storage.lab_helpers import (
+from tests.lab.storage_states import (
     EVA_DEVICE,
     EVA_GROUP,
     EVA_VDISK,

@@ -41,13 +41,21 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from hosts import reference
-from hosts.lab.keys import _write_private, fingerprint_of, host_key_path, keys_dir, load_host_key
+from hosts.lab.keys import (
+    _write_private,
+    fingerprint_of,
+    host_key_path,
+    keys_dir,
+    load_host_key,
+    write_secret,
+)
+from hosts.lab.seed import default_drill_address
 from hosts.lab.sshd import bind, close_quietly
-from hosts.lab.state import LabStore, default_drill_address
+from hosts.lab.store import LabStore
 from hosts.lab.tools.base import ToolResult
 from hosts.lab.tools.core import command_not_found
 
-log = logging.getLogger("hosts.lab.services")
+log = logging.getLogger("hosts.lab.vm_services")
 
 _ACCEPT_POLL = 0.1
 _CONN_TIMEOUT = 5.0
@@ -287,11 +295,7 @@ def ensure_tls(lab_dir: str | os.PathLike[str], addresses: Iterable[str], names:
         pem_key = key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        tmp = key_path.with_name(key_path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem_key)
-        os.replace(tmp, key_path)
+        write_secret(key_path, pem_key)
         tmp = cert_path.with_name(cert_path.name + ".tmp")
         tmp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         os.replace(tmp, cert_path)

@@ -8,7 +8,7 @@ import shlex
 from collections.abc import Sequence
 
 from hosts.drivers.base import CommandResult, DriverError, quote_command
-from hosts.lab.state import LAB_SSSU_PASSWORD, add_eva_group, eva_array_host
+from hosts.lab.seed import LAB_SSSU_PASSWORD, add_eva_group, eva_array_host
 from hosts.lab.tools import REGISTRY
 from hosts.lab.tools.base import ToolContext
 from hosts.reference import sssu_login_file

@@ -8,8 +8,8 @@ from __future__ import annotations
 from hosts.lab.tools.base import ToolContext
 from hosts.lab.tools.drbd_print import Connection, Device, PeerDevice, Resource, status_json, status_text
 from hosts.lab.tools.drbd_view import resource_view
+from tests.lab.storage_states import make_state, tool
 from tests.storage import drbd_fixtures as fx
-from tests.storage.lab_helpers import make_state, tool
 
 
 def connected(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.storage.lab_helpers import (
+from tests.lab.storage_states import (
     DRBD_DEVICE,
     DRBD_GROUP,
     EVA_DEVICE,

@@ -9,7 +9,7 @@ import pytest
 
 from hosts.drivers.xen import parse_info, parse_list, parse_list_long
 from hosts.lab.tools.xen_tool import REGISTRY_ENTRIES, parse_mem_size_kb, xl, xm
-from tests.xen.conftest import dom0_host, lab_state, run_tool, unpresent
+from tests.lab.xen_states import dom0_host, lab_state, run_tool, unpresent
 
 
 def host(state: dict) -> dict:
