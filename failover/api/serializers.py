@@ -24,6 +24,7 @@ from failover.choices import (
 )
 from failover.models import Disaster, Run
 from failover.readiness.choices import SeverityChoices, VerdictChoices
+from failover.runs.drill import DRILL_HOLD_MAX_MINUTES
 from hosts.choices import ReplicationModeChoices, ReplicationStateChoices
 from hosts.models import (
     VM,
@@ -492,7 +493,10 @@ class DrillSerializer(serializers.Serializer):
         default=False, help_text="shrink production at the surviving site to its disaster memory"
     )
     hold_minutes = serializers.FloatField(
-        default=0, min_value=0, help_text="keep the clones up this long for people to test"
+        default=0,
+        min_value=0,
+        max_value=DRILL_HOLD_MAX_MINUTES,
+        help_text="keep the clones up this long for people to test (minutes, at most a week)",
     )
     vms = serializers.ListField(
         child=serializers.CharField(), default=list, help_text="drill only these VMs (a partial drill)"
