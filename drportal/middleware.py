@@ -6,10 +6,19 @@ bearer token or loopback address (failover.api.metrics)."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
+from django.db import OperationalError, connection
 from django.http import HttpResponse
+from django.shortcuts import render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger(__name__)
+CONFLICT_MESSAGE = _("Nothing was saved: this was changed at the same time, try again.")
 
 OPEN_PREFIXES = ("/accounts/login/", "/static/", "/admin/login/", "/i18n/", "/healthz", "/api/", "/metrics")
 
@@ -27,3 +36,73 @@ class LoginRequiredEverywhere:
             response["HX-Redirect"] = reverse(settings.LOGIN_URL)
             return response
         return redirect_to_login(request.get_full_path())
+
+
+def _is_write_conflict(exc: Exception) -> bool:
+    """SQLite's "database is locked"/"busy" after its busy timeout: another writer held the
+    file too long. Nothing of this request was written (its transaction never began or was
+    rolled back), so trying again is safe."""
+    return (
+        isinstance(exc, OperationalError)
+        and connection.vendor == "sqlite"
+        and ("database is locked" in str(exc) or "database is busy" in str(exc))
+    )
+
+
+class WriteConflictAnswers422:
+    """A write that still meets a lock answers 422 "changed at the same time, try again",
+    never a 500. HTMX requests get no swap but a ``drportal:error`` event the page shows
+    beside the form (static/js/errors.js); plain requests a page with the same words."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not _is_write_conflict(exception):
+            return None
+        logger.warning("write conflict on %s %s: %s", request.method, request.path, exception)
+        text = str(CONFLICT_MESSAGE)
+        if getattr(request, "htmx", False):
+            response = HttpResponse(text, status=422, content_type="text/plain; charset=utf-8")
+            response["HX-Reswap"] = "none"
+            response["HX-Trigger"] = json.dumps({"drportal:error": text})
+            return response
+        return render(request, "conflict.html", {"message": text}, status=422)
+
+
+FORWARDED_HEADERS = (
+    "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_HOST",
+    "HTTP_FORWARDED",
+)
+
+
+class ForwardedHeadersOnlyFromTheProxy:
+    """Forwarded headers count only when a proxy is configured (FORWARDED_ALLOW_IPS).
+
+    uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise, so without this
+    any local client could name a new address on every login and guess without limit (the
+    throttle counts per user name and address). When no proxy is configured a request that
+    carries the headers is refused with the reason: its address may be made up. With a proxy
+    configured, uvicorn takes them from that proxy only and ignores them from anyone else."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if not settings.DRPORTAL_TRUSTED_PROXIES:
+            sent = [name for name in FORWARDED_HEADERS if name in request.META]
+            if sent:
+                names = ", ".join(name.removeprefix("HTTP_").replace("_", "-").title() for name in sent)
+                return HttpResponse(
+                    f"Refused: this request carries {names}, but drportal has no proxy configured "
+                    "(FORWARDED_ALLOW_IPS is empty), so it does not take a client's word for its address. "
+                    "Send the request without it, or set FORWARDED_ALLOW_IPS to the proxy's address.",
+                    status=400,
+                    content_type="text/plain; charset=utf-8",
+                )
+        return self.get_response(request)

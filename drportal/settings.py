@@ -95,6 +95,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "drportal.middleware.ForwardedHeadersOnlyFromTheProxy",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -107,6 +108,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "drportal.middleware.LoginRequiredEverywhere",
+    "drportal.middleware.WriteConflictAnswers422",
     # Last: turns a lock-out flagged during authentication into the lock-out page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -378,6 +380,9 @@ DRPORTAL_BASE_URL = os.environ.get("DRPORTAL_BASE_URL", "").rstrip("/")
 # HTTPS: on whenever DEBUG is off. drportal sits behind a TLS reverse proxy; uvicorn takes
 # the client's address and scheme from X-Forwarded-For/-Proto only from the proxy named in
 # FORWARDED_ALLOW_IPS, so no SECURE_PROXY_SSL_HEADER (a header anyone could send) is needed.
+# The proxy's address(es), the same variable uvicorn reads; empty (the demo): no proxy, and a
+# request with X-Forwarded-* is refused (drportal.middleware.ForwardedHeadersOnlyFromTheProxy).
+DRPORTAL_TRUSTED_PROXIES = env_list("FORWARDED_ALLOW_IPS", "")
 DRPORTAL_HTTPS = env_bool("DRPORTAL_HTTPS", not DEBUG)
 SECURE_SSL_REDIRECT = DRPORTAL_HTTPS
 # The containers' health check asks over plain HTTP from inside.

@@ -269,6 +269,9 @@ def profile_set_vm_memory(*, allocation_id: int, memory_mb: int) -> VMAllocation
             .order_by("pk")
         )
         allocation.memory_mb = memory_mb
+        # The row's own rules first: "more than the host's RAM" says more than the database
+        # column's limit (9223372036854775807 on SQLite) that full_clean would add.
+        allocation.clean()
         allocation.full_clean()
         budget = host_budget(
             profile=allocation.profile, host=allocation.host, override={allocation.pk: memory_mb}

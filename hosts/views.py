@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.utils.text import capfirst
 from django.views.decorators.http import require_GET, require_http_methods
 from django.views.decorators.vary import vary_on_headers
 
@@ -16,6 +19,22 @@ from .models import MemoryProfile, VMAllocation
 from .permissions import PERM_EDIT_INVENTORY, permission_or_403
 
 VIEW_PERM = "hosts.view_host"
+# ASCII digits only: int() also takes "5_12" and full-width digits, which nobody means.
+ASCII_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def _label(field: str) -> str:
+    """A field's label as the form shows it ("Memory (MB)"), not its name in the code."""
+    if field == "__all__":
+        return ""
+    model_field = VMAllocation._meta.get_field(field)
+    return f"{capfirst(getattr(model_field, 'verbose_name', field))}: "
+
+
+def _one_message(exc: ValidationError) -> str:
+    """One message per field, led by the field's label."""
+    details = exc.message_dict if hasattr(exc, "error_dict") else {"memory_mb": exc.messages}
+    return "; ".join(f"{_label(field)}{msgs[0]}" for field, msgs in details.items())
 
 
 @require_GET
@@ -60,16 +79,13 @@ def allocation_edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 
     error = None
     raw = request.POST.get("memory_mb", "").strip()
-    try:
-        value = int(raw)
-    except ValueError:
-        error = f"memory_mb: {raw!r} is not a whole number of MB."
+    if not ASCII_DIGITS_RE.fullmatch(raw):
+        error = f"{_label('memory_mb')}{raw!r} is not a whole number of MB (digits 0-9 only)."
     else:
         try:
-            allocation = services.profile_set_vm_memory(allocation_id=allocation.pk, memory_mb=value)
+            allocation = services.profile_set_vm_memory(allocation_id=allocation.pk, memory_mb=int(raw))
         except ValidationError as exc:
-            details = exc.message_dict if hasattr(exc, "error_dict") else {"memory_mb": exc.messages}
-            error = "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in details.items())
+            error = _one_message(exc)
             allocation.refresh_from_db()
     context = _profile_context(allocation.profile)
     context.update(

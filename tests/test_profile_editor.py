@@ -51,7 +51,7 @@ def test_it_refuses_bad_input_with_the_field_named(client_as, dr_row, value, rea
     )
     assert response.status_code == 422
     html = response.content.decode()
-    assert "memory_mb" in html and reason in html
+    assert "Memory (MB):" in html and reason in html
     dr_row.refresh_from_db()
     assert dr_row.memory_mb == 1024
 
@@ -74,3 +74,31 @@ def test_the_profile_page_renders_in_bounded_queries(client_as, dr_row, django_a
     with django_assert_max_num_queries(25):
         response = client.get(reverse("profile-detail", args=[dr_row.profile_id]))
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize("value", ["5_12", "５１２", "1e3", "+512", " 512 0"])
+def test_it_accepts_ascii_digits_only_and_names_the_field_by_its_label(client_as, dr_row, value):
+    response = client_as("dradmin").post(
+        reverse("allocation-edit", args=[dr_row.pk]), {"memory_mb": value}, HTTP_HX_REQUEST="true"
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "Memory (MB):" in html and "digits 0-9 only" in html
+    assert "memory_mb:" not in html
+    dr_row.refresh_from_db()
+    assert dr_row.memory_mb == 1024
+
+
+def test_a_huge_value_gets_one_message_about_the_host_s_ram_not_a_database_limit(client_as, dr_row):
+    response = client_as("dradmin").post(
+        reverse("allocation-edit", args=[dr_row.pk]),
+        {"memory_mb": "99999999999999999999999"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "9223372036854775807" not in html and "2147483647" not in html
+    assert html.count('class="error"') == 1
+    assert "Memory (MB):" in html and "xenka01" in html and "4096 MB" in html
+    dr_row.refresh_from_db()
+    assert dr_row.memory_mb == 1024

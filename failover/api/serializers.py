@@ -8,6 +8,7 @@ components), one short section per resource, read together whenever the schema c
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.utils import timezone
 from rest_framework import serializers
@@ -23,6 +24,7 @@ from failover.choices import (
 )
 from failover.models import Disaster, Run
 from failover.readiness.choices import SeverityChoices, VerdictChoices
+from failover.runs.drill import DRILL_HOLD_MAX_MINUTES
 from hosts.choices import ReplicationModeChoices, ReplicationStateChoices
 from hosts.models import (
     VM,
@@ -458,6 +460,19 @@ class DeclareSerializer(serializers.Serializer):
         data.setdefault("detected_at", timezone.now())
         data["approver"] = None
         name, password = data.pop("approver_username"), data.pop("approver_password")
+        if not settings.DRPORTAL_FOUR_EYES and (name or password):
+            # Checked before any authenticate(): otherwise a MoD token could test passwords.
+            sent = [
+                field
+                for field, value in (("approver_username", name), ("approver_password", password))
+                if value
+            ]
+            raise serializers.ValidationError(
+                {
+                    field: "the four-eyes rule is off (DRPORTAL_FOUR_EYES): leave the approver fields out"
+                    for field in sent
+                }
+            )
         if name or password:
             approver = authenticate(self.context["request"]._request, username=name, password=password)
             if approver is None:
@@ -478,7 +493,10 @@ class DrillSerializer(serializers.Serializer):
         default=False, help_text="shrink production at the surviving site to its disaster memory"
     )
     hold_minutes = serializers.FloatField(
-        default=0, min_value=0, help_text="keep the clones up this long for people to test"
+        default=0,
+        min_value=0,
+        max_value=DRILL_HOLD_MAX_MINUTES,
+        help_text="keep the clones up this long for people to test (minutes, at most a week)",
     )
     vms = serializers.ListField(
         child=serializers.CharField(), default=list, help_text="drill only these VMs (a partial drill)"

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from failover.choices import DisasterClassChoices, EventCategoryChoices, RunKindChoices, RunStateChoices
+from failover.runs.drill import DRILL_HOLD_MAX_MINUTES
 
 # Thesis table 1 (Desasterfälle): what each class looks like.
 CLASS_DETAILS = {
@@ -197,9 +198,11 @@ class DrillForm(ServiceErrorsForm):
         label=_("Keep the clones up for testers (minutes)"),
         required=False,
         min_value=0,
+        max_value=DRILL_HOLD_MAX_MINUTES,
         error_messages={
             "invalid": _("Minutes must be a number, 0 or more."),
             "min_value": _("Minutes must be a number, 0 or more."),
+            "max_value": _("At most a week (%(limit_value)s minutes)."),
         },
     )
     override_reason = forms.CharField(label=_("Override reason"), required=False, max_length=500)

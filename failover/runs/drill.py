@@ -12,6 +12,7 @@ from its undo ledger (``cleanup``).
 from __future__ import annotations
 
 import logging
+import math
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -75,6 +76,16 @@ def drill_bridge(site_code: str) -> str:
     return str(bridges.get(site_code) or getattr(settings, "DRPORTAL_DRILL_BRIDGE", "xenbr-drill"))
 
 
+# The longest the clones may stay up for testers: a week. "inf" and "nan" are floats too.
+DRILL_HOLD_MAX_MINUTES = 7 * 24 * 60
+HOLD_RULE = f"minutes must be a number from 0 to {DRILL_HOLD_MAX_MINUTES} (a week)"
+
+
+def hold_minutes_check(value: float) -> None:
+    if not (math.isfinite(value) and 0 <= value <= DRILL_HOLD_MAX_MINUTES):
+        raise DrillScopeError(f"hold {value!r}: {HOLD_RULE}", field="hold_minutes")
+
+
 def build_drill_plan(
     *,
     site: str,
@@ -86,6 +97,7 @@ def build_drill_plan(
     """The plan of a drill of losing ``site`` (of only the VMs ``vms``, if given: a
     partial drill). Talks to the surviving site over SSH (read-only) to see what runs
     there, what memory is free, the bridges and replicas."""
+    hold_minutes_check(hold_minutes)
     sv = survey(lost_site=site, pool=pool)
     if vms:
         unknown = sorted(set(vms) - set(sv.vms))

@@ -90,11 +90,42 @@ def test_an_unknown_site_or_class_is_a_400_before_any_look_at_the_estate(sites, 
 
 @pytest.mark.django_db
 def test_a_wrong_approver_password_is_a_400_on_the_approver(sites, api_as, settings):
+    settings.DRPORTAL_FOUR_EYES = True
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, for a test
     body = {**DECLARE, "approver_username": "mod", "approver_password": "wrong"}
     response = _post(api_as("mod"), reverse("api:declare"), body)
     assert response.status_code == 400
     assert response.json() == {"approver_username": ["wrong user name or password"]}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["approver_username", "approver_password"])
+def test_with_four_eyes_off_approver_fields_are_refused_and_no_password_is_tried(
+    sites, api_as, settings, field
+):
+    """Otherwise any MoD token could test any user's password through the declare call."""
+    settings.DRPORTAL_FOUR_EYES = False
+    from axes.models import AccessAttempt
+
+    response = _post(api_as("mod"), reverse("api:declare"), {**DECLARE, field: "dradmin"})
+    assert response.status_code == 400
+    assert "four-eyes rule is off" in response.json()[field][0]
+    assert not AccessAttempt.objects.exists()
+    assert not Disaster.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_api_client_locked_out_by_wrong_approver_passwords_gets_429_as_json(sites, api_as, settings):
+    settings.DRPORTAL_FOUR_EYES = True
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast, for a test
+    client = api_as("mod")
+    body = {**DECLARE, "approver_username": "dradmin", "approver_password": "wrong"}
+    answers = [_post(client, reverse("api:declare"), body) for _ in range(settings.AXES_FAILURE_LIMIT)]
+    locked = answers[-1]
+    assert locked.status_code == 429
+    assert locked["Content-Type"].startswith("application/json")
+    detail = locked.json()["detail"]
+    assert "dradmin" in detail and "locked out" in detail and "minutes" in detail
 
 
 @pytest.mark.django_db

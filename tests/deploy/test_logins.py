@@ -120,3 +120,70 @@ def test_an_idle_session_has_ended(client, mod):
     Session.objects.filter(pk=key).update(expire_date=timezone.now() - dt.timedelta(seconds=1))
     response = client.get(reverse("overview"))
     assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+
+
+@pytest.mark.parametrize("header", ["HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_FORWARDED_PROTO"])
+def test_without_a_configured_proxy_a_forwarded_header_is_refused_with_the_reason(
+    client, mod, settings, header
+):
+    settings.DRPORTAL_TRUSTED_PROXIES = []
+    response = client.post(
+        reverse("login"),
+        {"username": "mod-on-duty", "password": "guess"},
+        REMOTE_ADDR="127.0.0.1",
+        **{header: "203.0.113.99"},
+    )
+    assert response.status_code == 400
+    assert (
+        "no proxy configured" in response.content.decode()
+        and "FORWARDED_ALLOW_IPS" in response.content.decode()
+    )
+    assert not AccessAttempt.objects.exists()
+
+
+def test_with_a_configured_proxy_its_forwarded_headers_pass(client, mod, settings):
+    settings.DRPORTAL_TRUSTED_PROXIES = ["192.0.2.10"]
+    response = client.post(
+        reverse("login"),
+        {"username": "mod-on-duty", "password": PASSWORD},
+        REMOTE_ADDR=MOD,
+        HTTP_X_FORWARDED_FOR=MOD,
+    )
+    assert response.status_code == 302
+
+
+def test_a_local_client_rotating_x_forwarded_for_cannot_guess_without_limit(tmp_path, mod, transactional_db):
+    """Against uvicorn as the demo starts it: every made-up address is refused, no guess counted."""
+    import requests
+
+    from tests.board.live import Uvicorn
+    from tests.engine.conftest import database_url
+
+    server = Uvicorn(
+        {"DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL, "DEBUG": "1"}, tmp_path
+    ).start()
+    try:
+        session = requests.Session()
+        session.get(f"{server.base}/accounts/login/", timeout=10)
+        token = session.cookies["csrftoken"]
+        answers = []
+        for attempt in range(settings.AXES_FAILURE_LIMIT + 3):
+            response = session.post(
+                f"{server.base}/accounts/login/",
+                data={
+                    "username": "mod-on-duty",
+                    "password": f"guess-{attempt}",
+                    "csrfmiddlewaretoken": token,
+                },
+                headers={
+                    "X-Forwarded-For": f"203.0.113.{attempt + 1}",
+                    "Referer": f"{server.base}/accounts/login/",
+                },
+                timeout=10,
+                allow_redirects=False,
+            )
+            answers.append(response.status_code)
+    finally:
+        server.stop()
+    assert set(answers) == {400}, answers
+    assert not AccessAttempt.objects.exclude(ip_address="127.0.0.1").exists()

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from failover.choices import RunStateChoices
 from failover.management.cli import add_run_arguments, command_start, command_user, report_plan, wait_for
 from failover.models import Run
-from failover.runs.drill import build_drill_plan, drill_start
+from failover.runs.drill import HOLD_RULE, DrillScopeError, build_drill_plan, drill_start, hold_minutes_check
 from failover.runs.selectors import run_summary
 from hosts.drivers.base import DriverError
 from hosts.models import Site
@@ -47,8 +47,10 @@ class Command(BaseCommand):
         user = command_user(o["user"])
         if not Site.objects.filter(code=o["site"]).exists():
             raise CommandError(f"--site {o['site']!r}: no such site")
-        if o["hold"] < 0:
-            raise CommandError("--hold: minutes must be 0 or more")
+        try:
+            hold_minutes_check(o["hold"])
+        except DrillScopeError:
+            raise CommandError(f"--hold: {HOLD_RULE}") from None
         try:
             plan = build_drill_plan(site=o["site"], shrink=o["shrink"], hold_minutes=o["hold"], vms=o["vms"])
         except (ValueError, DriverError) as exc:
