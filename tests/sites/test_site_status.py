@@ -1,0 +1,105 @@
+"""The portal's two-site mode (drportal/twosite.py) and what every page says about it, on
+the tests' own PostgreSQL (a primary). A real standby: tests/twosite/."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from django.db import connection
+
+from drportal import twosite
+from drportal.models import Epoch
+from tests.board.live import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def fresh_status():
+    twosite.clear_cache()
+    yield
+    twosite.clear_cache()
+
+
+@pytest.fixture
+def peer_url(settings):
+    """A second database on the tests' PostgreSQL server that answers like a peer portal's
+    database: a primary, with an epoch table."""
+    s = connection.settings_dict
+    base = (
+        f"postgresql://{s.get('USER') or 'postgres'}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}"
+    )
+    name = f"{s['NAME']}_peer"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"{base}/{name}"
+    with psycopg.connect(url, autocommit=True) as peer:
+        peer.execute(f'CREATE TABLE "{Epoch._meta.db_table}" (number integer)')
+        peer.execute(f'INSERT INTO "{Epoch._meta.db_table}" VALUES (1)')
+    yield url
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def set_peer_epoch(url: str, number: int) -> None:
+    with psycopg.connect(url, autocommit=True) as peer:
+        peer.execute(f'INSERT INTO "{Epoch._meta.db_table}" VALUES (%s)', [number])
+
+
+def test_a_standalone_portal_asks_the_database_nothing_and_shows_no_banner(
+    settings, client_as, django_assert_num_queries
+):
+    settings.DRPORTAL_SITE = ""
+    with django_assert_num_queries(0):
+        status = twosite.site_status()
+    assert status.mode == "standalone" and status.may_act and not status.read_only
+    page = client_as("helpdesk").get("/").content.decode()
+    assert 'id="site-banner"' not in page
+
+
+def test_a_primary_whose_peer_does_not_answer_acts_and_says_no_standby_is_connected(settings, client_as):
+    settings.DRPORTAL_SITE = "WSL"
+    settings.DRPORTAL_PEER_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{free_port()}/drportal"
+    status = twosite.site_status()
+    assert status.mode == "primary" and status.may_act
+    assert not status.peer.reachable and status.peer.error
+    assert any("no standby connected" in p for p in status.problems)
+    assert any("drportal_standby is missing" in p for p in status.problems)
+    page = client_as("helpdesk").get("/").content.decode()
+    assert 'data-site-mode="primary"' in page and "no standby connected" in page
+
+
+def test_a_portal_whose_peer_answers_as_primary_of_a_newer_epoch_is_behind_and_says_how_to_rejoin(
+    settings, client_as, reference_estate, peer_url
+):
+    settings.DRPORTAL_SITE = "WSL"
+    settings.DRPORTAL_PEER_DATABASE_URL = peer_url
+    assert twosite.site_status().mode == "primary"  # same epoch: the peer is no newer
+    set_peer_epoch(peer_url, 2)
+    twosite.clear_cache()
+    status = twosite.site_status()
+    assert status.mode == "behind" and not status.may_act and status.read_only
+    assert status.peer_site == "KA" and status.peer.epoch == 2
+    assert "KA's portal took over (epoch 2)" in status.reason
+    page = client_as("helpdesk").get("/").content.decode()
+    assert 'data-site-mode="behind"' in page
+    assert "This portal is behind: KA's portal took over (epoch 2)" in page
+    assert "scripts/rejoin-as-standby --pgdata /" in page and "--slot drportal_standby" in page
+
+
+def test_the_primary_that_took_over_names_an_older_primary_as_fenced(settings, reference_estate, peer_url):
+    settings.DRPORTAL_SITE = "KA"
+    settings.DRPORTAL_PEER_DATABASE_URL = peer_url
+    Epoch.objects.create(number=2, site="KA", started_at="2026-01-01T00:00:00Z")
+    status = twosite.site_status()
+    assert status.mode == "primary" and status.epoch == 2
+    assert any("WSL's PostgreSQL also answers as a primary (epoch 1" in p for p in status.problems)
+
+
+def test_the_site_page_shows_the_mode_and_the_epochs(settings, client_as):
+    settings.DRPORTAL_SITE = "WSL"
+    settings.DRPORTAL_PEER_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{free_port()}/drportal"
+    page = client_as("helpdesk").get("/site/").content.decode()
+    assert '<dd id="site-mode">primary</dd>' in page
+    assert "unreachable" in page
