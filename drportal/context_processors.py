@@ -15,6 +15,7 @@ def site(request):
     every write control (``site.read_only``, ``site.reason``); ``runbook_url``."""
     from django.urls import NoReverseMatch, reverse
 
+    from .middleware import READ_ONLY_OPEN
     from .twosite import site_status
 
     status = site_status()
@@ -24,4 +25,9 @@ def site(request):
         runbook = reverse("runbook")
     except NoReverseMatch:  # the runbook page comes with docs/two-sites.md
         runbook = "/runbook/"
-    return {"site": status, "runbook_url": runbook, "peer_portal_url": settings.DRPORTAL_PEER_PORTAL_URL}
+    return {
+        "site": status,
+        "runbook_url": runbook,
+        "peer_portal_url": settings.DRPORTAL_PEER_PORTAL_URL,
+        "site_open_paths": " ".join(READ_ONLY_OPEN),
+    }

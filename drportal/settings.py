@@ -106,6 +106,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Two sites: a standby refuses writes with a 503 (standalone: nothing to check).
+    "drportal.middleware.StandbyGuard",
     "drportal.middleware.LoginRequiredEverywhere",
     # Last: turns a lock-out flagged during authentication into the lock-out page.
     "axes.middleware.AxesMiddleware",
@@ -452,3 +454,9 @@ if DRPORTAL_SITE:
         raise ImproperlyConfigured(
             f"DRPORTAL_SITE={DRPORTAL_SITE!r} needs DRPORTAL_PEER_DATABASE_URL (the other site's PostgreSQL)"
         )
+    # The sessions (and, while read-only, the lock-out records) live in this site's Redis:
+    # a standby's PostgreSQL takes no writes, and logging in there must still work. After a
+    # take-over people log in again at the surviving portal (its own address, its own Redis).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    AXES_HANDLER = "drportal.standby_login.AxesSiteHandler"

@@ -103,3 +103,21 @@ def test_the_site_page_shows_the_mode_and_the_epochs(settings, client_as):
     page = client_as("helpdesk").get("/site/").content.decode()
     assert '<dd id="site-mode">primary</dd>' in page
     assert "unreachable" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_that_meets_a_read_only_database_becomes_the_read_only_answer_not_a_500(settings, client_as):
+    """The safety net behind the 503 before every write: PostgreSQL's own refusal
+    (ReadOnlySqlTransaction, as on a standby) in a view becomes the clear answer."""
+    settings.DRPORTAL_SITE = "WSL"
+    settings.DRPORTAL_PEER_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{free_port()}/drportal"
+    client = client_as("helpdesk")
+    with connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    try:
+        answer = client.post("/accounts/logout/")  # deletes the session row: a write
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+    assert answer.status_code == 503
+    assert "read-only" in answer.content.decode() and answer["Retry-After"] == "60"
