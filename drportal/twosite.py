@@ -59,7 +59,7 @@ class SiteStatus:
     mode: str
     site: str = ""
     peer_site: str = ""
-    epoch: int = 1
+    epoch: int | None = None  # None: standalone (not asked)
     timeline: int | None = None
     # standby: how old the data is
     data_as_of: datetime | None = None

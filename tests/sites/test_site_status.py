@@ -3,48 +3,15 @@ the tests' own PostgreSQL (a primary). A real standby: tests/twosite/."""
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 from django.db import connection
 
 from drportal import twosite
 from drportal.models import Epoch
 from tests.board.live import free_port
+from tests.sites.conftest import set_peer_epoch
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fresh_status():
-    twosite.clear_cache()
-    yield
-    twosite.clear_cache()
-
-
-@pytest.fixture
-def peer_url(settings):
-    """A second database on the tests' PostgreSQL server that answers like a peer portal's
-    database: a primary, with an epoch table."""
-    s = connection.settings_dict
-    base = (
-        f"postgresql://{s.get('USER') or 'postgres'}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}"
-    )
-    name = f"{s['NAME']}_peer"
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"{base}/{name}"
-    with psycopg.connect(url, autocommit=True) as peer:
-        peer.execute(f'CREATE TABLE "{Epoch._meta.db_table}" (number integer)')
-        peer.execute(f'INSERT INTO "{Epoch._meta.db_table}" VALUES (1)')
-    yield url
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def set_peer_epoch(url: str, number: int) -> None:
-    with psycopg.connect(url, autocommit=True) as peer:
-        peer.execute(f'INSERT INTO "{Epoch._meta.db_table}" VALUES (%s)', [number])
 
 
 def test_a_standalone_portal_asks_the_database_nothing_and_shows_no_banner(
@@ -106,12 +73,14 @@ def test_the_site_page_shows_the_mode_and_the_epochs(settings, client_as):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_write_that_meets_a_read_only_database_becomes_the_read_only_answer_not_a_500(settings, client_as):
+def test_a_write_that_meets_a_read_only_database_becomes_the_read_only_answer_not_a_500(
+    settings, client, users
+):
     """The safety net behind the 503 before every write: PostgreSQL's own refusal
     (ReadOnlySqlTransaction, as on a standby) in a view becomes the clear answer."""
     settings.DRPORTAL_SITE = "WSL"
     settings.DRPORTAL_PEER_DATABASE_URL = f"postgresql://postgres@127.0.0.1:{free_port()}/drportal"
-    client = client_as("helpdesk")
+    client.force_login(users["helpdesk"])
     with connection.cursor() as cursor:
         cursor.execute("SET default_transaction_read_only = on")
     try:
