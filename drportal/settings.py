@@ -107,6 +107,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Two sites: a standby refuses writes with a 503 (standalone: nothing to check).
+    "drportal.middleware.StandbyGuard",
     "drportal.middleware.LoginRequiredEverywhere",
     "drportal.middleware.WriteConflictAnswers422",
     # Last: turns a lock-out flagged during authentication into the lock-out page.
@@ -127,6 +129,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
                 "drportal.context_processors.roles",
+                "drportal.context_processors.site",  # two sites; standalone: no query
             ],
         },
     },
@@ -434,3 +437,36 @@ AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"
 # a failure's log line then names the lock-out parameters (user name and address), and
 # the recorded attempts (admin: Axes) keep the user agent as before.
 AXES_VERBOSE = False
+
+# Two sites (issue 14; docs/two-sites.md, drportal/twosite.py): one portal per data centre,
+# the active site's PostgreSQL streaming to a hot standby at the other. DRPORTAL_SITE is
+# this portal's site code (WSL or KA); unset, the portal is standalone and every two-site
+# check is off. DRPORTAL_PEER_DATABASE_URL is the other site's PostgreSQL (libpq URL): a
+# take-over is refused while it answers as primary, and a portal whose peer answers as a
+# primary of a newer epoch knows it is behind. DRPORTAL_PEER_PORTAL_URL (optional) is the
+# other portal, linked from the banner.
+DRPORTAL_SITE = os.environ.get("DRPORTAL_SITE", "").strip()
+DRPORTAL_PEER_DATABASE_URL = env_secret("DRPORTAL_PEER_DATABASE_URL", "")
+DRPORTAL_PEER_PORTAL_URL = os.environ.get("DRPORTAL_PEER_PORTAL_URL", "").rstrip("/")
+DRPORTAL_PEER_CONNECT_TIMEOUT_S = float(os.environ.get("DRPORTAL_PEER_CONNECT_TIMEOUT_S", "2"))
+DRPORTAL_SITE_STATUS_CACHE_S = float(os.environ.get("DRPORTAL_SITE_STATUS_CACHE_S", "1"))
+# A standby that has not heard from its primary for longer than this says so on every page.
+DRPORTAL_STANDBY_LOST_AFTER_S = float(os.environ.get("DRPORTAL_STANDBY_LOST_AFTER_S", "60"))
+# A standby further behind than this is a problem (readiness, the site page).
+DRPORTAL_STANDBY_MAX_LAG_S = float(os.environ.get("DRPORTAL_STANDBY_MAX_LAG_S", "30"))
+if DRPORTAL_SITE:
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DRPORTAL_SITE={DRPORTAL_SITE!r}: two sites need PostgreSQL (streaming replication); "
+            "DATABASE_URL is not a postgres:// URL"
+        )
+    if not DRPORTAL_PEER_DATABASE_URL:
+        raise ImproperlyConfigured(
+            f"DRPORTAL_SITE={DRPORTAL_SITE!r} needs DRPORTAL_PEER_DATABASE_URL (the other site's PostgreSQL)"
+        )
+    # The sessions (and, while read-only, the lock-out records) live in this site's Redis:
+    # a standby's PostgreSQL takes no writes, and logging in there must still work. After a
+    # take-over people log in again at the surviving portal (its own address, its own Redis).
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    AXES_HANDLER = "drportal.standby_login.AxesSiteHandler"

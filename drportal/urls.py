@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("healthz", lambda request: HttpResponse("ok", content_type="text/plain"), name="healthz"),
+    path("", include("drportal.site_urls")),  # /site/: two sites (issue 14)
     path("", include("failover.api.urls")),  # /api/... and /metrics, namespace "api"
     path("", include("failover.board.urls")),
     path("", include("failover.reports.urls")),

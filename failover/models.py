@@ -134,6 +134,9 @@ class Run(models.Model):
     finished_at = models.DateTimeField(verbose_name=_("finished at"), null=True, blank=True)
     event_seq = models.PositiveIntegerField(default=0, help_text=_("last RunEvent number"))
     summary = models.JSONField(default=dict, blank=True)
+    epoch = models.PositiveIntegerField(
+        verbose_name=_("epoch"), default=1, help_text=_("the portal's epoch it was started in (two sites)")
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -233,6 +236,12 @@ class Action(models.Model):
     error = models.TextField(blank=True)
     reason = models.TextField(blank=True, help_text=_("why it was skipped or marked done by hand"))
     undo = models.JSONField(default=dict, blank=True, help_text=_("how to undo what it did"))
+    epoch = models.PositiveIntegerField(
+        default=1,
+        help_text=_(
+            "the portal's epoch it was created or last claimed in: an older one was the lost portal's"
+        ),
+    )
 
     class Meta:
         ordering = ("run", "step__number", "order", "pk")

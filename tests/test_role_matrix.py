@@ -64,6 +64,8 @@ def _urls(run):
         "run-pause": ("post", reverse("run-pause", args=[run.pk]), {}, operate),
         "run-resume": ("post", reverse("run-resume", args=[run.pk]), {}, operate),
         "run-abort": ("post", reverse("run-abort", args=[run.pk]), {"reason": "r"}, operate),
+        # Two sites (issue 14): the site's status, for everyone.
+        "site-status": ("get", reverse("site-status"), None, everyone),
         "healthz": ("get", reverse("healthz"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "login": ("get", reverse("login"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "logout": ("post", reverse("logout"), {}, {None: 302, **dict.fromkeys(ROLES[1:], 302)}),

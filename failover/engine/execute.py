@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from drportal.twosite import site_status
 from failover.actions.base import CheckDown, Context, lend_back_connection
 from failover.actions.registry import HANDLERS
 from failover.choices import ActionStateChoices as A
@@ -151,7 +152,14 @@ def _execute_one(action_id: int) -> int | None:
 
 def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
     """Claim a queued action of a running (or waiting) run and load it, in one statement;
-    None if there is nothing to claim. With it: do other actions wait for it?"""
+    None if there is nothing to claim. With it: do other actions wait for it?
+
+    Two sites: only a portal that may act claims (a standby's or a behind portal's worker
+    never does), and only in the epoch its database says is current."""
+    site = site_status()
+    if not site.may_act:
+        log.warning("action %s not claimed: %s", action_id, site.reason)
+        return None
     ops = connection.ops
     with connection.cursor() as cursor:
         cursor.execute(
@@ -161,8 +169,10 @@ def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
                 ops.adapt_datetimefield_value(lease_expires_at),
                 worker_id(),
                 ops.adapt_datetimefield_value(now),
+                site.epoch,
                 action_id,
                 A.QUEUED,
+                site.epoch,
                 R.RUNNING,
                 R.WAITING,
             ],

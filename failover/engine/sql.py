@@ -22,6 +22,7 @@ from functools import cache
 from django.contrib.auth import get_user_model
 from django.db import connection, models
 
+from drportal.models import Epoch
 from failover.models import Action, Run, RunEvent
 
 
@@ -125,16 +126,19 @@ def run_key_share() -> str:
 
 @cache
 def claim_action() -> str:
-    """Claim a queued action of a running (or waiting) run and load it, in one statement.
-    Parameters: running, lease expiry, worker, now, action id, queued, and the two run
-    states. Returns the action's columns and whether other actions depend on it."""
+    """Claim a queued action of a running (or waiting) run and load it, in one statement,
+    in the epoch the worker believes current (two sites), and only if the database agrees
+    (a standalone portal passes NULL: whatever the database says). Parameters: running,
+    lease expiry, worker, now, epoch, action id, queued, epoch, and the two run states.
+    Returns the action's columns and whether other actions depend on it."""
     action, run, depends = _table(Action), _table(Run), _table(_DEPENDS)
+    current = f"COALESCE((SELECT MAX({_col(Epoch, 'number')}) FROM {_table(Epoch)}), 1)"  # nosec B608  # names from _meta
     a = {name: _col(Action, name) for name in ("id", "state", "attempt", "lease_expires_at", "run")}
     return (
         f"UPDATE {action} SET {a['state']} = %s, {a['attempt']} = {a['attempt']} + 1,"  # nosec B608  # names from _meta
         f" {a['lease_expires_at']} = %s, {_col(Action, 'claimed_by')} = %s, {_col(Action, 'started_at')} = %s,"
-        f" {_col(Action, 'error')} = ''"
-        f" WHERE {a['id']} = %s AND {a['state']} = %s"
+        f" {_col(Action, 'error')} = '', {_col(Action, 'epoch')} = COALESCE(%s, {current})"
+        f" WHERE {a['id']} = %s AND {a['state']} = %s AND {current} = COALESCE(%s, {current})"
         f" AND {a['run']} IN (SELECT {_col(Run, 'id')} FROM {run} WHERE {_col(Run, 'state')} IN (%s, %s))"
         f" RETURNING {column_list(Action)},"
         f" EXISTS (SELECT 1 FROM {depends} d WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']})"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from drportal.twosite import current_epoch, site_status
 from failover.choices import (
     RunKindChoices,
     steps_for,
@@ -65,8 +66,13 @@ def run_create(
     groups,
     parent: Run | None = None,
 ) -> Run:
+    site = site_status()
+    if not site.may_act:  # a standby, or a portal that is behind: never starts a run
+        raise ValidationError(f"No run started: {site.reason}.")
+    epoch = site.epoch or current_epoch()
     target = Site.objects.get(code=plan.target_site)
     run = Run.objects.create(
+        epoch=epoch,
         disaster=disaster,
         kind=kind,
         mode=plan.mode,
@@ -109,6 +115,7 @@ def run_create(
             order=order,
             tier=planned.params.get("tier", 0),
             optional=planned.optional,
+            epoch=epoch,
         )
     through = Action.depends_on.through
     through.objects.bulk_create(
