@@ -66,6 +66,9 @@ def _urls(run):
         "run-abort": ("post", reverse("run-abort", args=[run.pk]), {"reason": "r"}, operate),
         # Two sites (issue 14): the site's status, for everyone.
         "site-status": ("get", reverse("site-status"), None, everyone),
+        # The take-over, for the Manager on Duty; refused (422) here: this portal is no standby.
+        "site-take-over": ("get", reverse("site-take-over"), None, only_mod),
+        "site-take-over POST": ("post", reverse("site-take-over"), {}, {**only_mod, "mod": 422}),
         "healthz": ("get", reverse("healthz"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "login": ("get", reverse("login"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "logout": ("post", reverse("logout"), {}, {None: 302, **dict.fromkeys(ROLES[1:], 302)}),

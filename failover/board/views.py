@@ -23,6 +23,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from drportal.http import HtmxHttpRequest
+from drportal.site_views import take_over_context
+from drportal.twosite import STANDBY, site_status
 from failover.models import Action
 from failover.runs import controls
 from failover.runs.drill import build_drill_plan, drill_end, drill_start
@@ -78,7 +80,10 @@ def declare(request: HtmxHttpRequest) -> HttpResponse:
     lost = request.GET.get("lost_site", "")
     preview = plan_preview(lost_site=lost) if lost else None
     template = "failover/_plan.html" if request.htmx else "failover/declare.html"
-    return render(request, template, {"form": form, "preview": preview, "four_eyes": kwargs["four_eyes"]})
+    context = {"form": form, "preview": preview, "four_eyes": kwargs["four_eyes"]}
+    if not request.htmx and site_status().mode == STANDBY:
+        context.update(take_over_context(request, then="declare"))  # "take over and declare"
+    return render(request, template, context)
 
 
 def _declare_post(request: HtmxHttpRequest, form: DeclareForm) -> HttpResponse:
