@@ -454,3 +454,72 @@ def _drills(facts: EstateFacts, *, now: dt.datetime, max_age_days: int) -> list[
                 )
             )
     return out
+
+
+def portal_replication(status, *, max_lag_s: float) -> list[Finding]:
+    """The portal's own replication (issue 14): on a two-site primary, every fault of the
+    stream to the standby portal is critical for this site (losing it now would lose the
+    portal's data, or leave the other site no portal at all). ``status`` is a
+    drportal.twosite.SiteStatus; a standby or standalone portal has nothing to add here."""
+    if status.mode != "primary":
+        return []
+    peer = status.peer_site or "the other site"
+    rejoin = (
+        f"on {peer}'s database host: scripts/rejoin-as-standby --pgdata <PGDATA> "
+        f'--source "host=<{status.site}\'s database host> port=<port> user=postgres" --slot drportal_standby'
+    )
+    fixes: list[tuple[str, str]] = [
+        (
+            "no standby connected",
+            f"start {peer}'s PostgreSQL; if it does not stream, rejoin it as the standby ({rejoin})",
+        ),
+        (
+            "is missing",
+            "on this site's PostgreSQL: SELECT pg_create_physical_replication_slot('drportal_standby', true); then restart the standby",
+        ),
+        ("lost its WAL", f"rebuild the standby from a new base backup ({rejoin} --discard-old)"),
+        (
+            "also answers as a primary",
+            f"stop {peer}'s portal processes and rejoin its database as this site's standby ({rejoin})",
+        ),
+    ]
+    problems = list(status.problems)
+    replicas = list(status.replicas)
+    if replicas and not any(r["state"] == "streaming" for r in replicas):
+        states = ", ".join(f"{r['name'] or r['addr']}: {r['state']}" for r in replicas)
+        problems.append(f"the standby is connected but not streaming ({states})")
+        fixes.append(
+            (
+                "not streaming",
+                f"look at {peer}'s PostgreSQL log; if it cannot catch up, rejoin it ({rejoin})",
+            ),
+        )
+    lagging = [r for r in replicas if (r["lag_s"] or 0.0) > max_lag_s]
+    for r in lagging:
+        problems.append(
+            f"the standby {r['name'] or r['addr']} replays {r['lag_s']:.0f} s behind (more than "
+            f"DRPORTAL_STANDBY_MAX_LAG_S, {max_lag_s:.0f} s): losing {status.site} now loses that much of the portal's data"
+        )
+    fixes.append(
+        (
+            "replays",
+            f"look at the link to {peer} and at the standby's disk and CPU; the lag falls when it catches up",
+        ),
+    )
+    findings = []
+    for problem in problems:
+        fix = next(
+            (f for key, f in fixes if key in problem),
+            "see the site status page (/site/) and docs/two-sites.md",
+        )
+        findings.append(
+            Finding(
+                status.site,
+                CRITICAL,
+                C.PORTAL_REPLICATION,
+                "portal database",
+                f"portal replication: {problem}",
+                fix,
+            )
+        )
+    return findings

@@ -47,3 +47,4 @@ class FindingCodes:
     TOOLSTACK = "toolstack"  # SSH works, the Xen toolstack does not answer
     NEVER_DRILLED = "never-drilled"
     DRILL_AGE = "drill-age"
+    PORTAL_REPLICATION = "portal-replication"  # the portal's own database does not replicate (issue 14)

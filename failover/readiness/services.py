@@ -17,12 +17,13 @@ from django.db.models import Max
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from drportal.twosite import site_status
 from failover.choices import RunKindChoices, RunStateChoices
 from failover.models import Run
 from hosts.models import VM, DRGroup, Host, Site
 from hosts.selectors import capacity_report
 
-from .assess import CRITICAL, EstateFacts, Finding, GroupFact, assess, configs_to_check
+from .assess import CRITICAL, EstateFacts, Finding, GroupFact, assess, configs_to_check, portal_replication
 from .choices import VerdictChoices
 from .models import ReadinessCheck, ReadinessFinding, SiteVerdict
 from .notify import readiness_notify
@@ -62,6 +63,9 @@ def readiness_check() -> ReadinessResult:
         rpo_s=settings.DRPORTAL_READINESS_RPO_S,
         drill_max_age_days=settings.DRPORTAL_READINESS_DRILL_MAX_AGE_DAYS,
     )
+    portal = portal_replication(site_status(), max_lag_s=settings.DRPORTAL_STANDBY_MAX_LAG_S)
+    for finding in portal:
+        judged.setdefault(finding.site, []).insert(0, finding)
     result = _record(started=started, judged=judged, look=look, groups=replicated)
     log.info("readiness check %s: %s (%.1f s)", result.check_id, result.verdicts, result.seconds)
     return result
