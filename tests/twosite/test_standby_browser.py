@@ -15,6 +15,7 @@ import pytest
 
 from tests.board.live import Uvicorn
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.test_e2e_board import log_in
 
 from .portals import PASSWORD, RedisServer, count, prepare, site_env
 
@@ -48,20 +49,12 @@ def ka_portal(make_pg_pair, tmp_path):
             r.kill()
 
 
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
-
-
 def test_a_standby_portal_shows_its_banner_disables_writes_refuses_a_forged_post_and_takes_over(
     chromium, ka_portal
 ):
     pair, web = ka_portal
     page = chromium.new_context(locale="en-GB").new_page()
-    log_in(page, web.base, "mod")
+    log_in(page, web.base, "mod", PASSWORD)
 
     banner = page.locator("#site-banner")
     assert banner.get_attribute("data-site-mode") == "standby"
