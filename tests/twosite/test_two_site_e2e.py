@@ -160,18 +160,8 @@ def test_wsl_is_lost_ka_takes_over_declares_and_fails_back_without_losing_what_w
         took = manage(env["KA"], "take_over", "--user", "mod", "--confirm", "WSL IS LOST", "--json")
         take_over = json.loads(took.stdout)
         assert take_over["epoch"] == 2 and take_over["peer_state"].startswith("unreachable")
-        declared = manage(
-            env["KA"],
-            "failover",
-            "--lost-site",
-            "WSL",
-            "--disaster-class",
-            "2",
-            "--category",
-            "power",
-            "--confirm-isolated",
-            "--yes",
-        )
+        declare = "failover --lost-site WSL --disaster-class 2 --category power --confirm-isolated --yes"
+        declared = manage(env["KA"], *declare.split())
         failover_id = run_id(declared)
         wait_sql(
             pair.ka,
