@@ -403,6 +403,33 @@ for _origin in CSRF_TRUSTED_ORIGINS:
             f"CSRF_TRUSTED_ORIGINS: {_origin!r} needs its scheme, e.g. https://{_origin.split('://')[-1]}"
         )
 
+# Content-Security-Policy (issue 17 item 12; django-csp): every response says that only
+# drportal's own files may run, style, load or frame it. No inline script or style anywhere
+# (templates use classes and data attributes; static/js sets what must be computed), so an
+# injected <script> or style="" would not run even if escaping failed somewhere. htmx is
+# told not to inject its indicator <style> (meta htmx-config; the CSS is in drportal.css).
+# img-src also allows data: URIs (small inline icons). The PDF (WeasyPrint) reads the
+# templates itself and is not affected.
+from csp.constants import NONE, SELF  # noqa: E402  (with the block it belongs to)
+
+INSTALLED_APPS += ["csp"]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1, "csp.middleware.CSPMiddleware"
+)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+    },
+}
+
 # Sessions end after DRPORTAL_SESSION_IDLE_S without a request; every request (an open run
 # board reconnects its event stream at least every DRPORTAL_SSE_MAX_SECONDS) starts the
 # clock again, so a board left open stays logged in and an abandoned browser does not.
