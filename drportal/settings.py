@@ -235,6 +235,8 @@ DRPORTAL_SSH_KEY = Path(os.environ.get("DRPORTAL_SSH_KEY", DRPORTAL_LAB_DIR / "k
 DRPORTAL_HOLIDAY_COUNTRY = os.environ.get("DRPORTAL_HOLIDAY_COUNTRY", "DE")
 DRPORTAL_HOLIDAY_SUBDIV = os.environ.get("DRPORTAL_HOLIDAY_SUBDIV", "BW")
 DRPORTAL_FOUR_EYES = env_bool("DRPORTAL_FOUR_EYES", False)
+# A declaration noticed more than this many hours ago needs "I confirm this time".
+DRPORTAL_DETECTED_MAX_AGE_H = float(os.environ.get("DRPORTAL_DETECTED_MAX_AGE_H", "24"))
 # How many actions may talk to one host at once.
 DRPORTAL_MAX_ACTIONS_PER_HOST = int(os.environ.get("DRPORTAL_MAX_ACTIONS_PER_HOST", "4"))
 # How many actions may hold a management session on one storage array at once (an EVA's
