@@ -439,6 +439,12 @@ AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"
 # a failure's log line then names the lock-out parameters (user name and address), and
 # the recorded attempts (admin: Axes) keep the user agent as before.
 AXES_VERBOSE = False
+# Beside it, a growing delay per user name (drportal/login_delay.py): after n failed logins
+# of a name, from anywhere, its next attempt waits DRPORTAL_LOGIN_DELAY_BASE_S × 2^(n-1)
+# seconds (at most DRPORTAL_LOGIN_DELAY_MAX_S) before the password is checked; never a
+# refusal, so nobody can lock the Manager on Duty out. A success starts again.
+DRPORTAL_LOGIN_DELAY_BASE_S = float(os.environ.get("DRPORTAL_LOGIN_DELAY_BASE_S", "1"))
+DRPORTAL_LOGIN_DELAY_MAX_S = float(os.environ.get("DRPORTAL_LOGIN_DELAY_MAX_S", "30"))
 
 # Two sites (issue 14; docs/two-sites.md, drportal/twosite.py): one portal per data centre,
 # the active site's PostgreSQL streaming to a hot standby at the other. DRPORTAL_SITE is
