@@ -230,6 +230,9 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 # The workers' private key for hosts and arrays that do not name their own (the lab's in the demo).
 DRPORTAL_SSH_KEY = Path(os.environ.get("DRPORTAL_SSH_KEY", DRPORTAL_LAB_DIR / "keys" / "id_drportal"))
+# Where the inventory's private key paths may point (comma-separated directories). Empty:
+# the directory of DRPORTAL_SSH_KEY, the lab's keys and /run/secrets (hosts.validators).
+DRPORTAL_SSH_KEY_DIR = env_list("DRPORTAL_SSH_KEY_DIR", "")
 
 # Failover
 DRPORTAL_HOLIDAY_COUNTRY = os.environ.get("DRPORTAL_HOLIDAY_COUNTRY", "DE")
