@@ -230,11 +230,16 @@ WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 # The workers' private key for hosts and arrays that do not name their own (the lab's in the demo).
 DRPORTAL_SSH_KEY = Path(os.environ.get("DRPORTAL_SSH_KEY", DRPORTAL_LAB_DIR / "keys" / "id_drportal"))
+# Where the inventory's private key paths may point (comma-separated directories). Empty:
+# the directory of DRPORTAL_SSH_KEY, the lab's keys and /run/secrets (hosts.validators).
+DRPORTAL_SSH_KEY_DIR = env_list("DRPORTAL_SSH_KEY_DIR", "")
 
 # Failover
 DRPORTAL_HOLIDAY_COUNTRY = os.environ.get("DRPORTAL_HOLIDAY_COUNTRY", "DE")
 DRPORTAL_HOLIDAY_SUBDIV = os.environ.get("DRPORTAL_HOLIDAY_SUBDIV", "BW")
 DRPORTAL_FOUR_EYES = env_bool("DRPORTAL_FOUR_EYES", False)
+# A declaration noticed more than this many hours ago needs "I confirm this time".
+DRPORTAL_DETECTED_MAX_AGE_H = float(os.environ.get("DRPORTAL_DETECTED_MAX_AGE_H", "24"))
 # How many actions may talk to one host at once.
 DRPORTAL_MAX_ACTIONS_PER_HOST = int(os.environ.get("DRPORTAL_MAX_ACTIONS_PER_HOST", "4"))
 # How many actions may hold a management session on one storage array at once (an EVA's
@@ -464,6 +469,12 @@ AXES_LOCKOUT_CALLABLE = "drportal.lockout.lockout_response"
 # a failure's log line then names the lock-out parameters (user name and address), and
 # the recorded attempts (admin: Axes) keep the user agent as before.
 AXES_VERBOSE = False
+# Beside it, a growing delay per user name (drportal/login_delay.py): after n failed logins
+# of a name, from anywhere, its next attempt waits DRPORTAL_LOGIN_DELAY_BASE_S × 2^(n-1)
+# seconds (at most DRPORTAL_LOGIN_DELAY_MAX_S) before the password is checked; never a
+# refusal, so nobody can lock the Manager on Duty out. A success starts again.
+DRPORTAL_LOGIN_DELAY_BASE_S = float(os.environ.get("DRPORTAL_LOGIN_DELAY_BASE_S", "1"))
+DRPORTAL_LOGIN_DELAY_MAX_S = float(os.environ.get("DRPORTAL_LOGIN_DELAY_MAX_S", "30"))
 
 # Two sites (issue 14; docs/two-sites.md, drportal/twosite.py): one portal per data centre,
 # the active site's PostgreSQL streaming to a hot standby at the other. DRPORTAL_SITE is

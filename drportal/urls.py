@@ -4,9 +4,10 @@ from django.http import HttpResponse
 from django.urls import include, path
 
 from drportal import runbook
+from drportal.login_delay import DelayedLoginView
 
 urlpatterns = [
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", DelayedLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),

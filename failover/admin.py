@@ -9,7 +9,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
-from .models import Disaster, Run, RunEvent
+from failover.runs.exclusion import may_mark, run_mark_for_reports
+
+from .models import Disaster, Run, RunEvent, RunReportMark
 
 
 class AuditLogAdmin(admin.ModelAdmin):
@@ -53,3 +55,34 @@ class RunEventAdmin(AuditLogAdmin):
     # One run's log: ?run=N (linked from the run's page)
     search_fields = ("message",)
     list_select_related = ("run__lost_site", "run__target_site", "user")
+
+
+@admin.register(RunReportMark)
+class RunReportMarkAdmin(admin.ModelAdmin):
+    """The Manager on Duty or a DR admin marks a run as an exercise or bad data, so the
+    reports leave it out (failover.runs.exclusion logs who did); nothing else changes."""
+
+    actions = None
+    list_display = ("pk", "kind", "lost_site", "target_site", "state", "report_exclusion", "created_at")
+    list_filter = ("report_exclusion", "kind", "state")
+    list_select_related = ("lost_site", "target_site")
+    fields = ("kind", "state", "lost_site", "target_site", "created_at", "finished_at", "report_exclusion")
+    readonly_fields = ("kind", "state", "lost_site", "target_site", "created_at", "finished_at")
+
+    def has_module_permission(self, request) -> bool:
+        return may_mark(request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return may_mark(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return may_mark(request.user)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change) -> None:
+        run_mark_for_reports(run_id=obj.pk, exclusion=obj.report_exclusion, user=request.user)

@@ -37,6 +37,14 @@ class RunKindChoices(models.TextChoices):
     MIGRATION = "migration", _("Planned migration")
 
 
+class ReportExclusionChoices(models.TextChoices):
+    """Whether a run counts in the reports' figures (issue 17 item 6)."""
+
+    COUNTED = "", _("counted")
+    EXERCISE = "exercise", _("an exercise")
+    BAD_DATA = "bad-data", _("bad data")
+
+
 class RunModeChoices(models.TextChoices):
     DISASTER = "disaster", _("Disaster (source site lost)")
     PLANNED = "planned", _("Planned (source site up)")

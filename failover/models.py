@@ -17,6 +17,7 @@ from .choices import (
     ActionStateChoices,
     DisasterClassChoices,
     EventCategoryChoices,
+    ReportExclusionChoices,
     RunKindChoices,
     RunModeChoices,
     RunStateChoices,
@@ -137,6 +138,17 @@ class Run(models.Model):
     epoch = models.PositiveIntegerField(
         verbose_name=_("epoch"), default=1, help_text=_("the portal's epoch it was started in (two sites)")
     )
+    report_exclusion = models.CharField(
+        verbose_name=_("left out of the reports"),
+        max_length=16,
+        choices=ReportExclusionChoices.choices,
+        default=ReportExclusionChoices.COUNTED,
+        blank=True,
+        help_text=_(
+            "an exercise or bad data (an implausible time): listed, but not counted in the "
+            "recovery times and test figures"
+        ),
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -155,6 +167,16 @@ class Run(models.Model):
     @property
     def active(self) -> bool:
         return self.state in RunStateChoices.active()
+
+
+class RunReportMark(Run):
+    """A run as the admin shows it to mark it for the reports (counted, an exercise, bad
+    data): the one thing of a run anybody may change there (failover.admin)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("run's mark for the reports")
+        verbose_name_plural = _("runs' marks for the reports")
 
 
 class RunGroupClaim(models.Model):

@@ -27,13 +27,17 @@ from .choices import (
 )
 from .validators import (
     validate_abs_path,
+    validate_address,
     validate_bridge_list,
     validate_bridge_name,
     validate_domain_name,
     validate_fingerprint,
     validate_host_name,
+    validate_key_path_in_dir,
     validate_mac,
     validate_private_key_path,
+    validate_ssh_user,
+    validate_vm_name_not_reserved,
 )
 
 
@@ -74,7 +78,9 @@ class StorageArray(models.Model):
         validators=[validate_host_name],
         help_text=_("The array's name as its management tool knows it (SSSU: SELECT SYSTEM)."),
     )
-    management_address = models.CharField(verbose_name=_("management address"), max_length=255, blank=True)
+    management_address = models.CharField(
+        verbose_name=_("management address"), max_length=255, blank=True, validators=[validate_address]
+    )
     management_port = models.PositiveIntegerField(
         verbose_name=_("management SSH port"), default=22, validators=[MaxValueValidator(65535)]
     )
@@ -125,17 +131,19 @@ class Host(models.Model):
     name = models.CharField(
         verbose_name=_("name"), max_length=64, unique=True, validators=[validate_host_name]
     )
-    address = models.CharField(verbose_name=_("address"), max_length=255)
+    address = models.CharField(verbose_name=_("address"), max_length=255, validators=[validate_address])
     ssh_port = models.PositiveIntegerField(
         verbose_name=_("SSH port"), default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
-    ssh_user = models.CharField(verbose_name=_("SSH user"), max_length=32, default="root")
+    ssh_user = models.CharField(
+        verbose_name=_("SSH user"), max_length=32, default="root", validators=[validate_ssh_user]
+    )
     ssh_key_path = models.CharField(
         verbose_name=_("private key"),
         max_length=255,
         blank=True,
         help_text=_("Path of the private key on the workers (never the key itself)."),
-        validators=[validate_private_key_path],
+        validators=[validate_private_key_path, validate_key_path_in_dir],
     )
     host_key_fingerprint = models.CharField(
         verbose_name=_("pinned host key"),
@@ -182,7 +190,10 @@ class Host(models.Model):
 
 class VM(models.Model):
     name = models.CharField(
-        verbose_name=_("domain name"), max_length=64, unique=True, validators=[validate_domain_name]
+        verbose_name=_("domain name"),
+        max_length=64,
+        unique=True,
+        validators=[validate_domain_name, validate_vm_name_not_reserved],
     )
     home_host = models.ForeignKey(
         to="hosts.Host", on_delete=models.PROTECT, related_name="home_vms", verbose_name=_("home host")
@@ -195,7 +206,9 @@ class VM(models.Model):
         blank=True,
         verbose_name=_("DR group"),
     )
-    vcpus = models.PositiveSmallIntegerField(verbose_name=_("vCPUs"), default=1)
+    vcpus = models.PositiveSmallIntegerField(
+        verbose_name=_("vCPUs"), default=1, validators=[MinValueValidator(1)]
+    )
     storage_gb = models.PositiveIntegerField(verbose_name=_("storage (GB)"), default=0)
     config_path = models.CharField(
         verbose_name=_("config file"),
@@ -217,12 +230,14 @@ class VM(models.Model):
         verbose_name=_("service address"),
         max_length=255,
         blank=True,
+        validators=[validate_address],
         help_text=_("Where its functional checks reach it (IP or DNS name)."),
     )
     drill_address = models.CharField(
         verbose_name=_("drill address"),
         max_length=255,
         blank=True,
+        validators=[validate_address],
         help_text=_(
             "Where its drill clone answers on the isolated drill network (IP or DNS name); "
             "without one, a drill records its checks as 'note'."
@@ -233,7 +248,9 @@ class VM(models.Model):
     ssh_port = models.PositiveIntegerField(
         verbose_name=_("SSH port"), default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
-    ssh_user = models.CharField(verbose_name=_("SSH user"), max_length=32, default="root")
+    ssh_user = models.CharField(
+        verbose_name=_("SSH user"), max_length=32, default="root", validators=[validate_ssh_user]
+    )
     host_key_fingerprint = models.CharField(
         verbose_name=_("pinned host key"),
         max_length=51,

@@ -6,7 +6,9 @@ being misread by Xen itself and by the people reading logs at 3 a.m.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
@@ -104,3 +106,94 @@ def validate_private_key_path(value: str) -> None:
             params={"value": value},
             code="relative_key_path",
         )
+
+
+# -- inventory rules (issue 17 item 10) -------------------------------------------------------
+
+# Domain-0 is Xen's own domain; drill-* are the drill's clones (failover.actions.drill).
+RESERVED_VM_NAMES = ("domain-0",)
+RESERVED_VM_PREFIXES = ("drill-",)
+ADDRESS_LABEL_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+# POSIX portable user names (IEEE Std 1003.1 3.437, as useradd takes them): no '$' here.
+SSH_USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+
+
+def validate_vm_name_not_reserved(value: str) -> None:
+    lowered = (value or "").lower()
+    if lowered in RESERVED_VM_NAMES or lowered.startswith(RESERVED_VM_PREFIXES):
+        raise ValidationError(
+            _(
+                "%(value)r is reserved: Domain-0 is Xen's own domain and drill-* names are the "
+                "drills' clones. Choose another domain name."
+            ),
+            params={"value": value},
+            code="reserved_vm_name",
+        )
+
+
+def validate_address(value: str) -> None:
+    """A DNS name or an IPv4/IPv6 address: what SSH and the checks connect to, never an
+    option ('-o...') nor anything a shell would read."""
+    import ipaddress
+
+    text = value or ""
+    try:
+        ipaddress.ip_address(text)
+        return
+    except ValueError:
+        pass
+    labels = text.rstrip(".").split(".")
+    if text and len(text) <= 253 and all(ADDRESS_LABEL_RE.fullmatch(label) for label in labels):
+        return
+    raise ValidationError(
+        _(
+            "%(value)r is not a host name or an IP address: letters, digits, '-' and '.' "
+            "(not at the start), or an IPv4/IPv6 address; no spaces or shell characters."
+        ),
+        params={"value": value},
+        code="invalid_address",
+    )
+
+
+def validate_ssh_user(value: str) -> None:
+    if not SSH_USER_RE.fullmatch(value or ""):
+        raise ValidationError(
+            _(
+                "%(value)r is not a POSIX user name: up to 32 lower-case letters, digits, '_' or '-', "
+                "starting with a letter or '_'."
+            ),
+            params={"value": value},
+            code="invalid_ssh_user",
+        )
+
+
+def ssh_key_dirs() -> list[Path]:
+    """Where private key files may be: DRPORTAL_SSH_KEY_DIR if set, else the directory of
+    the workers' key (DRPORTAL_SSH_KEY), the lab's key directory and /run/secrets (Docker
+    secrets, the compose file's)."""
+    from django.conf import settings
+
+    configured = getattr(settings, "DRPORTAL_SSH_KEY_DIR", None)
+    if configured:
+        return [Path(p) for p in configured]
+    return [
+        Path(settings.DRPORTAL_SSH_KEY).parent,
+        Path(settings.DRPORTAL_LAB_DIR) / "keys",
+        Path("/run/secrets"),
+    ]
+
+
+def validate_key_path_in_dir(value: str) -> None:
+    if not value or not value.startswith("/"):
+        return  # blank is allowed; a relative path is validate_private_key_path's to name
+    path = Path(os.path.normpath(value))
+    dirs = ssh_key_dirs()
+    if any(path.is_relative_to(Path(os.path.normpath(d))) and path != Path(d) for d in dirs):
+        return
+    raise ValidationError(
+        _(
+            "%(value)r is outside the key directories (%(dirs)s, DRPORTAL_SSH_KEY_DIR): put the key file there."
+        ),
+        params={"value": value, "dirs": ", ".join(str(d) for d in dirs)},
+        code="key_path_outside",
+    )

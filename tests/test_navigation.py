@@ -35,3 +35,17 @@ def test_the_estate_page_links_the_profile_editor_and_each_profile(client_as, re
     )
     for profile in MemoryProfile.objects.all():
         assert f'href="{reverse("profile-detail", args=[profile.pk])}"' in html, profile.name
+
+
+@pytest.mark.parametrize("role,shown", [("dradmin", True), ("helpdesk", False), ("mod", False)])
+def test_the_dr_admin_has_an_inventory_entry_leading_to_the_admins_hosts_app(
+    client_as, reference_estate, role, shown
+):
+    inventory = reverse("admin:app_list", args=["hosts"])
+    html = client_as(role).get(reverse("dashboard")).content.decode()
+    assert (inventory in nav_links(html)) is shown
+    assert ('id="inventory-note"' in html) is shown
+    if shown:
+        assert "Hosts, VMs, DR groups, storage arrays and sites are changed in the inventory" in html
+        page = client_as(role).get(inventory)
+        assert page.status_code == 200 and reverse("admin:hosts_host_changelist").encode() in page.content

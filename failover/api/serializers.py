@@ -431,6 +431,10 @@ class DeclareSerializer(serializers.Serializer):
     detected_at = serializers.DateTimeField(
         required=False, help_text="when the event was noticed (the deadline counts from here); default now"
     )
+    confirm_detected_at = serializers.BooleanField(
+        default=False,
+        help_text="detected_at is right though more than DRPORTAL_DETECTED_MAX_AGE_H hours ago",
+    )
     confirm_isolated = serializers.BooleanField(
         default=False, help_text="the lost site is powered off or cut off from the storage network"
     )
@@ -483,7 +487,15 @@ class DeclareSerializer(serializers.Serializer):
     def declaration(self) -> dict:
         """The keyword arguments of ``runs.failover.disaster_declare`` this input supplies."""
         d = self.validated_data
-        keys = ("lost_site", "disaster_class", "category", "override_reason", "confirm_isolated", "notes")
+        keys = (
+            "lost_site",
+            "disaster_class",
+            "category",
+            "override_reason",
+            "confirm_isolated",
+            "confirm_detected_at",
+            "notes",
+        )
         return {k: d[k] for k in keys} | {"detected_at": d["detected_at"], "approver": d["approver"]}
 
 

@@ -109,6 +109,11 @@ class DeclareForm(ServiceErrorsForm):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL),
         help_text=_("When the event was noticed: the recovery deadline counts from here."),
     )
+    confirm_detected_at = forms.BooleanField(
+        label=_("I confirm this time"),
+        required=False,
+        help_text=_("Needed when the event was noticed long ago (more than the portal's limit)."),
+    )
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
     confirm_isolated = forms.BooleanField(label=_("The lost site is isolated"), required=False)
     override_reason = forms.CharField(
@@ -166,6 +171,7 @@ class DeclareForm(ServiceErrorsForm):
             "disaster_class": d["disaster_class"],
             "category": d["category"],
             "detected_at": d["detected_at"],
+            "confirm_detected_at": d["confirm_detected_at"],
             "override_reason": d["override_reason"],
             "confirm_isolated": d["confirm_isolated"],
             "approver": d.get("approver"),

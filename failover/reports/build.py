@@ -18,7 +18,7 @@ from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
-from failover.choices import CheckOutcomeChoices, RunKindChoices, RunStateChoices
+from failover.choices import CheckOutcomeChoices, ReportExclusionChoices, RunKindChoices, RunStateChoices
 from failover.models import Action, Run, RunEvent, Step
 from hosts.models import Site
 
@@ -282,6 +282,7 @@ class KindFigures:
     last_at: dt.datetime | None
     median_recovery_s: float | None
     max_recovery_s: float | None
+    left_out: int = 0  # runs of this kind marked as an exercise or bad data: not in the figures
 
 
 @dataclass
@@ -300,6 +301,10 @@ class ReportIndex:
     sites: list[SiteFigures]
     kind: str
 
+    @property
+    def left_out(self) -> int:
+        return sum(k.left_out for k in self.kinds)
+
 
 def report_index(*, kind: str = "", page: int | str | None = 1) -> ReportIndex:
     """Every run and drill, newest first (paged), with how often each site was tested and
@@ -315,8 +320,10 @@ def report_index(*, kind: str = "", page: int | str | None = 1) -> ReportIndex:
     current = paginator.get_page(page)
     rows = [IndexRow(run) for run in current.object_list]
 
+    # The figures count only runs nobody marked as an exercise or bad data (the list shows all).
+    counted = Run.objects.filter(report_exclusion=ReportExclusionChoices.COUNTED)
     recoveries: dict[str, list[float]] = {k: [] for k in RunKindChoices.values}
-    for k, seconds in Run.objects.filter(
+    for k, seconds in counted.filter(
         state=RunStateChoices.SUCCEEDED, summary__has_key="recovery_seconds"
     ).values_list("kind", "summary__recovery_seconds"):
         if k in recoveries and seconds is not None:
@@ -325,8 +332,12 @@ def report_index(*, kind: str = "", page: int | str | None = 1) -> ReportIndex:
         row["kind"]: row
         for row in Run.objects.values("kind")
         .annotate(
-            total=Count("pk"),
-            succeeded=Count("pk", filter=Q(state=RunStateChoices.SUCCEEDED)),
+            total=Count("pk", filter=Q(report_exclusion=ReportExclusionChoices.COUNTED)),
+            succeeded=Count(
+                "pk",
+                filter=Q(state=RunStateChoices.SUCCEEDED, report_exclusion=ReportExclusionChoices.COUNTED),
+            ),
+            left_out=Count("pk", filter=~Q(report_exclusion=ReportExclusionChoices.COUNTED)),
             last_at=Max("created_at"),
         )
         .order_by()
@@ -344,13 +355,14 @@ def report_index(*, kind: str = "", page: int | str | None = 1) -> ReportIndex:
                 last_at=row.get("last_at"),
                 median_recovery_s=statistics.median(times) if times else None,
                 max_recovery_s=max(times) if times else None,
+                left_out=row.get("left_out", 0),
             )
         )
     year_ago = timezone.now() - dt.timedelta(days=365)
     ok_drill = Q(kind=RunKindChoices.DRILL, state=RunStateChoices.SUCCEEDED)
     per_site = {
         row["lost_site"]: row
-        for row in Run.objects.values("lost_site")
+        for row in counted.values("lost_site")
         .annotate(
             drills_last_year=Count("pk", filter=ok_drill & Q(created_at__gte=year_ago)),
             last_drill_at=Max(Coalesce("finished_at", "created_at"), filter=ok_drill),

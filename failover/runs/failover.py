@@ -44,6 +44,7 @@ from .create import PERM_DECLARE, override_needed, run_create
 from .deadline import recovery_deadline
 from .forecast import apply_forecast
 from .migration import planned_handover
+from .noticed import detected_at_problem
 from .plan import Plan, PlannedAction, Problem
 from .sitestate import FAILED_OVER, FAILING_BACK, SiteState, site_state_of
 from .survey import (
@@ -229,6 +230,7 @@ def check_declaration(
     override_reason: str,
     confirm_isolated: bool,
     approver=None,
+    confirm_detected_at: bool = False,
 ) -> Site:
     if not user.has_perm(PERM_DECLARE):
         raise PermissionDenied("only the Manager on Duty declares a disaster")
@@ -242,8 +244,9 @@ def check_declaration(
         errors["category"] = (
             f"{category!r} is not an event category ({', '.join(EventCategoryChoices.values)})"
         )
-    if detected_at > timezone.now() + dt.timedelta(minutes=5):
-        errors["detected_at"] = "the event cannot be detected in the future"
+    problem = detected_at_problem(site=site, detected_at=detected_at, confirmed=confirm_detected_at)
+    if problem:
+        errors["detected_at"] = problem
     if plan.blocking and not override_reason.strip():
         errors["override_reason"] = override_needed(plan, "the plan")
     if not confirm_isolated and plan.mode == RunModeChoices.DISASTER:
@@ -274,6 +277,7 @@ def disaster_declare(
     confirm_isolated: bool = False,
     approver=None,
     notes: str = "",
+    confirm_detected_at: bool = False,
 ) -> Declaration:
     """Create the Disaster, its Run and the frozen Steps and Actions in one transaction,
     and start the engine after commit. A declaration while a run for the same DR groups
@@ -288,6 +292,7 @@ def disaster_declare(
         override_reason=override_reason,
         confirm_isolated=confirm_isolated,
         approver=approver,
+        confirm_detected_at=confirm_detected_at,
     )
     now = timezone.now()
     groups = list(DRGroup.objects.filter(name__in=plan.groups).order_by("pk"))

@@ -25,6 +25,17 @@ ATTACKER = "203.0.113.7"
 MOD = "198.51.100.20"
 
 
+@pytest.fixture(autouse=True)
+def short_login_delays(settings):
+    """The per-name growing delay (drportal/login_delay.py, tested in tests/test_login_delay.py)
+    kept short here, where axes' lock-out is what is tested."""
+    from django.core.cache import cache
+
+    settings.DRPORTAL_LOGIN_DELAY_BASE_S = 0.01
+    settings.DRPORTAL_LOGIN_DELAY_MAX_S = 0.05
+    cache.clear()
+
+
 @pytest.fixture
 def mod(db):
     """A Manager on Duty (roles synced first: a transactional test may have flushed them)."""

@@ -31,6 +31,11 @@ class Command(BaseCommand):
         parser.add_argument("--detected-at", help="ISO time the event was noticed (default: now)")
         parser.add_argument("--confirm-isolated", action="store_true", help="the lost site is fenced")
         parser.add_argument(
+            "--confirm-detected-at",
+            action="store_true",
+            help="--detected-at is right though more than DRPORTAL_DETECTED_MAX_AGE_H hours ago",
+        )
+        parser.add_argument(
             "--override", default="", metavar="REASON", help="start despite blocking problems"
         )
         parser.add_argument("--user", default="mod", help="the Manager on Duty declaring (default: mod)")
@@ -83,6 +88,7 @@ class Command(BaseCommand):
                 plan=plan,
                 override_reason=o["override"],
                 confirm_isolated=o["confirm_isolated"],
+                confirm_detected_at=o["confirm_detected_at"],
                 notes=o["notes"],
             )
         except ValidationError as exc:
