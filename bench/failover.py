@@ -99,11 +99,62 @@ def start_lab(lab_dir: Path, log_dir: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError(f"lab did not start: {out.read_text()[-2000:]}")
 
 
+# -- counting the workers' SQL statements --------------------------------------------------
+# pg_stat_statements is not loaded on the development machine, and pg_stat_database counts
+# transactions and rows, not statements: so a bench worker counts its own. It is a Celery
+# worker started through this file (``--counted-worker FILE``), which wraps every
+# database connection's execute (Django's execute_wrapper) with a counter and writes the
+# count to FILE every COUNT_EVERY_S seconds (the product's code is the same as deployed).
+
+COUNT_EVERY_S = 0.25
+
+
+def counted_worker(count_file: Path, celery_argv: list[str]) -> int:
+    import itertools
+    import threading
+
+    from django.db.backends.signals import connection_created
+
+    counter = itertools.count(1)  # next() on it is atomic under the GIL
+    seen = [0]
+
+    def count(execute, sql, params, many, context):
+        seen[0] = next(counter)
+        return execute(sql, params, many, context)
+
+    def wrap(sender, connection, **kwargs):
+        if count not in connection.execute_wrappers:
+            connection.execute_wrappers.append(count)
+
+    connection_created.connect(wrap, weak=False)
+
+    def write() -> None:
+        partial = count_file.with_suffix(".part")
+        while True:
+            partial.write_text(str(seen[0]))
+            partial.replace(count_file)  # a reader never sees half a number
+            time.sleep(COUNT_EVERY_S)
+
+    threading.Thread(target=write, daemon=True, name="sql-count").start()
+    from celery.__main__ import main as celery_main
+
+    sys.argv = ["celery", *celery_argv]
+    celery_main()
+    return 0
+
+
+def sql_statements(log_dir: Path) -> int:
+    """The statements every bench worker has sent so far (as last written)."""
+    return sum(int(p.read_text() or 0) for p in log_dir.glob("sql-count-*.txt"))
+
+
 def start_workers(log_dir: Path, concurrency: int, count: int) -> list[subprocess.Popen]:
     """``count`` worker processes of ``concurrency`` threads each; the first embeds the
     reaper's beat. Several processes spread the work over the CPUs (one Python process
     runs one thread at a time), and the engine assumes nothing about how many there are."""
     workers = []
+    for path in log_dir.glob("sql-count-*.txt"):
+        path.unlink()
     for number in range(1, count + 1):
         out = log_dir / f"worker-{number}.log"
         beat = ["-B", "--schedule", str(log_dir / "beat")] if number == 1 else []
@@ -111,8 +162,9 @@ def start_workers(log_dir: Path, concurrency: int, count: int) -> list[subproces
             subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "celery",
+                    str(Path(__file__).resolve()),
+                    "--counted-worker",
+                    str(log_dir / f"sql-count-{number}.txt"),
                     "-A",
                     "drportal",
                     "worker",
@@ -580,9 +632,11 @@ def bench_synthetic(
         def cpu_now() -> dict:
             return {"workers": sum(cpu_seconds(p.pid) for p in workers), "lab": cpu_seconds(lab.pid)}
 
-        cpu_before = cpu_now()
+        cpu_before, sql_before = cpu_now(), sql_statements(log_dir)
         run = wait_run(run.pk)
         cpu = {name: round(seconds - cpu_before[name], 2) for name, seconds in cpu_now().items()}
+        time.sleep(2 * COUNT_EVERY_S)  # the counters' last writes
+        statements = sql_statements(log_dir) - sql_before
         if run.state != "succeeded":
             stuck = [(a.target, a.state, a.error) for a in run.actions.exclude(state="succeeded")[:5]]
             raise RuntimeError(f"synthetic run {run.pk} ended {run.state}: {stuck}")
@@ -595,6 +649,8 @@ def bench_synthetic(
         bound = critical_path(run, lambda a: sum(latency_of(c) for c in model_commands(a, changes)), **limits)
         sent_bound = critical_path(run, lambda a: sum(latency_of(c) for c in sent_commands(a)), **limits)
         ratio = wall / bound["lower_bound_s"]
+        actions = run.actions.count()
+        sent = sum(len(sent_commands(a)) for a in run.actions.only("output"))
         log(
             f"synthetic: {wall:.1f} s wall, model bound {bound['lower_bound_s']:.1f} s, ratio {ratio:.3f}"
             f" (sent-commands bound {sent_bound['lower_bound_s']:.1f} s)"
@@ -602,13 +658,23 @@ def bench_synthetic(
         return {
             "vms": vms,
             "hosts": hosts,
-            "actions": run.actions.count(),
+            "actions": actions,
             "latencies_s": LATENCIES,
             "max_actions_per_host": settings.DRPORTAL_MAX_ACTIONS_PER_HOST,
             "max_actions_per_array": settings.DRPORTAL_MAX_ACTIONS_PER_ARRAY,
             "plan_preview_s": round(planned, 2),
             "wall_s": round(wall, 2),
             "cpu_s": cpu,
+            # Per action: the workers' CPU (claim, commands, record, the passes), the lab's
+            # CPU (the simulated estate answering its commands) and the SQL statements the
+            # workers sent (counted in the workers, see counted_worker); the lab per command.
+            "commands_sent": sent,
+            "worker_cpu_ms_per_action": round(1000 * cpu["workers"] / actions, 2),
+            "lab_cpu_ms_per_action": round(1000 * cpu["lab"] / actions, 2),
+            "lab_cpu_ms_per_command": round(1000 * cpu["lab"] / max(sent, 1), 2),
+            "sql_statements": statements,
+            "sql_statements_per_action": round(statements / actions, 2),
+            "target_worker_cpu_ms_per_action": 3.0,
             # The bound of the fixed command model (COMMAND_MODEL), and the old one from
             # what the run sent (a redundant command raises it, so flatters the ratio).
             "lower_bound_s": round(bound["lower_bound_s"], 2),
@@ -629,6 +695,8 @@ def bench_synthetic(
 
 
 def main() -> int:
+    if len(sys.argv) > 2 and sys.argv[1] == "--counted-worker":
+        return counted_worker(Path(sys.argv[2]), sys.argv[3:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vms", type=int, default=500)
@@ -688,6 +756,7 @@ def main() -> int:
         "worker_processes": args.workers,
         "worker_threads": {"reference": args.concurrency or 32, "synthetic": synthetic_threads},
         "db_pool_per_process": int(os.environ.get("DB_POOL_MAX_SIZE", "10")),
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }
     try:
         if not args.skip_reference:
@@ -717,6 +786,7 @@ def main() -> int:
             )
     finally:
         stop_workers(workers)
+    result["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     print(json.dumps(result, indent=2))
     return 0
 
