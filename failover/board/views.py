@@ -140,7 +140,34 @@ def _render_part(request: HtmxHttpRequest, pk: int, part: str, *, error: str = "
 def run_part(request: HtmxHttpRequest, pk: int, part: str) -> HttpResponse:
     if part not in PARTS:
         raise Http404(f"no part {part!r}")
+    if part == "actions" and "step" in request.GET:
+        return _action_page(request, pk)
     return _render_part(request, pk, part)
+
+
+def _action_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """One page of one step's actions (the board's page links): ``step``, ``list``
+    (``decide`` or ``rest``) and ``page``; a wrong one is a 400 that names it."""
+    numbers = {}
+    for name, default in (("step", None), ("page", "1")):
+        raw = request.GET.get(name, default) or ""
+        if not raw.isdigit():
+            return HttpResponse(
+                _("%(field)s: %(value)r is not a whole number.") % {"field": name, "value": raw},
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        numbers[name] = int(raw)
+    kind = request.GET.get("list", board.REST)
+    if kind not in board.LISTS:
+        return HttpResponse(
+            _("list: %(value)r is neither “decide” nor “rest”.") % {"value": kind},
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    context = board.board_action_page(run_id=pk, step=numbers["step"], kind=kind, page=numbers["page"])
+    context.update(_live(context["run"]))
+    return render(request, "failover/_action_list.html", context)
 
 
 def _error_text(exc: ValidationError) -> str:
