@@ -89,6 +89,16 @@ def _minutes(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetim
 # -- a run's board ----------------------------------------------------------------------------
 
 
+def live_context(run: Run) -> dict:
+    """How the page follows the run: pushed over SSE (the default) or polled, and whether
+    it still moves at all."""
+    return {
+        "polling": settings.DRPORTAL_BOARD_POLLING,
+        "poll_s": settings.DRPORTAL_BOARD_POLL_S,
+        "live": run.state not in FINAL_RUN_STATES,
+    }
+
+
 def board_run(*, run_id: int) -> Run:
     """The run with everything its header names, in one query."""
     run = (

@@ -43,15 +43,6 @@ VIEW_RUN = "failover.view_run"
 STOP_POLLING = 286  # htmx: swap this answer, then stop polling
 
 
-def _live(run) -> dict:
-    """How the page follows the run: SSE (the default) or polling, and from which event."""
-    return {
-        "polling": settings.DRPORTAL_BOARD_POLLING,
-        "poll_s": settings.DRPORTAL_BOARD_POLL_S,
-        "live": run.state not in board.FINAL_RUN_STATES,
-    }
-
-
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
@@ -109,7 +100,7 @@ def _declare_post(request: HtmxHttpRequest, form: DeclareForm) -> HttpResponse:
 @permission_or_403(VIEW_RUN)
 def run_board(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = board.board_page(run_id=pk)
-    context.update(_live(context["run"]))
+    context.update(board.live_context(context["run"]))
     return render(request, "failover/run_board.html", context)
 
 
@@ -125,7 +116,7 @@ PARTS: dict[str, tuple[Callable[..., dict], str]] = {
 def _render_part(request: HtmxHttpRequest, pk: int, part: str, *, error: str = "") -> HttpResponse:
     selector, template = PARTS[part]
     context = selector(run_id=pk)
-    context.update(_live(context["run"]), error=error)
+    context.update(board.live_context(context["run"]), error=error)
     response = render(request, template, context)
     if error:
         response.status_code = 422
@@ -166,7 +157,7 @@ def _action_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
             content_type="text/plain; charset=utf-8",
         )
     context = board.board_action_page(run_id=pk, step=numbers["step"], kind=kind, page=numbers["page"])
-    context.update(_live(context["run"]))
+    context.update(board.live_context(context["run"]))
     return render(request, "failover/_action_list.html", context)
 
 

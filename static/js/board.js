@@ -82,7 +82,8 @@
   }
 
   document.addEventListener("htmx:afterSwap", function (event) {
-    var target = event.detail.target;
+    // a pushed part (the sse extension's swap) names no target: the event's is the element
+    var target = event.detail.target || event.target;
     if (!target || !target.querySelectorAll) {
       return;
     }
