@@ -13,11 +13,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.utils.translation import get_language
 from django.views.decorators.http import require_GET
 
 from failover.models import Run
-from hosts.permissions import permission_or_403
+from hosts.permissions import permission_or_403, roles_of
 
+from .push import Variant
 from .stream import serve
 
 log = logging.getLogger(__name__)
@@ -29,11 +31,12 @@ class Handoff:
     """What the view tells the gate: which run to stream, from where. Travels in the ASGI
     scope (``request.scope[HANDOFF]``); the view fills it in once the request may stream."""
 
-    __slots__ = ("cursor", "run_id")
+    __slots__ = ("cursor", "run_id", "variant")
 
     def __init__(self) -> None:
         self.run_id: int | None = None
         self.cursor: int | None = None
+        self.variant: Variant | None = None  # the page it is pushed: language and roles
 
 
 HANDOFF = "drportal.sse_handoff"
@@ -50,11 +53,15 @@ def last_event_id(request: HttpRequest) -> int | None:
     return value if value >= 0 else None
 
 
-def _release_connection() -> None:
-    # The middleware's session and user lookups opened this request's connection; a
-    # stream lives for minutes, and 200 watchers must not hold 200 PostgreSQL connections.
+def _variant_and_release(request: HttpRequest) -> Variant:
+    """Which rendering of the board this watcher is pushed (its language, and its roles,
+    which decide the controls); then the connection goes. The middleware's session and
+    user lookups opened it; a stream lives for minutes, and 1,000 watchers must not hold
+    1,000 PostgreSQL connections."""
+    variant = (getattr(request, "LANGUAGE_CODE", None) or get_language(), roles_of(request.user))
     if not connection.in_atomic_block:
         connection.close()
+    return variant
 
 
 async def _no_body() -> AsyncIterator[bytes]:
@@ -81,8 +88,8 @@ async def run_events(request: HttpRequest, pk: int) -> HttpResponse | StreamingH
         return HttpResponse(NO_GATE + "\n", status=503, content_type="text/plain; charset=utf-8")
     if not await Run.objects.filter(pk=pk).aexists():
         raise Http404(f"no run {pk}")
-    await sync_to_async(_release_connection)()
-    handoff.run_id, handoff.cursor = pk, last_event_id(request)
+    variant = await sync_to_async(_variant_and_release)(request)
+    handoff.run_id, handoff.cursor, handoff.variant = pk, last_event_id(request), variant
     # Streaming, so that no middleware counts a Content-Length.
     response = StreamingHttpResponse(_no_body(), content_type="text/event-stream; charset=utf-8")
     # Nothing between here and the browser may hold the stream back: no cache, no proxy
@@ -159,4 +166,4 @@ class StreamGate:
             release()
         if streaming:
             assert handoff.run_id is not None  # streaming means the view handed it over
-            await serve(handoff.run_id, handoff.cursor, send, receive)
+            await serve(handoff.run_id, handoff.cursor, send, receive, handoff.variant)

@@ -13,8 +13,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import Count, Q
-from django.db.models.functions import Right
+from django.db.models import BooleanField, Case, Count, F, Q, Value, When, Window
+from django.db.models.functions import Right, RowNumber
 from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -89,6 +89,16 @@ def _minutes(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetim
 # -- a run's board ----------------------------------------------------------------------------
 
 
+def live_context(run: Run) -> dict:
+    """How the page follows the run: pushed over SSE (the default) or polled, and whether
+    it still moves at all."""
+    return {
+        "polling": settings.DRPORTAL_BOARD_POLLING,
+        "poll_s": settings.DRPORTAL_BOARD_POLL_S,
+        "live": run.state not in FINAL_RUN_STATES,
+    }
+
+
 def board_run(*, run_id: int) -> Run:
     """The run with everything its header names, in one query."""
     run = (
@@ -135,8 +145,8 @@ class Header:
         return round(100 * self.finished / self.total) if self.total else 0
 
 
-def board_header(*, run_id: int) -> dict:
-    run = board_run(run_id=run_id)
+def board_header(*, run_id: int, run: Run | None = None) -> dict:
+    run = run or board_run(run_id=run_id)
     counts = Run.objects.filter(pk=run.pk).aggregate(
         total=Count("actions"),
         finished=Count("actions", filter=FINISHED_OK),
@@ -297,8 +307,8 @@ def _timeline(run: Run, rows: list[StepRow], now: dt.datetime) -> Timeline:
     return chart
 
 
-def board_steps(*, run_id: int) -> dict:
-    run = board_run(run_id=run_id)
+def board_steps(*, run_id: int, run: Run | None = None) -> dict:
+    run = run or board_run(run_id=run_id)
     now = timezone.now()
     steps = list(
         run.steps.annotate(
@@ -332,47 +342,158 @@ def _state_label(run: Run, state: str, label: str) -> str:
 
 OUTPUT_TAIL = 1500  # characters of an action's last output the board shows
 
+# A step lists its actions in two parts, each a page at a time: the ones that need a
+# decision (failed, attention, waiting for a person) first, then the others. The page is
+# bounded, so a run of 20,000 actions draws as much as a run of 400 (and the stream, which
+# pushes this HTML to every watcher, pushes as much).
+ACTIONS_PAGE = 25
+DECIDE = "decide"
+REST = "rest"
+LISTS = (DECIDE, REST)
 
-def board_actions(*, run_id: int) -> dict:
-    """The actions grouped by step, each with the controls its state allows (the template
-    draws them only for users who may operate)."""
-    run = board_run(run_id=run_id)
+
+@dataclass
+class ActionList:
+    """One page of a step's actions that need a decision (``decide``) or of the others."""
+
+    step_number: int
+    kind: str  # DECIDE or REST
+    actions: list[Action]
+    page: int
+    total: int
+    page_size: int = ACTIONS_PAGE
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * self.page_size + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        return min(self.page * self.page_size, self.total)
+
+    @property
+    def previous_page(self) -> int | None:
+        return self.page - 1 if self.page > 1 else None
+
+    @property
+    def next_page(self) -> int | None:
+        return self.page + 1 if self.page < self.pages else None
+
+    @property
+    def dom_id(self) -> str:
+        return f"actions-step-{self.step_number}-{self.kind}"
+
+
+def _decide_q() -> Q:
+    return Q(state__in=RETRY_FROM)
+
+
+def _decorate(run: Run, actions: list[Action]) -> None:
     active = run.state in R.active()
-    actions = list(
-        Action.objects.filter(run_id=run.pk)
-        .select_related("step")
-        .defer("output", "result", "params", "undo", "step__name")
-        .annotate(output_tail=Right("output", OUTPUT_TAIL))
-        .order_by("step__number", "order", "pk")
-    )
-    groups: dict[int, list[Action]] = defaultdict(list)
-    steps: dict[int, Step] = {}
     for a in actions:
         a.can_retry = active and a.state in RETRY_FROM
         a.can_skip = active and a.state in SKIP_FROM
         a.can_mark_done = active and a.state in MARK_DONE_FROM
         a.truncated = len(a.output_tail) >= OUTPUT_TAIL
         a.state_label = _state_label(run, a.state, a.get_state_display())
-        groups[a.step.number].append(a)
-        steps[a.step.number] = a.step
-    return {
-        "run": run,
-        "action_groups": [
+
+
+def _action_rows(pks) -> list[Action]:
+    """The actions ``pks`` names (a list, or a query of them: then one statement)."""
+    return list(
+        Action.objects.filter(pk__in=pks)
+        .defer("output", "result", "params", "undo")
+        .annotate(output_tail=Right("output", OUTPUT_TAIL))
+        .order_by("order", "pk")
+    )
+
+
+def board_actions(*, run_id: int, run: Run | None = None) -> dict:
+    """Per step: how many actions are in each state, the first page of the ones that need
+    a decision and the first page of the others, each action with the controls its state
+    allows (the template draws them only for users who may operate). Three queries however
+    many actions the run has: the run, the counts per step and state (with the steps),
+    and the actions the pages show (a window over the run's actions, in the same
+    statement)."""
+    run = run or board_run(run_id=run_id)
+    steps: dict[int, Step] = {}
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    for step_id, number, key, step_state, state, n in (
+        Action.objects.filter(run_id=run.pk)
+        .values_list("step_id", "step__number", "step__key", "step__state", "state")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        steps.setdefault(step_id, Step(pk=step_id, run_id=run.pk, number=number, key=key, state=step_state))
+        counts[step_id][state] = n
+    decide = Case(When(_decide_q(), then=Value(True)), default=Value(False), output_field=BooleanField())
+    shown = (
+        Action.objects.filter(run_id=run.pk)
+        .annotate(
+            decide=decide,
+            row=Window(RowNumber(), partition_by=[F("step_id"), decide], order_by=[F("order"), F("pk")]),
+        )
+        .filter(row__lte=ACTIONS_PAGE)
+        .values("pk")
+    )
+    actions = _action_rows(shown)
+    _decorate(run, actions)
+    lists: dict[tuple[int, str], list[Action]] = defaultdict(list)
+    for a in actions:
+        lists[(a.step_id, DECIDE if a.state in RETRY_FROM else REST)].append(a)
+    groups = []
+    for step in sorted(steps.values(), key=lambda step: step.number):
+        by_state = counts[step.pk]
+        to_decide = sum(n for state, n in by_state.items() if state in RETRY_FROM)
+        pages = {
+            DECIDE: ActionList(step.number, DECIDE, lists[(step.pk, DECIDE)], 1, to_decide),
+            REST: ActionList(
+                step.number, REST, lists[(step.pk, REST)], 1, sum(by_state.values()) - to_decide
+            ),
+        }
+        groups.append(
             {
-                "step": steps[n],
-                "name": step_name(run.kind, steps[n].key),
-                "state_label": _state_label(run, steps[n].state, steps[n].get_state_display()),
-                "actions": groups[n],
+                "step": step,
+                "name": step_name(run.kind, step.key),
+                "state_label": _state_label(run, step.state, step.get_state_display()),
+                "total": sum(by_state.values()),
+                "counts": [
+                    (state, label, by_state[state]) for state, label in A.choices if by_state.get(state)
+                ],
+                "decide": pages[DECIDE],
+                "rest": pages[REST],
+                "actions": pages[DECIDE].actions + pages[REST].actions,
                 # attention first: at 3 a.m. the failing ones should not hide among the done
-                "open": any(a.state not in (A.SUCCEEDED, A.SKIPPED) for a in groups[n]),
+                "open": any(state not in (A.SUCCEEDED, A.SKIPPED) for state in by_state),
             }
-            for n in sorted(groups)
-        ],
-    }
+        )
+    return {"run": run, "action_groups": groups, "page_size": ACTIONS_PAGE}
 
 
-def board_log(*, run_id: int, limit: int | None = None) -> dict:
+def board_action_page(*, run_id: int, step: int, kind: str, page: int) -> dict:
+    """One page of one step's list (``decide`` or ``rest``), for the board's page links.
+    A page past the end shows the last one. Four queries."""
+    if kind not in LISTS:
+        raise ValueError(f"list: {kind!r} is not one of {', '.join(LISTS)}")
     run = board_run(run_id=run_id)
+    wanted = Action.objects.filter(run_id=run.pk, step__number=step)
+    wanted = wanted.filter(_decide_q()) if kind == DECIDE else wanted.exclude(_decide_q())
+    total = wanted.count()
+    pages = max(1, -(-total // ACTIONS_PAGE))
+    page = min(max(page, 1), pages)
+    start = (page - 1) * ACTIONS_PAGE
+    pks = list(wanted.order_by("order", "pk").values_list("pk", flat=True)[start : start + ACTIONS_PAGE])
+    actions = _action_rows(pks)
+    _decorate(run, actions)
+    return {"run": run, "list": ActionList(step, kind, actions, page, total)}
+
+
+def board_log(*, run_id: int, limit: int | None = None, run: Run | None = None) -> dict:
+    run = run or board_run(run_id=run_id)
     limit = limit or settings.DRPORTAL_BOARD_LOG_LINES
     events = list(
         RunEvent.objects.filter(run_id=run.pk)
@@ -398,9 +519,9 @@ class CheckRow:
         )
 
 
-def board_checks(*, run_id: int) -> dict:
+def board_checks(*, run_id: int, run: Run | None = None) -> dict:
     """The functional test table of step 6: per VM and check, ok / down / note."""
-    run = board_run(run_id=run_id)
+    run = run or board_run(run_id=run_id)
     rows = []
     for a in (
         Action.objects.filter(run_id=run.pk, kind="functional_check")
@@ -424,8 +545,9 @@ def board_checks(*, run_id: int) -> dict:
 def board_page(*, run_id: int) -> dict:
     """Everything the board page draws, from the partials' selectors."""
     context = board_header(run_id=run_id)
+    run = context["run"]  # read once for every part
     for part in (board_steps, board_actions, board_log, board_checks):
-        context.update({k: v for k, v in part(run_id=run_id).items() if k != "run"})
+        context.update({k: v for k, v in part(run_id=run_id, run=run).items() if k != "run"})
     return context
 
 

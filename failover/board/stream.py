@@ -17,8 +17,11 @@
   Last-Event-ID), and ends with an ``end`` event once the run has ended (htmx closes the
   EventSource on it).
 - Every RunEvent's seq is its SSE ``id:``; its SSE event name is ``run``, ``step`` or
-  ``action``, which is what the board's partials listen to before they fetch their HTML
-  from ordinary permission-checked views.
+  ``action``. After the events of a burst come the board's parts they change, as HTML
+  (``html-header``, ``html-steps``, ...: ``push.py``), rendered once per burst for every
+  watcher alike (one rendering per language and set of roles among them): the browsers
+  swap them in and fetch nothing. Who may watch was decided by the ordinary permission-
+  checked view, when the stream was set up.
 - What a watcher costs the server per burst of events: one wakeup of its task and one
   ``send`` to the ASGI server (bench/board.py measures it).
 """
@@ -40,6 +43,7 @@ from failover.engine import sql
 from failover.events import channel
 from failover.runs.selectors import events_after
 
+from . import push
 from . import selectors as board
 
 log = logging.getLogger(__name__)
@@ -77,10 +81,11 @@ class Subscriber:
     waiting in one go (a burst is one write). No queue, and no timer per wait: the hub's
     keepalive tick and one timer for the stream's lifetime stand in for them."""
 
-    __slots__ = ("closed", "cursor", "pending", "pending_bytes", "run_id", "waiter", "written")
+    __slots__ = ("closed", "cursor", "pending", "pending_bytes", "run_id", "variant", "waiter", "written")
 
-    def __init__(self, run_id: int, cursor: int | None) -> None:
+    def __init__(self, run_id: int, cursor: int | None, variant: push.Variant | None = None) -> None:
         self.run_id = run_id
+        self.variant = variant or default_variant()  # which rendering of the board it gets
         self.cursor = cursor  # the last seq this client has; None: it needs a snapshot first
         self.pending: list[bytes] = []
         self.pending_bytes = 0
@@ -155,16 +160,39 @@ def read_events(run_id: int, after: int, limit: int = FETCH_LIMIT) -> tuple[list
     return events, rows[0][0], rows[0][1]
 
 
-def _read(run_id: int, after: int | None, snapshot: bool) -> tuple[dict | None, list[dict], str | None, int]:
-    """In the hub's database thread: (snapshot, events after ``after``, the run's state and
-    counter). A dropped connection is reopened once."""
+def default_variant() -> push.Variant:
+    return (settings.LANGUAGE_CODE, frozenset())
+
+
+class Read:
+    """What the hub's database thread read for a run: a snapshot (if asked for), the events
+    after a cursor, the run's state and counter, and the board's parts those change, as
+    SSE bytes per variant."""
+
+    __slots__ = ("events", "html", "seq", "snapshot", "state")
+
+    def __init__(self, snapshot, events, state, seq, html) -> None:
+        self.snapshot: dict | None = snapshot
+        self.events: list[dict] = events
+        self.state: str | None = state
+        self.seq: int = seq
+        self.html: dict[push.Variant, bytes] = html
+
+
+def _read(run_id: int, after: int | None, snapshot: bool, variants: frozenset[push.Variant]) -> Read:
+    """In the hub's database thread. The parts are rendered after the events were read, so
+    they show at least what the events say. A dropped connection is reopened once."""
     for attempt in (1, 2):
         try:
             snap = board.run_snapshot(run_id=run_id) if snapshot else None
+            events: list[dict]
             if after is None:
-                return snap, [], snap["state"] if snap else None, snap["seq"] if snap else 0
-            events, state, seq = read_events(run_id, after)
-            return snap, events, state, seq
+                events, state, seq = [], snap["state"] if snap else None, snap["seq"] if snap else 0
+            else:
+                events, state, seq = read_events(run_id, after)
+            names = {board.sse_event_name(e["kind"]) for e in events} | ({"snapshot"} if snap else set())
+            html = push.render_parts(run_id, push.parts_for(names), variants) if state is not None else {}
+            return Read(snap, events, state, seq, html)
         except (InterfaceError, OperationalError):
             connection.close()
             if attempt == 2:
@@ -195,10 +223,15 @@ class Hub:
                 asyncio.create_task(self._sweep(), name="sse-sweep"),
                 asyncio.create_task(self._keepalive(), name="sse-keepalive"),
             ]
+            warming = self.loop.run_in_executor(self.executor, push.warm)
             try:
                 await asyncio.wait_for(self.subscribed.wait(), timeout=3)
             except TimeoutError:
                 log.warning("SSE hub: no Redis subscription yet; streams poll the database meanwhile")
+            try:
+                await warming
+            except Exception:  # a broken template shows on the first burst, with its traceback
+                log.exception("SSE hub: warming the board's templates failed")
             self._started.set_result(True)
         await asyncio.shield(self._started)
 
@@ -254,8 +287,8 @@ class Hub:
                         sub.send(KEEPALIVE)
                     sub.written = False
 
-    def register(self, run_id: int, cursor: int | None) -> Subscriber:
-        sub = Subscriber(run_id, cursor)
+    def register(self, run_id: int, cursor: int | None, variant: push.Variant | None = None) -> Subscriber:
+        sub = Subscriber(run_id, cursor, variant)
         self.subs[run_id].add(sub)
         self.ring(run_id)  # the first read for this stream happens after it registered
         return sub
@@ -301,9 +334,9 @@ class Hub:
         want_snapshot = any(s.cursor is None for s in subs)
         cursors = [s.cursor for s in subs if s.cursor is not None]
         after = min(cursors) if cursors else None
-        snap, events, state, seq = await self.loop.run_in_executor(
-            self.executor, _read, run_id, after, want_snapshot
-        )
+        variants = frozenset(s.variant for s in subs)
+        read = await self.loop.run_in_executor(self.executor, _read, run_id, after, want_snapshot, variants)
+        snap, events, state, seq = read.snapshot, read.events, read.state, read.seq
         if state is None:  # the run is gone
             for sub in subs:
                 sub.close()
@@ -313,8 +346,13 @@ class Hub:
         complete = len(events) < FETCH_LIMIT
         ended = format_end(state) if state in board.FINAL_RUN_STATES and complete else None
         everything = b"".join(chunk for _seq, chunk in chunks)
+        # the usual case, per variant: one bytes object for every watcher alike
+        common = {variant: everything + html for variant, html in read.html.items()}
         for sub in subs:
             if sub.closed:
+                continue
+            if read.html and sub.variant not in read.html:
+                self.dirty.add(run_id)  # registered during this read: the next one is its
                 continue
             parts = []
             if sub.cursor is None:
@@ -328,14 +366,18 @@ class Hub:
                 sub.cursor = None
                 self.dirty.add(run_id)
                 continue
+            html = read.html.get(sub.variant, b"")
             if chunks and sub.cursor < chunks[0][0] and not parts:
-                parts.append(everything)  # the usual case: one write for every watcher alike
+                parts.append(common.get(sub.variant, everything))  # the usual case
                 sub.cursor = chunks[-1][0]
             else:
+                before = sub.cursor
                 for event_seq, chunk in chunks:
                     if event_seq > sub.cursor:
                         parts.append(chunk)
                         sub.cursor = event_seq
+                if html and (sub.cursor > before or parts):
+                    parts.append(html)  # a snapshot, or the events it had not seen yet
             if ended is not None and sub.cursor >= seq:
                 parts.append(ended)
             if parts:
@@ -359,12 +401,12 @@ async def get_hub() -> Hub:
     return hub
 
 
-async def serve(run_id: int, cursor: int | None, send, receive) -> None:
+async def serve(run_id: int, cursor: int | None, send, receive, variant: push.Variant | None = None) -> None:
     """Stream run ``run_id`` to one client, after its response has started: the retry
     line, then whatever the hub hands this stream, until the run ends, the stream's
     lifetime is over, the hub drops it, or the client goes away."""
     hub = await get_hub()
-    sub = hub.register(run_id, cursor)
+    sub = hub.register(run_id, cursor, variant)
     lifetime = asyncio.get_running_loop().call_later(settings.DRPORTAL_SSE_MAX_SECONDS, sub.close)
 
     async def until_disconnected() -> None:

@@ -45,15 +45,6 @@ VIEW_RUN = "failover.view_run"
 STOP_POLLING = 286  # htmx: swap this answer, then stop polling
 
 
-def _live(run) -> dict:
-    """How the page follows the run: SSE (the default) or polling, and from which event."""
-    return {
-        "polling": settings.DRPORTAL_BOARD_POLLING,
-        "poll_s": settings.DRPORTAL_BOARD_POLL_S,
-        "live": run.state not in board.FINAL_RUN_STATES,
-    }
-
-
 @require_GET
 @vary_on_headers("HX-Request")
 @permission_or_403(VIEW_RUN)
@@ -114,7 +105,7 @@ def _declare_post(request: HtmxHttpRequest, form: DeclareForm) -> HttpResponse:
 @permission_or_403(VIEW_RUN)
 def run_board(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     context = board.board_page(run_id=pk)
-    context.update(_live(context["run"]))
+    context.update(board.live_context(context["run"]))
     return render(request, "failover/run_board.html", context)
 
 
@@ -130,7 +121,7 @@ PARTS: dict[str, tuple[Callable[..., dict], str]] = {
 def _render_part(request: HtmxHttpRequest, pk: int, part: str, *, error: str = "") -> HttpResponse:
     selector, template = PARTS[part]
     context = selector(run_id=pk)
-    context.update(_live(context["run"]), error=error)
+    context.update(board.live_context(context["run"]), error=error)
     response = render(request, template, context)
     if error:
         response.status_code = 422
@@ -145,7 +136,34 @@ def _render_part(request: HtmxHttpRequest, pk: int, part: str, *, error: str = "
 def run_part(request: HtmxHttpRequest, pk: int, part: str) -> HttpResponse:
     if part not in PARTS:
         raise Http404(f"no part {part!r}")
+    if part == "actions" and "step" in request.GET:
+        return _action_page(request, pk)
     return _render_part(request, pk, part)
+
+
+def _action_page(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    """One page of one step's actions (the board's page links): ``step``, ``list``
+    (``decide`` or ``rest``) and ``page``; a wrong one is a 400 that names it."""
+    numbers = {}
+    for name, default in (("step", None), ("page", "1")):
+        raw = request.GET.get(name, default) or ""
+        if not raw.isdigit():
+            return HttpResponse(
+                _("%(field)s: %(value)r is not a whole number.") % {"field": name, "value": raw},
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        numbers[name] = int(raw)
+    kind = request.GET.get("list", board.REST)
+    if kind not in board.LISTS:
+        return HttpResponse(
+            _("list: %(value)r is neither “decide” nor “rest”.") % {"value": kind},
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    context = board.board_action_page(run_id=pk, step=numbers["step"], kind=kind, page=numbers["page"])
+    context.update(board.live_context(context["run"]))
+    return render(request, "failover/_action_list.html", context)
 
 
 def _error_text(exc: ValidationError) -> str:

@@ -1,5 +1,6 @@
-/* drportal board: the deadline countdown, the live-status line, and <details> a person
-   opened staying open when htmx swaps a part of the board. Small on purpose: the pages
+/* drportal board: the deadline countdown, the live-status line, <details> a person
+   opened staying open when htmx swaps a part of the board, and a page of actions a
+   person turned to staying turned. Small on purpose: the pages
    work without it, except that the clock then only moves when a part is redrawn. */
 (function () {
   "use strict";
@@ -52,11 +53,41 @@
       touched[details.id] = !details.open;
     }
   });
+  // A page of a step's actions someone turned to (the pager's links) stays on that page
+  // when the live board redraws the actions with every list on its first page.
+  var turned = {};
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    var config = event.detail.requestConfig;
+    if (!elt || !elt.dataset || !elt.dataset.pager || !event.detail.successful || !config) {
+      return;
+    }
+    if (/[?&]page=1(&|$)/.test(config.path)) {
+      delete turned[elt.dataset.pager];
+    } else {
+      turned[elt.dataset.pager] = config.path;
+    }
+  });
+  function returnToTurnedPages(target) {
+    if (!target || target.id !== "run-actions" || !window.htmx) {
+      return;
+    }
+    Object.keys(turned).forEach(function (id) {
+      if (document.getElementById(id)) {
+        window.htmx.ajax("GET", turned[id], { target: "#" + id, swap: "outerHTML" });
+      } else {
+        delete turned[id];
+      }
+    });
+  }
+
   document.addEventListener("htmx:afterSwap", function (event) {
-    var target = event.detail.target;
+    // a pushed part (the sse extension's swap) names no target: the event's is the element
+    var target = event.detail.target || event.target;
     if (!target || !target.querySelectorAll) {
       return;
     }
+    returnToTurnedPages(target);
     target.querySelectorAll("details[id]").forEach(function (details) {
       if (Object.prototype.hasOwnProperty.call(touched, details.id)) {
         details.open = touched[details.id];

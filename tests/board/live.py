@@ -143,6 +143,8 @@ class SSEClient:
         self._raw = b""
         self._body = b""
         self._eof = False
+        self.parts: dict[str, Event] = {}
+        self.parts_seen: list[Event] = []
         head = self._read_until(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin1").split("\r\n")
         self.status = int(status_line.split()[1])
@@ -221,11 +223,18 @@ class SSEClient:
             event.event = ""  # a comment or a retry line, not an event
         return event
 
-    def next_event(self, timeout: float = 10) -> Event:
-        """The next real event, skipping keepalives and the retry line."""
+    def next_event(self, timeout: float = 10, *, parts: bool = False) -> Event:
+        """The next real event, skipping keepalives and the retry line, and (unless
+        ``parts``) the board's HTML parts (``html-<part>``), which are kept in ``parts``
+        (the latest of each) and ``parts_seen`` (every one, in order)."""
         deadline = time.monotonic() + timeout
         while True:
             event = self.next(max(deadline - time.monotonic(), 0.01))
+            if event.event.startswith("html-"):
+                self.parts[event.event.removeprefix("html-")] = event
+                self.parts_seen.append(event)
+                if not parts:
+                    continue
             if event.event:
                 return event
 

@@ -192,3 +192,44 @@ def test_the_event_stream_view_needs_the_gate_in_front(make_run, users):
     response = client.get(f"/runs/{run.pk}/events/")
     assert response.status_code == 503
     assert b"StreamGate" in response.content and b"DRPORTAL_BOARD_POLLING" in response.content
+
+
+def test_a_burst_is_rendered_once_per_variant_however_many_watch(make_run, monkeypatch):
+    from failover.board import push
+
+    run = make_run()
+    calls: list[frozenset] = []
+    real = push.render_parts
+
+    def counted(run_id, parts, variants):
+        calls.append(frozenset(variants))
+        return real(run_id, parts, variants)
+
+    monkeypatch.setattr(push, "render_parts", counted)
+    english, german = ("en", frozenset()), ("de", frozenset({"operate"}))
+
+    async def scenario(hub):
+        browsers = [Browser() for _ in range(6)]
+        tasks = [
+            asyncio.create_task(stream.serve(run.pk, 1, b.send, b.receive, german if i == 5 else english))
+            for i, b in enumerate(browsers)
+        ]
+        for browser in browsers:
+            await browser.wait_for(b"retry:")
+        calls.clear()
+        seq = await asyncio.to_thread(write_event, run.pk, "one burst")
+        for browser in browsers:
+            await browser.wait_for(b"event: html-log\n")
+        for browser in browsers:
+            browser.gone.set()
+        await asyncio.gather(*tasks)
+        return seq, [b.body().decode() for b in browsers]
+
+    seq, bodies = run_with_hub(scenario)
+    rendered = [c for c in calls if c]
+    assert rendered == [frozenset({english, german})]  # one rendering, both variants
+    for body in bodies:
+        assert (
+            body.index(f"id: {seq}\n") < body.index("event: html-header\n") < body.index("event: html-log\n")
+        )
+    assert "Aktionen" in bodies[5] and all("Actions" in body for body in bodies[:5])

@@ -1,0 +1,102 @@
+"""The board's partials, rendered once per burst of events for everybody who watches
+the run, and pushed over the event stream (htmx's sse extension swaps them in: the
+sections of the board carry ``sse-swap="html-<part>"``).
+
+Before, every browser fetched up to five partials per event (its ``hx-trigger`` was the
+event's name): with 1,000 watchers a burst cost 5,000 requests, each with its session,
+its user and its queries. Now the hub renders each part once per burst for each
+*variant* of the page its watchers see (their language, and their roles, which decide
+the controls), and sends the same bytes to every watcher of that variant.
+
+The HTML is what the partial views (``views.run_part``) render, from the same selectors
+and templates, with two differences: no ``{% csrf_token %}`` inside (htmx sends the
+token as a header from ``<body hx-headers>``), and no request (so nothing per user
+beyond the roles)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.template.loader import get_template, render_to_string
+from django.utils import translation
+
+from . import selectors as board
+
+# Which parts change with which events (the names of ``selectors.sse_event_name``), in the
+# order they are sent; ``snapshot`` stands for "everything".
+PART_EVENTS: dict[str, frozenset[str]] = {
+    "header": frozenset({"run", "step", "action", "snapshot"}),
+    "steps": frozenset({"run", "step", "action", "snapshot"}),
+    "actions": frozenset({"run", "action", "snapshot"}),
+    "checks": frozenset({"action", "snapshot"}),
+    "log": frozenset({"run", "step", "action", "snapshot"}),
+}
+
+TEMPLATES = {
+    "header": "failover/_header.html",
+    "steps": "failover/_steps.html",
+    "actions": "failover/_actions.html",
+    "checks": "failover/_checks.html",
+    "log": "failover/_log.html",
+}
+
+SELECTORS: dict[str, Callable[..., dict]] = {
+    "header": board.board_header,
+    "steps": board.board_steps,
+    "actions": board.board_actions,
+    "checks": board.board_checks,
+    "log": board.board_log,
+}
+
+# What a watcher's page looks like: its language, and its roles (the controls it has).
+Variant = tuple[str, frozenset[str]]
+
+
+def parts_for(names: Iterable[str]) -> list[str]:
+    """The parts that events of these SSE names change, in sending order."""
+    wanted = set(names)
+    return [part for part, events in PART_EVENTS.items() if events & wanted]
+
+
+def format_part(part: str, html: str) -> bytes:
+    """One SSE event ``html-<part>`` whose data is the HTML (one ``data:`` line per line;
+    the browser joins them with newlines). No ``id:``: the browser's Last-Event-ID stays
+    the number of the last RunEvent, which is what it replays from."""
+    lines = html.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return (f"event: html-{part}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
+
+
+def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> dict[Variant, bytes]:
+    """Each of ``parts`` of run ``run_id`` for each variant, as SSE events, one bytes
+    object per variant. The selectors run once per language (their labels are
+    translated), the templates once per variant; the run row is read first, once."""
+    if not parts:
+        return {}
+    by_language: dict[str, list[frozenset[str]]] = {}
+    for language, roles in variants:
+        by_language.setdefault(language, []).append(roles)
+    out: dict[Variant, bytes] = {}
+    for language, role_sets in by_language.items():
+        with translation.override(language):
+            run = board.board_run(run_id=run_id)
+            live = board.live_context(run)
+            contexts = {
+                part: {**SELECTORS[part](run_id=run_id, run=run), **live, "error": ""} for part in parts
+            }
+            for roles in role_sets:
+                out[(language, roles)] = b"".join(
+                    format_part(part, render_to_string(TEMPLATES[part], {**contexts[part], "roles": roles}))
+                    for part in parts
+                )
+    return out
+
+
+def warm() -> None:
+    """Compile the templates and load the catalogues before the first burst needs them
+    (the first rendering of a process costs seconds otherwise, on a busy machine)."""
+    for name in TEMPLATES.values():
+        get_template(name)
+    for language, _name in settings.LANGUAGES:
+        with translation.override(language):
+            translation.gettext("Actions")
