@@ -40,7 +40,11 @@ test: setup services
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 	$(PY) scripts/security-scan
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} $(VENV)/bin/pytest -q
+	# Two test processes (pytest-xdist, a file at a time): the suite mostly waits on workers,
+	# SSH, PostgreSQL clusters and browsers. Each has its own test database (pytest-django adds
+	# _gw0/_gw1) and its own Redis database (the one below, and the one before it:
+	# tests/conftest.py), so the Celery workers one starts never take the other's tasks.
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} $(VENV)/bin/pytest -q -n $${PYTEST_PROCESSES:-2} --dist loadfile
 	# SQLite, the demo's database: the reference failover, a drill and the board, with a real worker.
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 REDIS_URL=$${TEST_REDIS_URL:-redis://127.0.0.1:6379/15} $(VENV)/bin/pytest -q -m sqlite
 

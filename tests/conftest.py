@@ -19,6 +19,35 @@ os.environ.setdefault("DRPORTAL_LAB_VERIFY_TRACKING", "1")
 ROLES = {"helpdesk": ROLE_HELPDESK, "mod": ROLE_MOD, "dradmin": ROLE_DR_ADMIN}
 
 
+def _redis_of_this_process() -> None:
+    """Under pytest-xdist (make test runs two test processes) each process takes its own
+    Redis database: gw0 the one REDIS_URL names, gw1 the one before it, and so on. The
+    Celery workers a test starts share their test process's database; with one database
+    for both processes a worker would take the other process's tasks (for actions its test
+    database does not hold) and a test's flush would drop the other's queue. Settings are
+    loaded before this file (pytest-django), but everything reads REDIS_URL at use, and the
+    processes the tests start are given it or inherit it from the environment."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    from django.conf import settings
+
+    base, _, db = settings.REDIS_URL.rpartition("/")
+    mine = int(db or 0) - int(worker[2:])
+    if mine < 1:
+        raise pytest.UsageError(
+            f"REDIS_URL={settings.REDIS_URL}: no Redis database left for test process {worker}"
+        )
+    url = f"{base}/{mine}"
+    settings.REDIS_URL = settings.CELERY_BROKER_URL = os.environ["REDIS_URL"] = url
+    from drportal.celery import app
+
+    app.conf.broker_url = url
+
+
+_redis_of_this_process()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
     """On SQLite (`pytest -m sqlite`, the demo's database) the test database is a file, not
@@ -106,10 +135,22 @@ def _octet_is_free(octet: int) -> bool:
             sock.close()
 
 
+def _octets_of_this_process() -> list[int]:
+    """The /24s this test process may take, in random order. Under pytest-xdist (make test
+    runs two processes) each process has its own share: two of them probing at the same
+    moment could both find one /24 free and start their labs' VM services on it."""
+    octets = sorted(set(range(20, 250)) - _AVOID)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    if worker.startswith("gw"):
+        count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        octets = [octet for octet in octets if octet % count == int(worker[2:]) % count]
+    return random.sample(octets, min(40, len(octets)))
+
+
 @pytest.fixture(scope="session")
 def vm_addresses() -> dict[str, str]:
     """{VM: 127.0.N.i} on a /24 where every service port is free right now."""
-    for octet in random.sample(sorted(set(range(20, 250)) - _AVOID), 40):
+    for octet in _octets_of_this_process():
         if _octet_is_free(octet):
             return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
     pytest.skip("no loopback /24 with the service ports free")
@@ -119,7 +160,7 @@ def vm_addresses() -> dict[str, str]:
 def vm_drill_addresses(vm_addresses: dict[str, str]) -> dict[str, str]:
     """{VM: 127.0.N.i} for the VMs' drill clones, on another free /24 than ``vm_addresses``."""
     taken = {int(address.split(".")[2]) for address in vm_addresses.values()}
-    for octet in random.sample(sorted(set(range(20, 250)) - _AVOID - taken), 40):
+    for octet in [octet for octet in _octets_of_this_process() if octet not in taken]:
         if _octet_is_free(octet):
             return {vm["name"]: f"127.0.{octet}.{i}" for i, vm in enumerate(reference.VMS, start=1)}
     pytest.skip("no second loopback /24 with the service ports free for the drill clones")
