@@ -25,7 +25,11 @@ process, which declares the runs and polls their state), and the web server's CP
 delivered event and per write to a client: CPU time is what the watchers cost the failover
 on a shared machine, and it is far less noisy than the failover's wall time.
 
-Usage: python bench/board.py [--rounds 3] [--clients 1,50,200]
+The stream pushes the board's parts as HTML after each burst's events (failover/board/
+push.py): a client's receipt of an event is when the last part after it arrived, the page
+redrawn with nothing left to fetch.
+
+Usage: python bench/board.py [--rounds 3] [--clients 1,50,200]   (or --clients 1000)
 Needs PostgreSQL and Redis as on the development machine; DATABASE_URL (a database it
 may drop and create, default .../drportal_bench_board) and REDIS_URL (default db 12,
 flushed; never db 0) override.
@@ -144,13 +148,18 @@ def start_web(work: Path, port: int) -> subprocess.Popen:
 
 
 class Watcher(asyncio.Protocol):
-    """One browser's EventSource, reduced to what is measured: when each event id arrived.
+    """One browser's EventSource, reduced to what is measured: when the board's HTML that
+    shows each event arrived (the last ``html-<part>`` after the event's id: the page is
+    then redrawn, with nothing left to fetch).
     A protocol, not a stream reader: it parses what arrives in the callback, without a
     task switch per read, so that 200 of them cost the machine little."""
 
     def __init__(self, port: int, path: str, cookie: str) -> None:
         self.port, self.path, self.cookie = port, path, cookie
         self.received: dict[int, float] = {}
+        self.bytes = 0  # of the event stream
+        self._waiting: list[int] = []  # ids whose HTML has not all come yet
+        self._parts_came = False
         self.writes = 0  # chunks of the response: how often the server wrote to this client
         self.registered = asyncio.Event()
         self.ended = asyncio.Event()
@@ -200,6 +209,7 @@ class Watcher(asyncio.Protocol):
                 if len(self._raw) < line_end + 2 + size + 2:
                     break  # the rest of this chunk is still on its way
                 self._body += self._raw[line_end + 2 : line_end + 2 + size]
+                self.bytes += size
                 self._raw = self._raw[line_end + 2 + size + 2 :]
                 self.writes += 1
             while (block_end := self._body.find(b"\n\n")) >= 0:
@@ -207,7 +217,13 @@ class Watcher(asyncio.Protocol):
                 if block.startswith(b"retry:"):
                     self.registered.set()
                 elif block.startswith(b"id: "):
-                    self.received[int(block[4 : block.index(b"\n")])] = now
+                    if self._parts_came:  # a new burst
+                        self._waiting, self._parts_came = [], False
+                    self._waiting.append(int(block[4 : block.index(b"\n")]))
+                elif block.startswith(b"event: html-"):
+                    self._parts_came = True
+                    for seq in self._waiting:
+                        self.received[seq] = now
                 elif block.startswith(b"event: end"):
                     self._finish()
             if last:
@@ -249,6 +265,7 @@ async def watch(port: int, path: str, cookie: str, n: int) -> None:
         "cpu_s": (done.user + done.system) - (started.user + started.system),
         "received": [sorted(w.received.items()) for w in watchers],
         "writes": [w.writes for w in watchers],
+        "bytes": [w.bytes for w in watchers],
         "errors": [w.error for w in watchers if w.error][:3],
     }
     print(json.dumps(result), flush=True)
@@ -351,9 +368,14 @@ def declare_paused():
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
+    from failover.models import Disaster, Run
     from failover.runs.controls import run_pause
     from failover.runs.failover import build_plan, disaster_declare
 
+    # Each round starts from the reference estate (reset_lab); the database forgets the
+    # rounds before, whose finished failover would say WSL is failed over already.
+    Run.objects.all().delete()
+    Disaster.objects.all().delete()
     mod = get_user_model().objects.get(username="mod")
     plan = build_plan(lost_site="WSL")
     if plan.blocking:
@@ -504,6 +526,7 @@ async def one_round(n_clients: int, port: int, cookie: str, redis_url: str, lab_
         "delivered": len(from_insert),
         "writes": sum(clients["writes"]) if clients else 0,
         "writes_per_client": statistics.median(clients["writes"]) if clients else None,
+        "kbytes_per_client": round(statistics.median(clients["bytes"]) / 1024, 1) if clients else None,
     }
 
 
@@ -546,6 +569,8 @@ async def bench(rounds: int, sizes: list[int], port: int, cookie: str, redis_url
             "postgres_connections_while_watching": result["db_connections"],
             "cpu_s_during_failover": result["cpu_s"],
             "server_writes_per_client": result["writes_per_client"],
+            "stream_kbytes_per_client": result["kbytes_per_client"],
+            "load_average_1m_after": round(os.getloadavg()[0], 2),
             "client_errors": result["client_errors"],
             **web_cost(result),
         }
@@ -616,6 +641,23 @@ def run_loop(main):
     return uvloop.run(main)
 
 
+def raise_file_limit(clients: int) -> dict:
+    """Each client is a socket here and one in the web server (and the server's to Redis and
+    PostgreSQL come on top): raise this process's soft limit of open files, which the web
+    server and the clients' process inherit, to what the largest round needs."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 2 * clients + 512
+    if soft != resource.RLIM_INFINITY and soft < want:
+        if hard != resource.RLIM_INFINITY and hard < want:
+            raise SystemExit(
+                f"{clients} clients need {want} open files; the hard limit is {hard} (ulimit -Hn)"
+            )
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return {"soft": resource.getrlimit(resource.RLIMIT_NOFILE)[0], "hard": hard, "needed": want}
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--listen"]:
         listen(sys.argv[2], sys.argv[3])
@@ -629,6 +671,7 @@ def main() -> int:
     parser.add_argument("--clients", default="1,50,200", help="client counts for the latency rounds")
     args = parser.parse_args()
     sizes = [int(n) for n in args.clients.split(",")]
+    open_files = raise_file_limit(max(sizes))
 
     work = Path(tempfile.mkdtemp(prefix="drportal-bench-board-"))
     lab_dir = work / "lab"
@@ -697,6 +740,8 @@ def main() -> int:
                 "clients_nice": CLIENTS_NICE,
                 "clients": "one process, asyncio on uvloop, raw HTTP/1.1",
                 "sse_batch_ms": settings.DRPORTAL_SSE_BATCH_MS,
+                "open_files_limit": open_files,
+                "measured": "commit (the doorbell heard) to the last html-<part> of the event's burst at the client",
                 "scenario": "reference failover, WSL lost; clients watch /runs/<id>/events/ as helpdesk",
                 **result,
             },

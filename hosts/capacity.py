@@ -165,7 +165,11 @@ class _FreeIndex:
         tree[i] = value
         i >>= 1
         while i:
-            tree[i] = max(tree[2 * i], tree[2 * i + 1])
+            left, right = tree[2 * i], tree[2 * i + 1]
+            top = left if left >= right else right
+            if tree[i] == top:
+                break  # this node's maximum is unchanged, and so are its ancestors'
+            tree[i] = top
             i >>= 1
 
 
@@ -227,6 +231,21 @@ class _Context:
                 self.structural[vm.name] = reason
         movers.sort(key=lambda v: (v.pinned_host is None, v.priority, -self.mem[v.name], v.name))
         self.movers = movers
+        # What run() needs of each mover that can be placed at all, looked up once here, not
+        # on each of the placements a shedding search makes: (vm, name, MB, anti-affinity
+        # group, pinned host index or -1, the classes it may use with their members).
+        self._rows = [
+            (
+                vm,
+                vm.name,
+                self.mem[vm.name],
+                vm.anti_affinity,
+                self.index[vm.pinned_host] if vm.pinned_host is not None else -1,
+                [(key, self.classes[key]) for key in self.eligible[vm.name]],
+            )
+            for vm in movers
+            if vm.name not in self.structural
+        ]
         self._hosts_for: dict[int, list[int]] = {}
 
     def hosts_for(self, name: str) -> list[int]:
@@ -275,18 +294,18 @@ class _Context:
             for pos, i in enumerate(members):
                 where[i] = (trees[key], pos)
         short: list[VMSpec] = []
-        for vm in self.movers:
-            name, need, group = vm.name, self.mem[vm.name], vm.anti_affinity
-            if name in shed or name in self.structural:
+        usable = self.usable
+        for vm, name, need, group, pinned, eligible in self._rows:
+            if shed and name in shed:
                 continue
             best, blocked = -1, False
-            if vm.pinned_host is not None:
-                i = self.index[vm.pinned_host]
+            if pinned >= 0:
+                i = pinned
                 blocked = group in groups[i]
-                best = i if not blocked and self.usable[i] - load[i] >= need else -1
+                best = i if not blocked and usable[i] - load[i] >= need else -1
             else:
-                for key in self.eligible[name]:
-                    tree, members, pos = trees[key], self.classes[key], 0
+                for key, members in eligible:
+                    tree, pos = trees[key], 0
                     while (pos := tree.first(need, pos)) >= 0:
                         i = members[pos]
                         if group is None or group not in groups[i]:
@@ -306,7 +325,7 @@ class _Context:
             if group:
                 groups[best].add(group)
             tree, pos = where[best]
-            tree.set(pos, self.usable[best] - load[best])
+            tree.set(pos, usable[best] - load[best])
         fits = not unplaced and all(ld <= u for ld, u in zip(load, self.usable, strict=True))
         run = _Run(load, placed, unplaced, fits)
         # Notional deficits: each short VM is charged to the eligible host with most room left.
@@ -418,7 +437,12 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
             free[i] += mb
             by_tier[i][t] -= mb
         members[i] = [m for m in members[i] if m[0] not in names]
+        sheddable.pop(i, None)
         new.update(names)
+
+    # MB of tiers less important than p on host i, per (i, p): asked for every unplaced VM
+    # and eligible host, changed only where a VM was placed or shed.
+    sheddable: dict[int, dict[int, int]] = {}
 
     for i in range(len(members)):  # overloaded hosts are independent of each other
         if free[i] < 0:
@@ -426,8 +450,15 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
     for name in run.unplaced:  # in placement order: most important first
         vm, need, group = ctx.vms[name], ctx.mem[name], ctx.vms[name].anti_affinity
         best: tuple[tuple[int, int, int], int, list[str]] | None = None
+        priority = vm.priority
         for i in ctx.hosts_for(name):
-            if free[i] + sum(mb for t, mb in by_tier[i].items() if t > vm.priority) < need:
+            known = sheddable.get(i)
+            if known is None:
+                known = sheddable[i] = {}
+            less = known.get(priority)
+            if less is None:
+                less = known[priority] = sum(mb for t, mb in by_tier[i].items() if t > priority)
+            if free[i] + less < need:
                 continue
             must = [m[0] for m in members[i] if group and ctx.vms[m[0]].anti_affinity == group]
             if any(tier[m] <= vm.priority for m in must):
@@ -445,6 +476,7 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
         drop(i, found)
         members[i].append((name, need, vm.priority))
         by_tier[i][vm.priority] = by_tier[i].get(vm.priority, 0) + need
+        sheddable.pop(i, None)
         free[i] -= need
     return new
 

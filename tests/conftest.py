@@ -85,6 +85,10 @@ def users(db):
 
 @pytest.fixture
 def make_user(db):
+    # The roles first, as in ``users``: a transactional test that ran before this one in
+    # this process (any order under pytest-xdist) flushed the groups the migration made.
+    sync_roles(Group, Permission)
+
     def make(role: str | None):
         User = get_user_model()
         user, _ = User.objects.get_or_create(username=f"user-{role or 'none'}")

@@ -69,6 +69,9 @@ def _urls(run):
         # The take-over, for the Manager on Duty; refused (422) here: this portal is no standby.
         "site-take-over": ("get", reverse("site-take-over"), None, only_mod),
         "site-take-over POST": ("post", reverse("site-take-over"), {}, {**only_mod, "mod": 422}),
+        # The runbook (docs/*.md), for everyone logged in.
+        "runbook": ("get", reverse("runbook"), None, everyone),
+        "runbook-doc": ("get", reverse("runbook-doc", args=["two-sites"]), None, everyone),
         "healthz": ("get", reverse("healthz"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "login": ("get", reverse("login"), None, {None: 200, **dict.fromkeys(ROLES[1:], 200)}),
         "logout": ("post", reverse("logout"), {}, {None: 302, **dict.fromkeys(ROLES[1:], 302)}),

@@ -40,8 +40,10 @@ def test_the_board_follows_the_run_by_sse_from_the_event_it_was_drawn_at(as_role
     page = as_role("helpdesk").get(reverse("run-board", args=[run.pk])).content.decode()
     assert f'sse-connect="/runs/{run.pk}/events/?last_event_id=5"' in page
     assert 'sse-close="end"' in page
-    assert 'hx-trigger="sse:run, sse:step, sse:action, sse:snapshot"' in page
-    assert f'hx-get="/runs/{run.pk}/part/steps/"' in page
+    # Each part is swapped in from the stream's html-<part> events: nothing to fetch.
+    for part in ("header", "steps", "actions", "checks", "log"):
+        assert f'id="run-{part}" class="panel" sse-swap="html-{part}" hx-swap="innerHTML"' in page
+    assert f'hx-get="/runs/{run.pk}/part/' not in page
 
 
 def test_with_polling_on_the_board_polls_instead_of_streaming(as_role, make_run, settings):
@@ -49,14 +51,15 @@ def test_with_polling_on_the_board_polls_instead_of_streaming(as_role, make_run,
     settings.DRPORTAL_BOARD_POLL_S = 3.0
     run = make_run()
     page = as_role("helpdesk").get(reverse("run-board", args=[run.pk])).content.decode()
-    assert "sse-connect" not in page
+    assert "sse-connect" not in page and "sse-swap" not in page
     assert 'hx-trigger="every 3s"' in page
+    assert f'hx-get="/runs/{run.pk}/part/steps/"' in page
 
 
 def test_a_finished_run_neither_streams_nor_polls(as_role, make_run):
     run = make_run(state=R.SUCCEEDED)
     page = as_role("helpdesk").get(reverse("run-board", args=[run.pk])).content.decode()
-    assert "sse-connect" not in page and "hx-trigger" not in page
+    assert "sse-connect" not in page and "hx-trigger" not in page and "sse-swap" not in page
     assert "Run ended" in page
 
 

@@ -7,10 +7,13 @@ peer answered, and sends the reaper its task on the site's own Redis."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.engine.conftest import WORKER_ENV, Worker
 
 from .pgpair import PgPair
 from .portals import RedisServer, count, manage, prepare, site_env
@@ -142,14 +145,55 @@ def test_with_the_override_typed_the_standby_takes_over_records_it_and_fences_th
     assert count(p.pair.ka, "SELECT count(*) FROM drportal_epoch") == 2
 
 
-def test_a_standby_whose_peer_is_lost_takes_over_without_an_override(own_portals):
+SEED_RUNNING_ACTION = """
+import datetime as dt
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from failover.models import Action
+from tests.board.runs import build_run
+run = build_run(user=get_user_model().objects.get(username="mod"), per_step=1)
+action = run.actions.order_by("pk").first()
+# claimed by WSL's worker a moment before the loss: its lease has minutes to go
+Action.objects.filter(pk=action.pk).update(
+    state="running", attempt=1, epoch=1, claimed_by="wsl-worker:1",
+    lease_expires_at=timezone.now() + dt.timedelta(minutes=10))
+print(action.pk)
+"""
+
+
+def test_a_standby_whose_peer_is_lost_takes_over_and_its_reaper_adopts_the_lost_portals_action_at_once(
+    own_portals, tmp_path
+):
     p = own_portals
+    seeded = manage(p.env["WSL"], "shell", "--no-imports", "-c", SEED_RUNNING_ACTION)
+    action = int(seeded.stdout.strip().splitlines()[-1])
+    p.pair.wait_caught_up(timeout=60)
     p.pair.wsl.kill()
-    done = p.take_over("KA", "--user", "mod", "--confirm", "WSL IS LOST")
-    assert done.returncode == 0, done.stderr
-    assert "took over: KA's portal is the primary of epoch 2" in done.stdout
-    assert "the peer answered: unreachable: " in done.stdout
-    row = p.pair.ka.sql("SELECT override_reason, peer_state FROM drportal_epoch WHERE number = 2", "drportal")
-    override, peer_state = row.split("|", 1)
-    assert override == "" and peer_state.startswith("unreachable: ")
-    assert p.mode("KA") == "primary"
+    worker = Worker(
+        tmp_path, tmp_path / "no-lab", p.redis["KA"].url, {**WORKER_ENV, **p.env["KA"]}, name="ka"
+    )
+    worker.start()
+    try:
+        done = p.take_over("KA", "--user", "mod", "--confirm", "WSL IS LOST")
+        assert done.returncode == 0, done.stderr
+        assert "took over: KA's portal is the primary of epoch 2" in done.stdout
+        assert "the peer answered: unreachable: " in done.stdout
+        row = p.pair.ka.sql(
+            "SELECT override_reason, peer_state FROM drportal_epoch WHERE number = 2", "drportal"
+        )
+        override, peer_state = row.split("|", 1)
+        assert override == "" and peer_state.startswith("unreachable: ")
+        assert p.mode("KA") == "primary"
+        # The lease has ten minutes to go: only the new epoch makes the reaper take it now.
+        deadline = time.monotonic() + 60
+        query = (
+            f"SELECT count(*) FROM failover_runevent WHERE action_id = {action}"
+            " AND message LIKE '%claimed at the lost portal (epoch 1)%'"
+        )
+        while p.pair.ka.sql(query, "drportal") == "0":
+            assert time.monotonic() < deadline, worker.logs()
+            time.sleep(0.2)
+        state = p.pair.ka.sql(f"SELECT state, epoch FROM failover_action WHERE id = {action}", "drportal")
+        assert state != "running|1", "adopted into epoch 2 and observed, never re-run blindly"
+    finally:
+        worker.kill()
