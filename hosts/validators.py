@@ -167,29 +167,36 @@ def validate_ssh_user(value: str) -> None:
         )
 
 
+# hosts.lab.keys.client_key_path: <lab>/keys/id_drportal (drivers and the lab know nothing of
+# this module, so the layout is written down here).
+LAB_CLIENT_KEY = ("keys", "id_drportal")
+
+
 def ssh_key_dirs() -> list[Path]:
     """Where private key files may be: DRPORTAL_SSH_KEY_DIR if set, else the directory of
     the workers' key (DRPORTAL_SSH_KEY), the lab's key directory and /run/secrets (Docker
-    secrets, the compose file's)."""
+    secrets, the compose file's); without the setting also any lab's client key
+    (.../keys/id_drportal, see validate_key_path_in_dir). Production sets the setting."""
     from django.conf import settings
 
     configured = getattr(settings, "DRPORTAL_SSH_KEY_DIR", None)
     if configured:
         return [Path(p) for p in configured]
-    return [
-        Path(settings.DRPORTAL_SSH_KEY).parent,
-        Path(settings.DRPORTAL_LAB_DIR) / "keys",
-        Path("/run/secrets"),
-    ]
+    defaults = [Path(settings.DRPORTAL_SSH_KEY).parent, Path(settings.DRPORTAL_LAB_DIR) / "keys"]
+    return list(dict.fromkeys([*defaults, Path("/run/secrets")]))
 
 
 def validate_key_path_in_dir(value: str) -> None:
     if not value or not value.startswith("/"):
         return  # blank is allowed; a relative path is validate_private_key_path's to name
+    from django.conf import settings
+
     path = Path(os.path.normpath(value))
     dirs = ssh_key_dirs()
     if any(path.is_relative_to(Path(os.path.normpath(d))) and path != Path(d) for d in dirs):
         return
+    if not getattr(settings, "DRPORTAL_SSH_KEY_DIR", None) and path.parts[-2:] == LAB_CLIENT_KEY:
+        return  # without the setting: any lab's client key (a lab made in a temporary directory)
     raise ValidationError(
         _(
             "%(value)r is outside the key directories (%(dirs)s, DRPORTAL_SSH_KEY_DIR): put the key file there."

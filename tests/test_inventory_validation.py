@@ -130,3 +130,15 @@ def test_the_dr_admin_changes_a_host_in_the_admin_and_the_helpdesk_is_kept_out(
     assert host.ram_mb == data["ram_mb"]
     refused = client.post(change, {**data, "address": "127.0.3.5;id"})
     assert refused.status_code == 200 and "not a host name or an IP address" in refused.content.decode()
+
+
+def test_without_the_setting_any_labs_client_key_is_accepted_but_not_with_it(
+    reference_estate, users, settings
+):
+    host = Host.objects.get(name="xenka01")
+    lab_key = "/tmp/some-lab/keys/id_drportal"
+    accepted = _admin_form(Host, host, users["dradmin"], ssh_key_path=lab_key)
+    accepted.is_valid()
+    assert "ssh_key_path" not in accepted.errors
+    settings.DRPORTAL_SSH_KEY_DIR = ["/run/secrets"]
+    assert not _admin_form(Host, host, users["dradmin"], ssh_key_path=lab_key).is_valid()
