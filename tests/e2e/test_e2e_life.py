@@ -102,14 +102,15 @@ def test_the_whole_life_of_a_disaster_as_the_mod_and_the_helpdesk_see_it(
     )
     desk.screenshot(path=str(artifacts / "e2e-life-2-failed-over-overview.png"), full_page=True)
 
-    # Failing back: WSL is repaired; a slow array keeps the failback running long
-    # enough to look at it, and the MoD aborts it.
+    # Failing back: WSL is repaired; once the failback has started, every command of the
+    # lab answers slowly, so the failback runs long enough to look at it, and the MoD
+    # aborts it.
     lab.fault("xenwsl01", "up")
     lab.fault("eva-wsl", "up")
-    assert cli.lab_latency(lab.lab_dir, per_command=[("sssu", "1.5")])[0] == 0
     mod.goto(f"{web.base}/runs/{failover}/")
     mod.click("#failback-button")
-    expect(mod).to_have_url(re.compile(r"/runs/\d+/$"), timeout=PAGE_MS)
+    expect(mod).to_have_url(re.compile(rf"/runs/(?!{failover}/)\d+/$"), timeout=PAGE_MS)
+    assert cli.lab_latency(lab.lab_dir, default_seconds=3)[0] == 0
     first_back = run_id_of(mod)
     assert first_back != failover
     assert Run.objects.get(pk=first_back).kind == "failback"
@@ -119,9 +120,13 @@ def test_the_whole_life_of_a_disaster_as_the_mod_and_the_helpdesk_see_it(
     expect(ka).not_to_contain_text("Lost")
     expect(desk.locator("#readiness-WSL")).to_contain_text(f"WSL is failing back from KA, run {first_back}")
 
+    expect(mod.locator("#run-state")).to_contain_text("Running", timeout=PAGE_MS)
     mod.fill("#abort-reason", "the storage team asks for an hour")
+    mod.screenshot(path=str(artifacts / "e2e-life-3a-failback-before-abort.png"), full_page=True)
     mod.click("#run-header button:has-text('Abort')")
-    assert wait_for_state(first_back, [R.ABORTED, R.SUCCEEDED, R.FAILED], worker).state == R.ABORTED
+    expect(mod.locator("#run-state")).to_contain_text("Aborted", timeout=PAGE_MS)
+    aborted = wait_for_state(first_back, [R.ABORTED, R.SUCCEEDED, R.FAILED], worker)
+    assert aborted.state == R.ABORTED, [e.message for e in aborted.events.order_by("seq")]
     assert cli.lab_latency(lab.lab_dir, clear=True)[0] == 0
     expect(mod.locator("#run-state")).to_contain_text("Aborted", timeout=PAGE_MS)
     desk.goto(f"{web.base}/runs/{first_back}/")
@@ -144,7 +149,7 @@ def test_the_whole_life_of_a_disaster_as_the_mod_and_the_helpdesk_see_it(
         f"Failback run {first_back} was aborted: you can fail back again."
     )
     mod.click("#failback-button")
-    expect(mod).to_have_url(re.compile(r"/runs/\d+/$"), timeout=PAGE_MS)
+    expect(mod).to_have_url(re.compile(rf"/runs/(?!({failover}|{first_back})/)\d+/$"), timeout=PAGE_MS)
     second_back = run_id_of(mod)
     assert second_back not in (failover, first_back)
     done = wait_for_state(second_back, [R.SUCCEEDED, R.FAILED, R.ABORTED], worker)
