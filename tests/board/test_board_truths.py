@@ -97,3 +97,11 @@ def test_an_aborted_runs_functional_tests_that_never_ran_say_so(users, as_role):
     kept = re.search(rf'<tr id="check-{ran.pk}"[^>]*>(.*?)</tr>', html, re.S).group(0)
     assert 'data-outcome="ok"' in kept  # real results stay
     assert "not run 1" in text(html)
+
+
+def test_a_running_runs_clock_says_since_when_it_counts(users, as_role):
+    run = build_run(user=users["mod"], state=R.RUNNING)
+    header = as_role("helpdesk").get(reverse("run-part", args=[run.pk, "header"])).content.decode()
+    words = text(header)
+    assert "Running for" in words and "since the run started" in words
+    assert "to its end" not in words and "Recovery time" not in words
