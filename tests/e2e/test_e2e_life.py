@@ -1,5 +1,5 @@
 """The whole life of a disaster in a real browser (issue 17): the Manager on Duty
-declares WSL lost, the helpdesk watches in a second browser, the MoD fails back, aborts a
+declares WSL lost (and pauses the failover for a look), the helpdesk watches in a second browser, the MoD fails back, aborts a
 second failback and fails back again. At each moment the overview's site cards, its open
 disasters and readiness, and the board say what failover.runs.sitestate says is true.
 
@@ -14,6 +14,7 @@ import pytest
 
 from failover.choices import RunStateChoices as R
 from failover.models import Run
+from failover.runs.controls import run_pause
 from hosts.lab import cli
 from tests.e2e.test_e2e_board import DESKTOP, log_in
 from tests.engine.conftest import lose_wsl, wait_for_run
@@ -69,7 +70,9 @@ def test_the_whole_life_of_a_disaster_as_the_mod_and_the_helpdesk_see_it(
     mod.click("#declare-button")
     expect(mod).to_have_url(re.compile(r"/runs/\d+/$"), timeout=PAGE_MS)
     failover = run_id_of(mod)
-    mod.click("#run-header button:has-text('Pause')")
+    # Paused at once from here: a click races the header that the live board swaps in
+    # on every event (Playwright waits for a stable button); the MoD resumes by click.
+    run_pause(user=estate["mod"], run_id=failover)
     wait_for_state(failover, [R.PAUSED], worker)
     expect(mod.locator("#run-state")).to_contain_text("Paused", timeout=PAGE_MS)
 
