@@ -35,11 +35,18 @@ def overview_data() -> dict:
     )
     # A disaster is open while its site's services are not home again (not only while a
     # run is active: "No open disaster" beside a lost site was a lie).
+    away = {s.moved_by.disaster_id: s for s in states if s.away and s.moved_by is not None}
     open_disasters = list(
-        Disaster.objects.filter(pk__in=[s.moved_by.disaster_id for s in states if s.away and s.moved_by])
+        Disaster.objects.filter(pk__in=[pk for pk in away if pk is not None])
         .select_related("lost_site", "declared_by")
         .order_by("-declared_at")
     )
+    for disaster in open_disasters:  # each with where its site stands and the run that says so
+        disaster.site_state = away.get(disaster.pk)  # type: ignore[attr-defined]
+    # A site moved away by a planned migration has no disaster, and is not in service either.
+    away_undeclared = [
+        s for s in states if s.away and s.moved_by is not None and s.moved_by.disaster_id is None
+    ]
     last_drill = (
         _with_progress(Run.objects.filter(kind=RunKindChoices.DRILL))
         .select_related("lost_site", "target_site")
@@ -61,14 +68,10 @@ def overview_data() -> dict:
         "bars": bars,
         "active_runs": active_runs,
         "open_disasters": open_disasters,
+        "away_undeclared": away_undeclared,
         "last_drill": last_drill,
-        "readiness": _readiness(),
+        "readiness": readiness_latest(states),
     }
-
-
-def _readiness() -> list:
-    """The readiness verdict per site with its reasons (three queries)."""
-    return readiness_latest()
 
 
 # -- incidents --------------------------------------------------------------------------------

@@ -141,6 +141,12 @@ class Header:
     aftermath: Aftermath | None = None  # an aborted run: where it stopped, what it left, what next
 
     @property
+    def recovery_seconds(self) -> float | None:
+        """From the event noticed (or the run's start) to the run's end, as the report
+        counts it (failover.engine.advance writes it when a run succeeds)."""
+        return (self.run.summary or {}).get("recovery_seconds")
+
+    @property
     def percent(self) -> int:
         return round(100 * self.finished / self.total) if self.total else 0
 
@@ -257,28 +263,52 @@ class StepRow:
 
 @dataclass
 class Timeline:
+    """Planned and actual per step, each on its own scale: a plan of hours and a lab run
+    of seconds on one axis made the actual bars invisible (issue 17 item 12). Every bar
+    carries its figure; the two axes below the chart say what each scale is."""
+
     rows: list[StepRow]
-    scale_minutes: float
+    scale_minutes: float  # the planned scale (the whole plan)
     planned_total: float
     actual_total: float | None
-    ticks: list[tuple[float, str]] = field(default_factory=list)  # (x, minutes)
+    actual_scale_minutes: float = 1.0
+    ticks: list[tuple[float, str]] = field(default_factory=list)  # (x, label) of the planned axis
+    actual_ticks: list[tuple[float, str]] = field(default_factory=list)  # of the actual axis
     width: int = 1000
     label_w: int = 170  # the step names left of the chart
     row_h: int = 26
+    span: float = 0.0  # the width of the tracks
 
     @property
     def height(self) -> int:
-        return 34 + self.row_h * len(self.rows)
+        return 46 + self.row_h * len(self.rows)
 
     @property
     def axis_y(self) -> int:
         return 14 + self.row_h * len(self.rows)
 
+    @property
+    def planned_axis_y(self) -> int:
+        return self.height - 20
+
+    @property
+    def actual_axis_y(self) -> int:
+        return self.height - 4
+
+
+def _ticks(scale_minutes: float, x0: float, span: float) -> list[tuple[float, str]]:
+    """Up to about ten round ticks over ``scale_minutes``: seconds below two minutes."""
+    seconds = scale_minutes * 60 <= 120
+    top = scale_minutes * 60 if seconds else scale_minutes
+    step = next((n for n in (1, 2, 5, 10, 15, 30, 60, 120, 240, 480) if top / n <= 10), 960)
+    unit = _("%(n)s s") if seconds else _("%(n)s min")
+    return [(x0 + span * n / top, unit % {"n": n}) for n in range(0, int(top) + 1, step)]
+
 
 def _timeline(run: Run, rows: list[StepRow], now: dt.datetime) -> Timeline:
-    """Planned steps laid end to end, and each step's actual span since the run started,
-    on one scale (a lab run of seconds against a plan of hours shows as the truth: a
-    hairline, with the numbers in the table beside it)."""
+    """Planned steps laid end to end on the plan's scale; each step's actual span since
+    the run started on the run's own scale (so a 6 s step of a 20 s run is a third of
+    the track, whatever the plan says), with the figures written on the bars."""
     chart = Timeline(rows=rows, scale_minutes=1.0, planned_total=0.0, actual_total=None)
     cursor = 0.0
     actual_end = 0.0
@@ -291,18 +321,21 @@ def _timeline(run: Run, rows: list[StepRow], now: dt.datetime) -> Timeline:
             row.actual_x = _minutes(run.created_at, row.step.started_at, now) or 0.0
             row.actual_w = row.actual_minutes or 0.0
             actual_end = max(actual_end, row.actual_x + row.actual_w)
-    scale = max(cursor, actual_end, 1.0)
-    x0, span = chart.label_w, chart.width - chart.label_w - 10
+    planned_scale = max(cursor, 1.0)
+    actual_scale = max(actual_end, 1 / 60)
+    x0, span = chart.label_w, chart.width - chart.label_w - 60  # room for a figure after a bar
     for i, row in enumerate(rows):
         row.y = 6 + i * chart.row_h
-        row.planned_x = x0 + span * row.planned_x / scale
-        row.planned_w = span * row.planned_w / scale
+        row.planned_x = x0 + span * row.planned_x / planned_scale
+        row.planned_w = span * row.planned_w / planned_scale
         if row.actual_x is not None:
-            row.actual_x = x0 + span * row.actual_x / scale
-            row.actual_w = max(span * row.actual_w / scale, 2.0)  # seconds still show
-    step = 30 if scale > 120 else 15 if scale > 45 else 5 if scale > 10 else 1
-    chart.ticks = [(x0 + span * m / scale, f"{m:g}") for m in range(0, int(scale) + 1, step)]
-    chart.scale_minutes, chart.planned_total = scale, cursor
+            row.actual_x = x0 + span * row.actual_x / actual_scale
+            row.actual_w = max(span * row.actual_w / actual_scale, 2.0)  # a blink still shows
+    chart.span = span
+    chart.ticks = _ticks(planned_scale, x0, span)
+    chart.actual_ticks = _ticks(actual_scale, x0, span) if started else []
+    chart.scale_minutes, chart.planned_total = planned_scale, cursor
+    chart.actual_scale_minutes = actual_scale
     chart.actual_total = actual_end if started else None
     return chart
 
@@ -509,14 +542,20 @@ class CheckRow:
     action: Action
     vm: str
     check: str
-    outcome: str  # ok, down, note, or "" while not run yet
+    outcome: str  # ok, down, note, not-run (its run ended first), or "" while not run yet
     detail: str
+    run_state: str = ""  # the run's state, for a test the run's end left not run
 
     @property
     def outcome_label(self) -> str:
+        if self.outcome == NOT_RUN:
+            return str(_("not run (run %(state)s)") % {"state": str(R(self.run_state).label).lower()})
         return (
             str(CheckOutcomeChoices(self.outcome).label) if self.outcome in CheckOutcomeChoices.values else ""
         )
+
+
+NOT_RUN = "not-run"
 
 
 def board_checks(*, run_id: int, run: Run | None = None) -> dict:
@@ -535,10 +574,21 @@ def board_checks(*, run_id: int, run: Run | None = None) -> dict:
         # A passed check says why in its last output line ("http check 'x': ok: 200 in 0.1 s").
         last_line = a.output_tail.strip().rsplit("\n", 1)[-1].strip() if a.output_tail else ""
         detail = a.error or a.reason or last_line
+        outcome = a.outcome
+        if not outcome and run.state in FINAL_RUN_STATES and a.state in (A.PENDING, A.QUEUED):
+            outcome = NOT_RUN  # it never will: the run ended before it
         rows.append(
-            CheckRow(action=a, vm=vm, check=a.params.get("check", a.target), outcome=a.outcome, detail=detail)
+            CheckRow(
+                action=a,
+                vm=vm,
+                check=a.params.get("check", a.target),
+                outcome=outcome,
+                detail=detail,
+                run_state=run.state,
+            )
         )
     summary = {k: sum(1 for r in rows if r.outcome == k) for k in ("ok", "down", "note")}
+    summary["not_run"] = sum(1 for r in rows if r.outcome == NOT_RUN)
     return {"run": run, "checks": rows, "check_summary": summary}
 
 

@@ -27,7 +27,7 @@ from failover.choices import StepStateChoices as S
 from failover.models import Action, Run, RunGroupClaim, Step
 
 from . import sql
-from .dispatch import send_actions
+from .dispatch import kick_readiness, send_actions
 from .journal import record_event
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,7 @@ def _finish_run(run: Run, now) -> None:
         "deadline_met": (now <= run.disaster.deadline) if run.disaster else None,
     }
     Run.objects.filter(pk=run.pk).update(state=R.SUCCEEDED, finished_at=now, summary=summary)
+    transaction.on_commit(lambda: kick_readiness(f"run {run.pk}"))
     RunGroupClaim.objects.filter(run=run, active=True).update(active=False)
     failed_checks = run.actions.filter(optional=True, state=A.FAILED).count()
     record_event(

@@ -11,7 +11,7 @@ from django.utils import timezone
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
 from failover.choices import StepStateChoices as S
-from failover.engine.dispatch import kick_run, send_actions
+from failover.engine.dispatch import kick_readiness, kick_run, send_actions
 from failover.engine.journal import record_event
 from failover.models import Action, Run, RunGroupClaim, Step
 
@@ -128,6 +128,8 @@ def _run_transition(
             kick_run(run_id)
 
         transaction.on_commit(resume)
+    elif to == R.ABORTED:  # a run's end: what readiness says may have changed
+        transaction.on_commit(lambda: kick_readiness(f"run {run_id} aborted"))
     return run
 
 

@@ -27,6 +27,7 @@ STATE_ICONS = {
     "ok": "✔",
     "down": "✖",
     "note": "ℹ",
+    "not-run": "○",
 }
 STATE_TONES = {
     "succeeded": "ok",

@@ -110,3 +110,16 @@ def build_run(
         for i in range(events):
             record_event(run_id=run.pk, kind="action_started", message=f"event {i}", action_id=actions[0].pk)
     return run
+
+
+def failback_of(failover: Run, *, state: str) -> Run:
+    """A failback as failback_start makes it: from the surviving site back home."""
+    return Run.objects.create(
+        kind="failback",
+        mode="planned",
+        state=state,
+        lost_site=failover.target_site,
+        target_site=failover.lost_site,
+        created_by=failover.created_by,
+        parent=failover,
+    )

@@ -17,8 +17,7 @@ from failover.choices import StepStateChoices as S
 from failover.models import Action, Run
 from failover.runs import controls
 
-from .runs import build_run
-from .test_site_states import failback_of
+from .runs import build_run, failback_of
 
 pytestmark = pytest.mark.django_db
 

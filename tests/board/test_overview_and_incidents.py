@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db
 def test_with_nothing_going_on_every_site_is_in_service_and_no_drill_is_a_warning(as_role, reference_estate):
     page = as_role("helpdesk").get(reverse("overview")).content.decode()
     assert page.count("In service") == 2
-    assert "No open disaster." in page and "No run is active." in page
+    assert "No open disaster: every site is in service." in page and "No run is active." in page
     assert "No drill yet" in page
     assert "Memory in normal operation" in page and 'class="hostbar"' in page
 

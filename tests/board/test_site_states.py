@@ -13,22 +13,9 @@ from failover.choices import RunStateChoices as R
 from failover.models import Run
 from failover.runs.sitestate import site_states
 
-from .runs import build_run
+from .runs import build_run, failback_of
 
 pytestmark = pytest.mark.django_db
-
-
-def failback_of(failover: Run, *, state: str) -> Run:
-    """A failback as failback_start makes it: from the surviving site back home."""
-    return Run.objects.create(
-        kind="failback",
-        mode="planned",
-        state=state,
-        lost_site=failover.target_site,
-        target_site=failover.lost_site,
-        created_by=failover.created_by,
-        parent=failover,
-    )
 
 
 def card(page: str, code: str) -> str:
@@ -72,7 +59,7 @@ def test_the_overview_follows_the_whole_life_of_a_disaster(as_role, users):
     page = overview(client)
     assert f"In service — home again since failback run {second.pk}" in card(page, "WSL")
     assert "Lost" not in page
-    assert "No open disaster." in page
+    assert "No open disaster: every site is in service." in page
 
 
 def test_an_aborted_failover_leaves_the_site_lost_with_its_run(users):
@@ -96,3 +83,30 @@ def test_site_states_cost_two_queries_whatever_the_history(users, django_assert_
     with django_assert_max_num_queries(2):
         states = site_states()
     assert [s.state for s in states] == ["in-service", "home-again"]
+
+
+def test_the_open_disasters_say_which_site_is_away_and_which_run_says_so(as_role, users):
+    client = as_role("helpdesk")
+    failover = build_run(user=users["mod"], state=R.SUCCEEDED)
+    runs = re.search(r'<section id="overview-runs".*?</section>', overview(client), re.S).group(0)
+    text = " ".join(re.sub(r"<[^>]+>", "", runs).split())
+    assert f"WSL: Failed over to KA by run {failover.pk}" in text
+    assert f'href="/runs/{failover.pk}/"' in runs
+
+
+def test_a_site_moved_away_without_a_disaster_is_never_beside_no_open_disaster(as_role, users):
+    client = as_role("helpdesk")
+    migration = build_run(user=users["mod"], kind="migration", state=R.SUCCEEDED)
+    page = overview(client)
+    assert "No open disaster" not in page
+    runs = re.search(r'<section id="overview-runs".*?</section>', page, re.S).group(0)
+    text = " ".join(re.sub(r"<[^>]+>", "", runs).split())
+    assert (
+        f"WSL: Failed over to KA by run {migration.pk} — its services run there "
+        "(a planned migration: no disaster was declared)"
+    ) in text
+
+    failback_of(migration, state=R.SUCCEEDED)
+    assert "No open disaster: every site is in service." in " ".join(
+        re.sub(r"<[^>]+>", " ", overview(client)).split()
+    )

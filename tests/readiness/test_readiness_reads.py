@@ -52,14 +52,14 @@ def test_the_task_and_the_command_each_run_one_check(ready):
 
 
 @pytest.mark.django_db
-def test_the_latest_verdicts_come_in_three_queries_whatever_the_history(
+def test_the_latest_verdicts_and_site_states_come_in_four_queries_whatever_the_history(
     people, django_assert_max_num_queries
 ):
     now = timezone.now()
     for minutes in range(5, 0, -1):
         make_verdict("WSL", "not-ready", findings=BAD, at=now - dt.timedelta(minutes=minutes))
         make_verdict("KA", "ready", at=now - dt.timedelta(minutes=minutes))
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):  # sites, site states, verdicts, findings
         latest = readiness_latest()
         summary = [(r.site.code, r.state, len(r.findings), len(r.critical)) for r in latest]
     assert summary == [("KA", "ready", 0, 0), ("WSL", "not-ready", 2, 1)]
