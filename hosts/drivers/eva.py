@@ -369,7 +369,12 @@ class EvaDriver(EvaDrills, StorageDriver):
                 f"(replication {current.replication}: {current.detail}); failing over needs force"
             )
         path = group_path(group)
-        adds = self._adds(current.members, present_to) if present_to and current.members else []
+        # Presented already (a failback: the old source's copy kept its LUNs): FAILOVER only.
+        adds = (
+            self._adds(current.members, present_to)
+            if present_to and current.members and present_to not in current.presented_to
+            else []
+        )
         try:
             read = self._read(
                 group, FAILOVER.format(group=path), *adds, hint=current.members, timeout=self.failover_timeout
