@@ -80,10 +80,35 @@ def recreate_database(url: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def profiled(name: str, body):
+    """Run ``body()`` under yappi (CPU clock) when --profile is given; the profile goes to
+    $BENCH_PROFILE_DIR/<name>.pstat when it returns."""
+    profile_dir = os.environ.get("BENCH_PROFILE_DIR")
+    if not profile_dir:
+        return body()
+    import yappi
+
+    yappi.set_clock_type("cpu")
+    yappi.start(builtins=False)
+    try:
+        return body()
+    finally:
+        yappi.stop()
+        out = Path(profile_dir) / f"{name}.pstat"
+        yappi.get_func_stats().save(str(out), type="pstat")
+        log(f"profile: {out}")
+
+
+def lab_main(argv: list[str]) -> int:
+    from hosts.lab.server import main as serve
+
+    return profiled("lab", lambda: serve(argv))
+
+
 def start_lab(lab_dir: Path, log_dir: Path) -> tuple[subprocess.Popen, int]:
     out = log_dir / "lab.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hosts.lab.server", "--lab-dir", str(lab_dir), "--port", "0"],
+        [sys.executable, str(Path(__file__).resolve()), "--lab", "--lab-dir", str(lab_dir), "--port", "0"],
         cwd=REPO,
         stdout=out.open("w"),
         stderr=subprocess.STDOUT,
@@ -139,7 +164,10 @@ def counted_worker(count_file: Path, celery_argv: list[str]) -> int:
     from celery.__main__ import main as celery_main
 
     sys.argv = ["celery", *celery_argv]
-    celery_main()
+    try:
+        profiled(count_file.stem.replace("sql-count", "worker"), celery_main)
+    except SystemExit as exc:  # celery's way to end
+        return exc.code if isinstance(exc.code, int) else 0
     return 0
 
 
@@ -606,24 +634,29 @@ def commands_per_action(run) -> dict:
     }
 
 
+def lose_source_site(layout: dict, lab_dir: Path, port: int) -> None:
+    """The synthetic estate in the inventory, its site SRC lost, the lab's latencies set."""
+    from hosts.lab import cli
+
+    load_synthetic_inventory(layout, lab_dir, port)
+    for name in [*layout["src"], "src-eva"]:
+        cli.lab_fault(lab_dir, name, "down", [])
+    cli.lab_latency(
+        lab_dir,
+        default_seconds=LATENCIES["default"],
+        per_command=[(k, str(v)) for k, v in LATENCIES.items() if k != "default"],
+    )
+
+
 def bench_synthetic(
     lab_dir: Path, log_dir: Path, workers: list[subprocess.Popen], *, hosts: int, vms: int
 ) -> dict:
     from django.conf import settings
 
-    from hosts.lab import cli
-
     layout = seed_synthetic_two_sites(lab_dir, hosts=hosts, vms=vms)
     lab, port = start_lab(lab_dir, log_dir)
     try:
-        load_synthetic_inventory(layout, lab_dir, port)
-        for name in [*layout["src"], "src-eva"]:
-            cli.lab_fault(lab_dir, name, "down", [])
-        cli.lab_latency(
-            lab_dir,
-            default_seconds=LATENCIES["default"],
-            per_command=[(k, str(v)) for k, v in LATENCIES.items() if k != "default"],
-        )
+        lose_source_site(layout, lab_dir, port)
         run, planned = declare("SRC")
         log(f"synthetic: plan preview {planned:.1f} s, run {run.pk} started")
 
@@ -694,9 +727,69 @@ def bench_synthetic(
         lab.wait(10)
 
 
+def bench_preview(lab_dir: Path, log_dir: Path, *, hosts: int, vms: int, rounds: int) -> dict:
+    """(c) The plan preview of the synthetic estate (the declare page's wait): build_plan
+    over SSH against the lab, at the lab's latencies; then the run's creation from it (the
+    declaration's database part: run_create), timed apart. Target: the preview <= 3 s at
+    5,000 VMs."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+
+    from failover.models import Run
+    from failover.runs.create import run_create
+    from failover.runs.failover import build_plan
+    from hosts.models import DRGroup
+
+    layout = seed_synthetic_two_sites(lab_dir, hosts=hosts, vms=vms)
+    lab, port = start_lab(lab_dir, log_dir)
+    try:
+        lose_source_site(layout, lab_dir, port)
+        previews = []
+        for number in range(rounds):
+            started, cpu = time.perf_counter(), time.process_time()
+            plan = build_plan(lost_site="SRC")
+            previews.append((time.perf_counter() - started, time.process_time() - cpu))
+            log(f"preview round {number + 1}: {previews[-1][0]:.2f} s ({previews[-1][1]:.2f} s CPU here)")
+        if plan.blocking:
+            raise RuntimeError(f"plan blocked: {[p.message for p in plan.blocking][:5]}")
+        groups = list(DRGroup.objects.filter(name__in=plan.groups))
+        started = time.perf_counter()
+        with transaction.atomic():
+            run = run_create(
+                plan=plan,
+                disaster=None,
+                user=get_user_model().objects.get(username="mod"),
+                kind="failover",
+                override_reason="",
+                groups=groups,
+            )
+            created = time.perf_counter() - started
+            actions = run.actions.count()
+            transaction.set_rollback(True)  # measured, not run: nothing is sent
+        assert not Run.objects.filter(pk=run.pk).exists()
+        best = min(p[0] for p in previews)
+        return {
+            "vms": vms,
+            "hosts": hosts,
+            "actions": actions,
+            "latencies_s": LATENCIES,
+            "preview_s": [round(p[0], 2) for p in previews],
+            "preview_cpu_s": [round(p[1], 2) for p in previews],
+            "best_preview_s": round(best, 2),
+            "target_preview_s": 3.0,
+            "meets_target": best <= 3.0,
+            "run_create_s": round(created, 2),
+        }
+    finally:
+        lab.terminate()
+        lab.wait(10)
+
+
 def main() -> int:
     if len(sys.argv) > 2 and sys.argv[1] == "--counted-worker":
         return counted_worker(Path(sys.argv[2]), sys.argv[3:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--lab":  # the lab's server, profiled with --profile
+        return lab_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--vms", type=int, default=500)
@@ -710,6 +803,16 @@ def main() -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core here)")
     parser.add_argument("--latency-scale", type=float, default=1.0, help="multiply every latency of (b)")
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="profile the workers with yappi (pip install yappi; not a project dependency) into DIR/*.pstat",
+    )
+    parser.add_argument(
+        "--preview-only",
+        action="store_true",
+        help="only (c): time the plan preview of the synthetic estate and its run's creation (no workers)",
+    )
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--skip-reference", action="store_true")
     args = parser.parse_args()
@@ -718,6 +821,9 @@ def main() -> int:
     for command in LATENCIES:
         LATENCIES[command] = round(LATENCIES[command] * args.latency_scale, 6)
 
+    if args.profile:
+        os.environ["BENCH_PROFILE_DIR"] = str(Path(args.profile).resolve())
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="drportal-bench-"))
     lab_dir = work / "lab"
     os.environ.update(
@@ -749,6 +855,23 @@ def main() -> int:
     synthetic_threads = args.concurrency or -(
         -args.hosts * settings.DRPORTAL_MAX_ACTIONS_PER_HOST // args.workers
     )
+    if args.preview_only:
+        from django.core.management import call_command
+
+        call_command("create_demo_users", stdout=io.StringIO())
+        synthetic_lab = work / "synthetic-lab"
+        os.environ["DRPORTAL_SSH_KEY"] = str(synthetic_lab / "keys" / "id_drportal")
+        settings.DRPORTAL_SSH_KEY = Path(os.environ["DRPORTAL_SSH_KEY"])
+        preview = profiled(
+            "preview",
+            lambda: bench_preview(synthetic_lab, work, hosts=args.hosts, vms=args.vms, rounds=args.rounds),
+        )
+        print(
+            json.dumps(
+                {"loadavg": Path("/proc/loadavg").read_text().split()[:3], "preview": preview}, indent=2
+            )
+        )
+        return 0
     workers = start_workers(work, args.concurrency or 32, args.workers)
     result: dict = {
         "python": sys.version.split()[0],

@@ -143,7 +143,11 @@ class Context:
         if array is None:
             array = self._arrays[array_name] = self._load(StorageArray, "name", array_name)
         runner = None if array.kind == "manual" else self.conn(ssh_target(array))
-        return storage_driver(array, runner)
+        driver = storage_driver(array, runner)
+        if self.params.get("members") and array_name == self.params.get("array"):
+            # The plan's reading of the group's members: its next read is one call.
+            driver.remember_members(self.params["group"], self.params["members"])
+        return driver
 
 
 class Handler:

@@ -3,7 +3,9 @@ fenced), check the data, and the failback's reverse, final sync and demote."""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -58,6 +60,56 @@ def _source_reachable(ctx: Context, array_name: str) -> tuple[bool, str]:
     return True, f"{array_name} answers on {target.address}:{target.port}"
 
 
+class FenceVerdicts:
+    """ "The source array is fenced" of a disaster run, per (run, source array), in this
+    worker process, for at most VALID_S seconds: the storage step of 500 groups asked it
+    500 times (an SSH connection that must fail, and two reads of the inventory, per
+    group), where one answer per run and site is the fact the runbook needs.
+
+    Why reusing it keeps the guarantee (no split brain): only "fenced" is kept, never
+    "reachable" (a refused group is probed again on every attempt, so a Retry after
+    fencing goes on at once); the MoD confirmed the isolation of the whole site for the
+    run at the declaration, and that never changes within it; a lost site that comes
+    back is found within VALID_S by the next probe, and meanwhile the array itself
+    refuses FAILOVER while its partner answers as a healthy source (the driver's
+    SplitBrainRefused). A new run, or another source array, probes again. Actions that
+    ask at once wait for the one probe under way instead of probing too."""
+
+    VALID_S = 60.0
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, str], tuple[float, str]] = {}
+        self._probing: dict[tuple[int, str], threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, run_id: int, array: str) -> str | None:
+        """This process's verdict for the run's source array, if at most VALID_S old."""
+        found = self._seen.get((run_id, array))
+        if found is None or time.monotonic() - found[0] > self.VALID_S:
+            return None
+        return f"{found[1]} (found {time.monotonic() - found[0]:.0f} s ago for this run, not probed again)"
+
+    def once(self, run_id: int, array: str, probe: Callable[[], str]) -> str:
+        """A fresh verdict, else ``probe()``'s (kept; a refusal raises and is not kept).
+        Of the actions that ask at once, one probes and the others wait for its verdict."""
+        key = (run_id, array)
+        with self._lock:
+            if len(self._probing) > 1000:  # a bound, not a policy: a verdict is cheap to find again
+                self._seen.clear()
+                self._probing.clear()
+            probing = self._probing.setdefault(key, threading.Lock())
+        with probing:
+            reused = self.fresh(run_id, array)
+            if reused is not None:
+                return reused
+            verdict = probe()
+            self._seen[key] = (time.monotonic(), verdict)
+            return verdict
+
+
+FENCED = FenceVerdicts()
+
+
 class FailoverGroup(Handler):
     side_effects = True
 
@@ -73,27 +125,40 @@ class FailoverGroup(Handler):
             {"role": status.role, "presented_to": list(status.presented_to)},
         )
 
-    def fence_check(self, ctx: Context) -> str:
-        """No split brain: fail over only when the source side is fenced."""
+    def fence_check(self, ctx: Context) -> tuple[str, str]:
+        """No split brain: fail over only when the source side is fenced. Returns how it is
+        fenced and the run's mode (a disaster's verdict is reused, see FenceVerdicts)."""
+        key = (ctx.action.run_id, ctx.params["source_array"])
+        reused = FENCED.fresh(*key)
+        if reused is not None:  # only a disaster's verdicts are kept
+            return reused, "disaster"
+        if ctx.run.mode == "disaster":
+            return FENCED.once(*key, lambda: self._isolated(ctx)), "disaster"
+        return self._demoted(ctx), ctx.run.mode
+
+    def _isolated(self, ctx: Context) -> str:
         run = ctx.run
         group = ctx.params["group"]
-        if run.mode == "disaster":
-            disaster = run.disaster
-            if disaster is None or disaster.isolation_confirmed_at is None:
-                raise ActionFailed(
-                    f"refusing to fail over {group}: nobody has confirmed that {run.lost_site.code} is isolated "
-                    "(the MoD confirms isolation on the declaration)"
-                )
-            reachable, how = _source_reachable(ctx, ctx.params["source_array"])
-            if reachable:
-                raise ActionFailed(
-                    f"refusing to fail over {group}: the source array {ctx.params['source_array']} is still "
-                    f"reachable ({how}); fence it (power it off or cut its links) first, then Retry"
-                )
-            return (
-                f"source fenced: isolation confirmed by {disaster.isolation_confirmed_by} at "
-                f"{disaster.isolation_confirmed_at:%Y-%m-%d %H:%M}; {ctx.params['source_array']} unreachable ({how})"
+        disaster = run.disaster
+        if disaster is None or disaster.isolation_confirmed_at is None:
+            raise ActionFailed(
+                f"refusing to fail over {group}: nobody has confirmed that {run.lost_site.code} is isolated "
+                "(the MoD confirms isolation on the declaration)"
             )
+        reachable, how = _source_reachable(ctx, ctx.params["source_array"])
+        if reachable:
+            raise ActionFailed(
+                f"refusing to fail over {group}: the source array {ctx.params['source_array']} is still "
+                f"reachable ({how}); fence it (power it off or cut its links) first, then Retry"
+            )
+        return (
+            f"source fenced: isolation confirmed by {disaster.isolation_confirmed_by} at "
+            f"{disaster.isolation_confirmed_at:%Y-%m-%d %H:%M}; {ctx.params['source_array']} unreachable ({how})"
+        )
+
+    def _demoted(self, ctx: Context) -> str:
+        """A planned hand-over: each group's own source copy must be demoted (never kept)."""
+        group = ctx.params["group"]
         source = ctx.storage(ctx.params["source_array"]).status(group)
         if source.is_primary and source.presented_to:
             raise ActionFailed(
@@ -106,11 +171,15 @@ class FailoverGroup(Handler):
         group, array = ctx.params["group"], ctx.params["array"]
         driver = ctx.storage(array)
         status = ctx.seen.pop("status", None) or driver.status(group)
-        if not status.is_primary:
-            ctx.note(self.fence_check(ctx))
-            force = ctx.run.mode == "disaster" and driver.kind == "drbd"
-            status = driver.promote(group, force=force, current=status)
         present_to = ctx.params.get("present_to")
+        if not status.is_primary:
+            fenced, mode = self.fence_check(ctx)
+            ctx.note(fenced)
+            force = mode == "disaster" and driver.kind == "drbd"
+            if present_to:
+                status = driver.promote_and_present(group, present_to, force=force, current=status)
+            else:
+                status = driver.promote(group, force=force, current=status)
         if present_to and present_to not in status.presented_to:
             status = driver.present(group, present_to, current=status)
         return Outcome(

@@ -129,11 +129,14 @@ class _PassCounter:
 
     def finished_after(self, run_id: int, asked: int) -> bool:
         """Has a pass numbered above ``asked`` (so begun after the caller's change)
-        committed? Only "yes" skips a pass, so a lost key or an error means "no"."""
+        committed? Only "yes" skips a pass, so a lost key or an error means "no"; so does
+        a finished number above the started one (the started key was lost, flushed or
+        evicted, and numbering began again: that finished pass says nothing about now)."""
         try:
-            return int(self._redis().get(self._keys(run_id)[1]) or 0) > asked
+            started, finished = (int(v or 0) for v in self._redis().mget(self._keys(run_id)))
         except redis.RedisError:
             return False
+        return started >= finished > asked
 
     def start(self, run_id: int) -> int | None:
         started, _finished = self._keys(run_id)

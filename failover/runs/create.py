@@ -102,21 +102,29 @@ def run_create(
         )
         for number, key, name, minutes in steps_for(kind)
     }
-    by_key: dict[str, Action] = {}
-    for order, planned in enumerate(plan.actions):
-        by_key[planned.key] = Action.objects.create(
-            run=run,
-            step=steps[planned.step],
-            kind=planned.kind,
-            target=planned.target,
-            host=planned.host,
-            array=planned.params.get("array", ""),
-            params=planned.params,
-            order=order,
-            tier=planned.params.get("tier", 0),
-            optional=planned.optional,
-            epoch=epoch,
-        )
+    # One INSERT for every action (a run of 5,000 VMs has 20,000): the ids come back with it.
+    created = Action.objects.bulk_create(
+        [
+            Action(
+                run=run,
+                step=steps[planned.step],
+                kind=planned.kind,
+                target=planned.target,
+                host=planned.host,
+                array=planned.params.get("array", ""),
+                params=planned.params,
+                order=order,
+                tier=planned.params.get("tier", 0),
+                optional=planned.optional,
+                epoch=epoch,
+            )
+            for order, planned in enumerate(plan.actions)
+        ],
+        batch_size=2000,
+    )
+    by_key: dict[str, Action] = {
+        planned.key: action for planned, action in zip(plan.actions, created, strict=True)
+    }
     through = Action.depends_on.through
     through.objects.bulk_create(
         [
@@ -124,7 +132,8 @@ def run_create(
             for p in plan.actions
             for d in p.depends_on
             if d in by_key
-        ]
+        ],
+        batch_size=5000,
     )
     record_event(
         run_id=run.pk,

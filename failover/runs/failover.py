@@ -53,6 +53,7 @@ from .survey import (
     config_warnings,
     drill_up_problems,
     group_problems,
+    hint_group_members,
     lost_site_answers,
     lost_site_warnings,
     survey,
@@ -146,6 +147,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
         )
     actions.extend(dom0_shrinks(sv, plan, always=True))
     actions.extend(noswap_checks(sv.target_hosts))
+    hint_group_members(actions, sv.look)
     plan.actions = order_starts(actions)
     plan.groups = sorted(sv.groups)
     return plan

@@ -20,7 +20,7 @@ from hosts.drivers.xen import ConfigParseError, XenDriver
 from hosts.models import VM, DRGroup, Host, Site, StorageArray
 from hosts.selectors import capacity_inputs, reserve_mb
 
-from .plan import Plan, Problem
+from .plan import Plan, PlannedAction, Problem
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,7 @@ def _look_groups(array, groups: list[DRGroup], look: LiveLook) -> None:
                     "lag_seconds": status.lag_seconds,
                     "presented_to": list(status.presented_to),
                     "detail": status.detail,
+                    "members": list(status.members),
                 }
         except DriverError as exc:
             if array.kind != "manual":
@@ -194,10 +195,21 @@ def survey(*, lost_site: str, pool: SSHPool | None = None, look_at_lost: bool = 
     }
     # VMs homed at the surviving site run there already (observed live);
     # the others need their DR group failed over, then a start.
-    groups: dict[str, DRGroup] = {}
-    for vm in vms.values():
-        if vm.home_host.site_id != target_site.pk and vm.dr_group and vm.dr_group.target_array:
-            groups[vm.dr_group.name] = vm.dr_group
+    moving_groups = [
+        vm.dr_group_id
+        for vm in vms.values()
+        if vm.home_host.site_id != target_site.pk and vm.dr_group and vm.dr_group.target_array
+    ]
+    # With their VMs and disks (the plan presents each group to its first VM's host and
+    # checks its devices there): three queries for 5,000 groups, not 10,000. In the
+    # order of their VMs, as before.
+    fetched = {
+        group.pk: group
+        for group in DRGroup.objects.filter(pk__in=set(moving_groups))
+        .select_related("source_array__site", "target_array__site")
+        .prefetch_related("vms__disks")
+    }
+    groups: dict[str, DRGroup] = {fetched[pk].name: fetched[pk] for pk in moving_groups if pk is not None}
     configs_by_host: dict[str, list[str]] = defaultdict(list)
     for name, vm in vms.items():
         if vm.home_host.site_id != target_site.pk:
@@ -232,6 +244,22 @@ def target_array(group: DRGroup) -> StorageArray:
     if array is None:
         raise ValueError(f"DR group {group.name} has no target array: it cannot fail over")
     return array
+
+
+# The actions that read a DR group at its surviving array (params "group" and "array").
+GROUP_READERS = ("check_group", "failover_group", "integrity_check")
+
+
+def hint_group_members(actions: list[PlannedAction], look: LiveLook) -> None:
+    """Give each action that reads a group at the surviving array what the look saw the
+    group hold (its virtual disks), so that the action's read of the group is one call
+    (an EVA's SSSU needs the vdisks' names to read them with the group). A hint only:
+    the driver checks the group's own member list on every read."""
+    for action in actions:
+        if action.kind in GROUP_READERS:
+            members = look.group_status.get(action.params.get("group", ""), {}).get("members")
+            if members:
+                action.params["members"] = members
 
 
 def config_warnings(look: LiveLook) -> list[str]:

@@ -338,9 +338,30 @@ class EvaDriver(EvaDrills, StorageDriver):
                 found[name] = group_read(name, self.system, block, groups_answer, vdisks).status
         return {group: found[group] if group in found else self.status(group) for group in groups}
 
+    def remember_members(self, group: str, members: Sequence[str]) -> None:
+        if members:
+            _MEMBER_HINTS.setdefault(self._hint_key(group), tuple(members))
+
     def promote(self, group: str, *, force: bool = False, current: GroupStatus | None = None) -> GroupStatus:
+        return self._failover(group, force=force, current=current)
+
+    def promote_and_present(
+        self, group: str, host: str, *, force: bool = False, current: GroupStatus | None = None
+    ) -> GroupStatus:
+        """FAILOVER and the ADD LUN of every member vdisk in one SSSU call, which reads the
+        group again (the model's one failover call). Should the adds be refused after the
+        failover went through (a vdisk presented already by an earlier attempt), ``present``
+        reads and adds only what is missing."""
+        check_name(host, "host name")
+        return self._failover(group, force=force, current=current, present_to=host)
+
+    def _failover(
+        self, group: str, *, force: bool, current: GroupStatus | None, present_to: str | None = None
+    ) -> GroupStatus:
         current = current or self.status(group)
         if current.role == "primary":
+            if present_to and present_to not in current.presented_to:
+                return self.present(group, present_to, current=current)
             return current
         if not force and current.replication in ("broken", "none", "syncing", "unknown"):
             raise NotConsistent(
@@ -348,12 +369,21 @@ class EvaDriver(EvaDrills, StorageDriver):
                 f"(replication {current.replication}: {current.detail}); failing over needs force"
             )
         path = group_path(group)
+        # Presented already (a failback: the old source's copy kept its LUNs): FAILOVER only.
+        adds = (
+            self._adds(current.members, present_to)
+            if present_to and current.members and present_to not in current.presented_to
+            else []
+        )
         try:
             read = self._read(
-                group, FAILOVER.format(group=path), hint=current.members, timeout=self.failover_timeout
+                group, FAILOVER.format(group=path), *adds, hint=current.members, timeout=self.failover_timeout
             )
         except StorageError as exc:
             after = self._read(group)
+            if adds and after.status.role == "primary":
+                # The failover went through, an add was refused: present what is missing.
+                return self.present(group, present_to or "", current=after.status)
             # Classified by state, not by the array's words: the pre-check ruled out an
             # untrustworthy replica, so a refusal while the other copy answers as a healthy
             # source is the split-brain guard (the source is in use).
@@ -367,6 +397,8 @@ class EvaDriver(EvaDrills, StorageDriver):
                     result=exc.result,
                 ) from None
             raise
+        if present_to and present_to not in read.status.presented_to:
+            return self.present(group, present_to, current=read.status)
         return read.status
 
     def present(self, group: str, host: str, *, current: GroupStatus | None = None) -> GroupStatus:

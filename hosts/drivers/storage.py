@@ -197,6 +197,21 @@ class StorageDriver(ABC):
         """Let ``host`` write this copy. Only a primary copy can be presented. ``current``
         as for ``promote``."""
 
+    def promote_and_present(
+        self, group: str, host: str, *, force: bool = False, current: GroupStatus | None = None
+    ) -> GroupStatus:
+        """``promote``, then ``present`` to ``host`` (a failover's two changes). Here one
+        after the other; a driver whose tool does both in one call overrides this (on a
+        real EVA every SSSU call logs in to Command View: seconds)."""
+        status = self.promote(group, force=force, current=current)
+        return status if host in status.presented_to else self.present(group, host, current=status)
+
+    def remember_members(self, group: str, members: Sequence[str]) -> None:
+        """What the group held when someone last read it (``GroupStatus.members``, e.g. the
+        plan preview's bulk read): a hint that lets the next read of the group be one
+        call. Only a hint: every read checks the group's own list. Ignored here."""
+        return None
+
     @abstractmethod
     def demote(self, group: str) -> GroupStatus:
         """First half of a planned hand-over: stop this copy being written here, so the

@@ -99,6 +99,13 @@ class LabStore:
             changes = image.changes(working)
             if not changes:
                 return
+            groups = working.get("groups")
+            if (
+                isinstance(groups, _Tracked)
+                and groups.layout_cache
+                and _layout_changed(image, working, changes)
+            ):
+                groups.layout_cache.clear()
             try:
                 successor = image.successor(working, changes)
                 # Published before the file: os.replace lets other threads run, and a
@@ -123,6 +130,8 @@ class LabStore:
         for key in _SHARDED:
             if isinstance(working.get(key), dict):
                 working[key] = _Tracked(working[key])
+        if isinstance(working.get("groups"), _Tracked):
+            working["groups"].layout_cache = {}
         self._image, self._working = image, working
         return image, working
 
@@ -332,12 +341,15 @@ class _Tracked(dict):
     ``__iter__`` is overridden too, which makes ``dict(section)`` and ``{**section}``
     use ``__getitem__`` instead of copying the entries behind our back."""
 
-    __slots__ = ("everything", "touched")
+    __slots__ = ("everything", "layout_cache", "touched")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.touched: set = set()
         self.everything = False
+        # The groups section only: what tools.eva_model derives from the groups' layout
+        # (emptied by a commit that changes a group's layout, see _layout_changed).
+        self.layout_cache: dict | None = None
 
     def __getitem__(self, name):
         self.touched.add(name)
@@ -404,6 +416,34 @@ class _Tracked(dict):
     def __reduce_ex__(self, protocol):
         self._all()  # copy.deepcopy and pickle see every entry
         return super().__reduce_ex__(protocol)
+
+
+def _layout(group: object) -> object:
+    """What eva_model derives from a group: its kind and each side's vdisks."""
+    if not isinstance(group, dict):
+        return group
+    sides = group.get("sides")
+    return (
+        group.get("kind"),
+        {a: side.get("vdisks") if isinstance(side, dict) else side for a, side in sides.items()}
+        if isinstance(sides, dict)
+        else sides,
+    )
+
+
+def _layout_changed(image: _Image, working: dict, changes: dict[str, list[str] | None]) -> bool:
+    if "groups" not in changes:
+        return False
+    names = changes["groups"]
+    old, new = image.state.get("groups"), working.get("groups")
+    if (
+        names is None
+        or not isinstance(old, dict)
+        or not isinstance(new, dict)
+        or dict.keys(old) != dict.keys(new)
+    ):
+        return True
+    return any(_layout(old.get(n)) != _layout(dict.get(new, n)) for n in names)
 
 
 def _untouch(working: dict) -> None:

@@ -139,3 +139,37 @@ def test_a_read_compares_only_what_it_reached(tmp_path: Path) -> None:
         assert not state["groups"].touched
     with store.transaction() as state:  # a new transaction starts untouched
         assert not state["hosts"].touched
+
+
+def test_an_sssu_command_finds_a_vdisk_without_walking_every_group_and_sees_a_new_group(
+    tmp_path: Path,
+) -> None:
+    """The arrays' vdisk index is derived once from the groups' layout (no command changes
+    it), not by every SSSU command walking all groups (and making the store compare them);
+    a commit that changes the layout (a group added) is seen by the next command."""
+    from hosts.lab.seed import add_eva_group
+    from hosts.lab.tools.eva_model import ArrayIndex, eva_arrays
+
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=2, vms=4)
+    with store.transaction() as state:
+        first = ArrayIndex(state, "eva-ka").vdisks
+        assert state["groups"].everything is False  # no walk that the store must compare
+    with store.transaction() as state:
+        again = ArrayIndex(state, "eva-ka").vdisks
+        assert state["groups"].touched == set()
+    assert again == first and all(again[name] is first[name] for name in first)  # derived once
+    with store.transaction() as state:
+        add_eva_group(
+            state,
+            "DRG-new",
+            devices=["/dev/vg_new/lvol1"],
+            sides={"eva-ka": "primary", "eva-x": "secondary"},
+            presented_to=[],
+        )
+    with store.transaction() as state:
+        index = ArrayIndex(state, "eva-ka")
+        assert any(v.group == "DRG-new" for v in index.vdisks.values())
+        assert "eva-x" in set(eva_arrays(state))
+    # Another process's store reads the same from disk.
+    assert any(v.group == "DRG-new" for v in ArrayIndex(LabStore(tmp_path).read(), "eva-ka").vdisks.values())

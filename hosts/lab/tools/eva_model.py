@@ -21,8 +21,9 @@ NAA, when user_friendly_names is off; the public StorageLX EVA module maps SSSU'
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 GROUP_ROOT = "\\Data Replication\\"
 VDISK_ROOT = "\\Virtual Disks\\"
@@ -88,6 +89,9 @@ def add_lun(state: dict, array: str, host: str, vdisk: str, lun: int = 0) -> int
     return lun
 
 
+_T = TypeVar("_T")
+
+
 @dataclass(frozen=True)
 class Vdisk:
     """One virtual disk of one array, as the lab knows it."""
@@ -111,13 +115,9 @@ class ArrayIndex:
 
     def __init__(self, state: dict, array: str) -> None:
         self.state, self.array = state, array
-        self.vdisks: dict[str, Vdisk] = {}
-        for group_name, group in state.get("groups", {}).items():
-            side = group["sides"].get(array)
-            if group.get("kind") != "eva-ca" or side is None:
-                continue
-            for index, vdisk in enumerate(side.get("vdisks", ())):
-                self.vdisks[vdisk["name"]] = Vdisk(vdisk["name"], array, vdisk["wwid"], group_name, index)
+        self.vdisks: dict[str, Vdisk] = dict(
+            _layout(state.get("groups", {}), ("vdisks", array), lambda groups: _group_vdisks(groups, array))
+        )
         for name, snap in state.get("snapshots", {}).items():
             if snap.get("array") == array:
                 self.vdisks[name] = Vdisk(name, array, snap["wwid"], snap.get("group"), snapshot=snap)
@@ -153,13 +153,45 @@ class ArrayIndex:
         return side["role"] == "primary" or group.get("accessmode") == "readonly"
 
 
+def _group_vdisks(groups: dict, array: str) -> dict[str, Vdisk]:
+    found: dict[str, Vdisk] = {}
+    for group_name, group in dict.items(groups):  # read only: see _layout
+        side = group["sides"].get(array)
+        if group.get("kind") != "eva-ca" or side is None:
+            continue
+        for index, vdisk in enumerate(side.get("vdisks", ())):
+            found[vdisk["name"]] = Vdisk(vdisk["name"], array, vdisk["wwid"], group_name, index)
+    return found
+
+
+def _group_arrays(groups: dict) -> frozenset[str]:
+    seen: set[str] = set()
+    for group in dict.values(groups):  # read only: see _layout
+        if group.get("kind") == "eva-ca":
+            seen.update(group["sides"])
+    return frozenset(seen)
+
+
+def _layout(groups: dict, key: tuple, build: Callable[[dict], _T]) -> _T:
+    """What the groups' layout says (which arrays hold which vdisks of which group): fixed
+    when a group is made, and no lab command changes it. The lab store's groups section
+    keeps it (``layout_cache``; the store empties it when a commit changes a group's
+    layout, and a section read again from disk starts empty), so a command does not walk
+    all 500 groups (and make the store compare them all) to find one vdisk. Anything
+    else (a plain dict) is walked every time."""
+    cache = getattr(groups, "layout_cache", None)
+    if cache is None:
+        return build(groups)
+    full_key = (*key, dict.__len__(groups))
+    if full_key not in cache:
+        cache[full_key] = build(groups)
+    return cache[full_key]
+
+
 def eva_arrays(state: dict) -> Iterator[str]:
     """The arrays holding an EVA group or a snapshot. Found through the groups, not by
     reading every host: a dom0 command must not make the store compare every host."""
-    seen: set[str] = set()
-    for group in state.get("groups", {}).values():
-        if group.get("kind") == "eva-ca":
-            seen.update(group["sides"])
+    seen: set[str] = set(_layout(state.get("groups", {}), ("arrays",), _group_arrays))
     seen.update(snap["array"] for snap in state.get("snapshots", {}).values())
     return iter(sorted(seen))
 
