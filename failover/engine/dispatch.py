@@ -41,11 +41,6 @@ def kick_run(run_id: int) -> None:
         log.warning("run %s not kicked (%s); the reaper will advance it", run_id, exc)
 
 
-# The readiness check's task, by name: the engine sits below readiness and does not import
-# it (the name is the one beat schedules, settings.CELERY_BEAT_SCHEDULE["readiness"]).
-READINESS_TASK = "failover.tasks_readiness.check_readiness"
-
-
 def kick_readiness(why: str) -> None:
     """Ask a worker for a readiness check now (a run ended: the estate has changed), not
     at beat's next turn up to DRPORTAL_READINESS_INTERVAL_S later. A check that could not
@@ -54,7 +49,9 @@ def kick_readiness(why: str) -> None:
 
     from drportal.celery import app
 
+    # By the name beat schedules it under: the engine sits below readiness and does not import it.
+    task = settings.CELERY_BEAT_SCHEDULE["readiness"]["task"]
     try:
-        app.send_task(READINESS_TASK, expires=settings.DRPORTAL_READINESS_INTERVAL_S)
+        app.send_task(task, expires=settings.DRPORTAL_READINESS_INTERVAL_S)
     except Exception as exc:
         log.warning("readiness check after %s not sent (%s); beat runs the next one", why, exc)
