@@ -28,6 +28,7 @@ shedding) whose parts share their invariants.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -173,80 +174,153 @@ class _FreeIndex:
             i >>= 1
 
 
+_UNPLACED, _SHED = -1, -2  # a row's outcome in _Run.choice besides a host index
+_REPLAY_MAX = 64  # changed VMs, and hosts placed differently, up to which _Context.rerun stays incremental
+
+
 @dataclass
 class _Run:
     load: list[int]  # VM memory per surviving host (dom0 excluded: it is in usable)
-    placed: list[list[tuple[str, int]]]
+    placed: list[list[tuple[str, int]]] | None  # None for a probe's run
     unplaced: dict[str, tuple[str, str]]  # vm -> (kind: memory | affinity | structural, reason)
     fits: bool
     deficit: int = 0
+    # Per row of _Context.rows: the host it went to, _UNPLACED or _SHED; None when the run stopped early.
+    choice: list[int] | None = None
+    shed: frozenset[str] = frozenset()
+
+
+class _Shared:
+    """What the scenarios of one estate share, built once per ``what_ifs``: the VMs by name, their
+    tiers, their names and home hosts as columns, and per memory map each VM's MB as the
+    (name, MB) pair a host lists it by. VM names are unique (hosts.models.VM)."""
+
+    def __init__(self, vms: list[VMSpec]) -> None:
+        self.vms = vms
+        self.names = [vm.name for vm in vms]
+        self.homes = [vm.home_host for vm in vms]
+        self.groups = [vm.anti_affinity for vm in vms]
+        self.by_name = dict(zip(self.names, vms, strict=True))
+        self.tier = {vm.name: vm.priority for vm in vms}
+        self._memory: dict[int, tuple[Mapping[str, int], dict[str, int], list[tuple[str, int]]]] = {}
+
+    def memory(self, overrides: Mapping[str, int]) -> tuple[dict[str, int], list[tuple[str, int]]]:
+        known = self._memory.get(id(overrides))
+        if known is None or known[0] is not overrides:
+            mb = map(overrides.get, self.names, [vm.memory_mb for vm in self.vms])
+            pairs = list(zip(self.names, mb, strict=True))
+            known = self._memory[id(overrides)] = (overrides, dict(pairs), pairs)
+        return known[1], known[2]
 
 
 class _Context:
     """Everything about a scenario that does not depend on which VMs are shed."""
 
-    def __init__(self, hosts: list[HostSpec], vms: list[VMSpec], scenario: Scenario, reserve_mb: int):
+    def __init__(
+        self,
+        hosts: list[HostSpec],
+        vms: list[VMSpec],
+        scenario: Scenario,
+        reserve_mb: int,
+        shared: _Shared | None = None,
+    ):
+        shared = shared or _Shared(vms)
         self.scenario = scenario
         self.hosts = [h for h in hosts if h.site != scenario.lost_site]
-        self.index = {h.name: i for i, h in enumerate(self.hosts)}
-        self.dom0 = [scenario.dom0_memory.get(h.name, h.dom0_mb) for h in self.hosts]
+        self.index = index = {h.name: i for i, h in enumerate(self.hosts)}
+        dom0 = scenario.dom0_memory.get
+        self.dom0 = [dom0(h.name, h.dom0_mb) for h in self.hosts]
         self.usable = [h.ram_mb - reserve_mb - d for h, d in zip(self.hosts, self.dom0, strict=True)]
         self.reserve_mb = reserve_mb
         self.surviving = surviving = {h.site for h in self.hosts}
-        # Hosts alike in site and bridges form a class with its own free-capacity index.
+        # Hosts alike in site and bridges form a class (the unit of eligibility).
         self.classes: dict[tuple[str, frozenset[str]], list[int]] = {}
         for i, h in enumerate(self.hosts):
             self.classes.setdefault((h.site, h.bridges), []).append(i)
-        self.vms = {vm.name: vm for vm in vms}
-        self.mem = {vm.name: scenario.vm_memory.get(vm.name, vm.memory_mb) for vm in vms}
-        self.fixed: list[tuple[str, int]] = []  # (vm, host index) staying where they are
+        self.vms, self.tier = shared.by_name, shared.tier
+        self.mem, pairs = shared.memory(scenario.vm_memory)
+        n = len(self.hosts)
+        # VMs staying where they are, per host in input order: (name, MB), their MB and groups.
+        self.fixed_placed: list[list[tuple[str, int]]] = [[] for _ in range(n)]
+        self.fixed_groups: list[set[str]] = [set() for _ in range(n)]
+        self._fixed_host: dict[str, int] | None = None
+        self._names = shared.names
         self.unrecoverable: list[Unrecoverable] = []
         self.structural: dict[str, str] = {}  # unplaceable whatever the load: must be shed
-        movers: list[VMSpec] = []
+        movers: list[int] = []  # positions in vms
         eligible_cache: dict[tuple[frozenset[str], frozenset[str]], list[tuple[str, frozenset[str]]]] = {}
         self.eligible: dict[str, list[tuple[str, frozenset[str]]]] = {}
-        for vm in vms:
-            current = (scenario.placement or {}).get(vm.name, vm.home_host)
-            if current in self.index:
-                self.fixed.append((vm.name, self.index[current]))
+        lost_why: dict[frozenset[str], str] = {}  # why a VM is unrecoverable, per replica sites
+        placement = scenario.placement or None
+        current = shared.homes if placement is None else map(placement.get, shared.names, shared.homes)
+        self.current = list(map(index.get, current))  # per VM: the surviving host it stays on, or None
+        fixed_placed, fixed_groups = self.fixed_placed, self.fixed_groups
+        moving: list[int] = []
+        for k, (pair, i, group) in enumerate(zip(pairs, self.current, shared.groups, strict=True)):
+            if i is None:
+                moving.append(k)
                 continue
-            if not vm.replica_sites & surviving:
-                only = "/".join(sorted(vm.replica_sites)) or "nowhere"
-                why = " (its DR group has no target array)" if len(vm.replica_sites) <= 1 else ""
-                self.unrecoverable.append(
-                    Unrecoverable(
-                        vm.name, f"no replica at {'/'.join(sorted(surviving))}: data only at {only}{why}"
-                    )
-                )
+            fixed_placed[i].append(pair)
+            if group:
+                fixed_groups[i].add(group)
+        self.fixed_load = [sum(mb for _, mb in row) for row in fixed_placed]
+        for k in moving:
+            vm = vms[k]
+            name, sites = vm.name, vm.replica_sites
+            if surviving.isdisjoint(sites):
+                if sites not in lost_why:
+                    only = "/".join(sorted(sites)) or "nowhere"
+                    why = " (its DR group has no target array)" if len(sites) <= 1 else ""
+                    lost_why[sites] = f"no replica at {'/'.join(sorted(surviving))}: data only at {only}{why}"
+                self.unrecoverable.append(Unrecoverable(name, lost_why[sites]))
                 continue
-            movers.append(vm)
-            key = (vm.replica_sites, vm.bridges)
-            if key not in eligible_cache:
-                eligible_cache[key] = [
-                    c for c in self.classes if c[0] in vm.replica_sites and vm.bridges <= c[1]
+            movers.append(k)
+            key = (sites, vm.bridges)
+            eligible = eligible_cache.get(key)
+            if eligible is None:
+                eligible = eligible_cache[key] = [
+                    c for c in self.classes if c[0] in sites and vm.bridges <= c[1]
                 ]
-            self.eligible[vm.name] = eligible_cache[key]
-            reason = self._structural(vm)
-            if reason:
-                self.structural[vm.name] = reason
-        movers.sort(key=lambda v: (v.pinned_host is None, v.priority, -self.mem[v.name], v.name))
-        self.movers = movers
-        # What run() needs of each mover that can be placed at all, looked up once here, not
-        # on each of the placements a shedding search makes: (vm, name, MB, anti-affinity
-        # group, pinned host index or -1, the classes it may use with their members).
-        self._rows = [
-            (
-                vm,
-                vm.name,
-                self.mem[vm.name],
-                vm.anti_affinity,
-                self.index[vm.pinned_host] if vm.pinned_host is not None else -1,
-                [(key, self.classes[key]) for key in self.eligible[vm.name]],
-            )
-            for vm in movers
-            if vm.name not in self.structural
-        ]
+            self.eligible[name] = eligible
+            if vm.pinned_host is not None or not eligible:
+                reason = self._structural(vm)
+                if reason:
+                    self.structural[name] = reason
+        mem = self.mem
+        movers_vms = [vms[k] for k in movers]
+        keys = [(vm.pinned_host is None, vm.priority, -mem[vm.name], vm.name) for vm in movers_vms]
+        self.movers = [movers_vms[k] for k in sorted(range(len(keys)), key=keys.__getitem__)]
+        # The hosts an unpinned mover may use form its pool (the union of its classes, in host
+        # order): first fit in the pool is the first fit over its classes.
+        self.pools: list[list[int]] = []
+        pool_of: dict[int, int] = {}  # id(eligible list, shared per (replica sites, bridges)) -> pool
+        # What run() needs of each mover that can be placed at all, looked up once here, not on
+        # each of the placements a shedding search makes: (name, MB, anti-affinity group, pinned
+        # host index or -1, pool or -1); the VMSpec of each row is in row_vms.
+        self.rows: list[tuple[str, int, str | None, int, int]] = []
+        self.row_vms: list[VMSpec] = []
+        for vm in self.movers:
+            name = vm.name
+            if name in self.structural:
+                continue
+            pinned, pool = -1, -1
+            if vm.pinned_host is not None:
+                pinned = index[vm.pinned_host]
+            else:
+                eligible = self.eligible[name]
+                pool = pool_of.get(id(eligible), -1)
+                if pool < 0:
+                    pool = pool_of[id(eligible)] = len(self.pools)
+                    self.pools.append(sorted(i for c in eligible for i in self.classes[c]))
+            self.rows.append((name, mem[name], vm.anti_affinity, pinned, pool))
+            self.row_vms.append(vm)
+        self.host_pools: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (pool, position)
+        for pool, members in enumerate(self.pools):
+            for pos, i in enumerate(members):
+                self.host_pools[i].append((pool, pos))
         self._hosts_for: dict[int, list[int]] = {}
+        self._row_of: dict[str, int] | None = None
+        self._pool_sets: list[frozenset[int]] | None = None
 
     def hosts_for(self, name: str) -> list[int]:
         """Indices of the hosts a moving VM may use (load ignored), in host order."""
@@ -274,61 +348,98 @@ class _Context:
             return f"pinned to {pin}: lacks bridge(s) {', '.join(sorted(vm.bridges - host.bridges))}"
         return None
 
+    def fixed_host(self) -> dict[str, int]:
+        """The host index of each VM staying where it is."""
+        if self._fixed_host is None:
+            names = self._names
+            self._fixed_host = {n: i for n, i in zip(names, self.current, strict=True) if i is not None}
+        return self._fixed_host
+
+    def _fixed(self, shed: frozenset[str], with_placed: bool = True):
+        """Load, placed lists (or None) and anti-affinity groups per host of the VMs staying put."""
+        # groups shares fixed_groups' sets: a run copies a host's set before adding to it (_join)
+        load, groups = self.fixed_load[:], list(self.fixed_groups)
+        placed = [row[:] for row in self.fixed_placed] if with_placed else None
+        fixed_host = self.fixed_host() if shed else {}
+        for i in {fixed_host[name] for name in shed if name in fixed_host}:
+            kept = [pair for pair in self.fixed_placed[i] if pair[0] not in shed]
+            load[i] = sum(mb for _, mb in kept)
+            groups[i] = {g for name, _ in kept if (g := self.vms[name].anti_affinity)}
+            if placed is not None:
+                placed[i] = kept
+        return load, placed, groups
+
+    def _join(self, groups: list[set[str]], i: int, group: str) -> None:
+        if groups[i] is self.fixed_groups[i]:
+            groups[i] = set(groups[i])
+        groups[i].add(group)
+
     def run(self, shed: frozenset[str] = frozenset(), probe: bool = False) -> _Run:
         """Place everything but ``shed``. ``probe`` only answers fits, stopping at the first failure."""
-        n = len(self.hosts)
-        load, groups = [0] * n, [set() for _ in range(n)]
-        placed: list[list[tuple[str, int]]] = [[] for _ in range(n)]
-        for name, i in self.fixed:
-            if name not in shed:
-                load[i] += self.mem[name]
-                placed[i].append((name, self.mem[name]))
-                if self.vms[name].anti_affinity:
-                    groups[i].add(self.vms[name].anti_affinity)
-        unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
-        if probe and (unplaced or any(ld > u for ld, u in zip(load, self.usable, strict=True))):
-            return _Run(load, placed, unplaced, False)
-        trees, where = {}, [(None, 0)] * n
-        for key, members in self.classes.items():
-            trees[key] = _FreeIndex([self.usable[i] - load[i] for i in members])
-            for pos, i in enumerate(members):
-                where[i] = (trees[key], pos)
-        short: list[VMSpec] = []
         usable = self.usable
-        for vm, name, need, group, pinned, eligible in self._rows:
+        load, placed, groups = self._fixed(shed)
+        unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
+        if probe and (unplaced or any(ld > u for ld, u in zip(load, usable, strict=True))):
+            return _Run(load, None, unplaced, False)
+        pools, host_pools = self.pools, self.host_pools
+        trees = [_FreeIndex([usable[i] - load[i] for i in members]) for members in pools]
+        # Per pool and MB: the first position with that much free. Free memory only shrinks
+        # while placing, so first fit resumes there instead of at the first host.
+        starts: list[dict[int, int]] = [{} for _ in pools]
+        choice = [_SHED] * len(self.rows)
+        short: list[VMSpec] = []
+        for k, (name, need, group, pinned, p) in enumerate(self.rows):
             if shed and name in shed:
                 continue
             best, blocked = -1, False
             if pinned >= 0:
-                i = pinned
-                blocked = group in groups[i]
-                best = i if not blocked and usable[i] - load[i] >= need else -1
+                blocked = group in groups[pinned]
+                best = pinned if not blocked and usable[pinned] - load[pinned] >= need else -1
             else:
-                for key, members in eligible:
-                    tree, pos = trees[key], 0
-                    while (pos := tree.first(need, pos)) >= 0:
-                        i = members[pos]
-                        if group is None or group not in groups[i]:
-                            best = i if best < 0 or i < best else best
-                            break
-                        blocked, pos = True, pos + 1
+                tree, start = trees[p], starts[p]
+                pos = start.get(need, 0)
+                if pos >= 0 and tree.tree[pos + tree.size] < need:
+                    pos = start[need] = tree.first(need, pos)
+                members = pools[p]
+                while pos >= 0:
+                    i = members[pos]
+                    if group is None or group not in groups[i]:
+                        best = i
+                        break
+                    blocked, pos = True, tree.first(need, pos + 1)
             if best < 0:
                 if probe:
-                    return _Run(load, placed, {name: ("memory", "")}, False)
+                    return _Run(load, None, {name: ("memory", "")}, False)
+                choice[k] = _UNPLACED
+                vm = self.row_vms[k]
                 kind = "affinity" if blocked else "memory"
-                unplaced[name] = (kind, self._reason(vm, need, kind, trees, load))
+                most = usable[pinned] - load[pinned] if pinned >= 0 else trees[p].tree[1]
+                unplaced[name] = (kind, self._reason(vm, need, kind, most))
                 if kind == "memory":
                     short.append(vm)
                 continue
+            choice[k] = best
             load[best] += need
             placed[best].append((name, need))
             if group:
-                groups[best].add(group)
-            tree, pos = where[best]
-            tree.set(pos, usable[best] - load[best])
-        fits = not unplaced and all(ld <= u for ld, u in zip(load, self.usable, strict=True))
-        run = _Run(load, placed, unplaced, fits)
-        # Notional deficits: each short VM is charged to the eligible host with most room left.
+                self._join(groups, best, group)
+            free = usable[best] - load[best]
+            for q, pos in host_pools[best]:
+                trees[q].set(pos, free)
+        fits = not unplaced and all(ld <= u for ld, u in zip(load, usable, strict=True))
+        run = _Run(load, None if probe else placed, unplaced, fits, choice=choice, shed=shed)
+        if short:
+            run.deficit = self._deficit(short, load)
+        return run
+
+    def _deficit(self, short: list[VMSpec], load: list[int]) -> int:
+        """Notional deficits: each short VM is charged to the eligible host with most room left."""
+        trees, where = {}, [(None, 0)] * len(load)
+        for key, members in self.classes.items():
+            trees[key] = _FreeIndex([self.usable[i] - load[i] for i in members])
+            for pos, i in enumerate(members):
+                where[i] = (trees[key], pos)
+        deficit = 0
         for vm in short:
             need = self.mem[vm.name]
             if vm.pinned_host is not None:
@@ -338,17 +449,118 @@ class _Context:
                 tree = max((trees[k] for k in self.eligible[vm.name]), key=lambda t: t.tree[1])
                 pos = tree.first(tree.tree[1])
             free = tree.tree[pos + tree.size]
-            run.deficit += need - max(free, 0)
+            deficit += need - max(free, 0)
             tree.set(pos, free - need)
-        return run
+        return deficit
 
-    def _reason(self, vm: VMSpec, need: int, kind: str, trees: dict, load: list[int]) -> str:
+    def rerun(self, base: _Run, shed: frozenset[str], probe: bool = False) -> _Run:
+        """``run(shed, probe)``, placing again only what differs from ``base`` (a complete run with
+        another shed set): the answer is the same, its unplaced VMs carry no reasons.
+
+        Rows before the first VM whose shed state changed go where they went. After it, a host is
+        *diverged* once its load or groups differ from base's at the same row. A VM that base put
+        on host b still goes to b when b has not diverged, unless a diverged host before b now
+        has room: every host before b that has not diverged lacked room then, as it does now. A
+        VM base left unplaced can only go to a diverged host. Only a VM whose base host diverged
+        and is now too full, or a VM no longer shed, is searched for over its whole pool."""
+        diff = shed ^ base.shed
+        if base.choice is None or len(diff) > _REPLAY_MAX:
+            return self.run(shed, probe)
+        if self._row_of is None:
+            self._row_of = {row[0]: k for k, row in enumerate(self.rows)}
+            self._pool_sets = [frozenset(members) for members in self.pools]
+        row_of, pool_sets, fixed_host = self._row_of, self._pool_sets, self.fixed_host()
+        usable, rows, before = self.usable, self.rows, base.choice
+        load, _, groups = self._fixed(shed, with_placed=False)
+        unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
+        if probe and (unplaced or any(ld > u for ld, u in zip(load, usable, strict=True))):
+            return _Run(load, None, unplaced, False)
+        diverged = {fixed_host[name] for name in diff if name in fixed_host}
+        changed = {row_of[name]: name in shed for name in diff if name in row_of}
+        first = 0 if diverged else min(changed, default=len(rows))
+        for k in range(first):
+            c = before[k]
+            if c >= 0:
+                load[c] += rows[k][1]
+                if rows[k][2]:
+                    self._join(groups, c, rows[k][2])
+        order = sorted(diverged)
+        choice = before[:]
+        for k in range(first, len(rows)):
+            b, now_shed = before[k], changed.get(k)
+            if b == _SHED and now_shed is None:
+                continue
+            name, need, group, pinned, p = rows[k]
+            if now_shed:
+                c = _SHED
+            elif pinned >= 0:
+                fits = usable[pinned] - load[pinned] >= need and (
+                    group is None or group not in groups[pinned]
+                )
+                c = pinned if fits else _UNPLACED
+            elif now_shed is False:  # no longer shed: base says nothing about it
+                c = self._first_fit(p, need, group, load, groups, 0)
+            else:
+                c, pool = _UNPLACED, pool_sets[p]
+                for i in order:
+                    if 0 <= b <= i:
+                        break
+                    if (
+                        i in pool
+                        and usable[i] - load[i] >= need
+                        and (group is None or group not in groups[i])
+                    ):
+                        c = i
+                        break
+                if c < 0 and b >= 0:
+                    if b not in diverged or (
+                        usable[b] - load[b] >= need and (group is None or group not in groups[b])
+                    ):
+                        c = b
+                    else:
+                        c = self._first_fit(p, need, group, load, groups, b + 1)
+            if c != b:
+                for i in (b, c):
+                    if i >= 0 and i not in diverged:
+                        diverged.add(i)
+                        insort(order, i)
+                if len(diverged) > _REPLAY_MAX:
+                    return self.run(shed, probe)
+            choice[k] = c
+            if c >= 0:
+                load[c] += need
+                if group:
+                    self._join(groups, c, group)
+            elif c == _UNPLACED:
+                if probe:
+                    return _Run(load, None, {name: ("memory", "")}, False)
+                unplaced[name] = ("memory", "")
+        fits = not unplaced and all(ld <= u for ld, u in zip(load, usable, strict=True))
+        placed = None
+        if not probe:  # base's lists where nothing changed, the diverged hosts listed again
+            rebuild = diverged if base.placed is not None else set(range(len(load)))
+            placed = list(base.placed) if base.placed is not None else [[] for _ in load]
+            for i in rebuild:
+                placed[i] = [pair for pair in self.fixed_placed[i] if pair[0] not in shed]
+            for k, c in enumerate(choice):
+                if c in rebuild:
+                    placed[c].append(rows[k][:2])
+        return _Run(load, placed, unplaced, fits, choice=choice, shed=shed)
+
+    def _first_fit(self, pool: int, need: int, group: str | None, load: list[int], groups, start: int) -> int:
+        """The first host of ``pool`` from host index ``start`` on with room and without ``group``."""
+        members, usable = self.pools[pool], self.usable
+        for i in members[bisect_left(members, start) :]:
+            if usable[i] - load[i] >= need and (group is None or group not in groups[i]):
+                return i
+        return _UNPLACED
+
+    def _reason(self, vm: VMSpec, need: int, kind: str, most: int) -> str:
+        """Why ``vm`` found no host; ``most`` is the most free MB on a host it may use."""
         if vm.pinned_host is not None:
-            i = self.index[vm.pinned_host]
             if kind == "affinity":
                 return f"pinned to {vm.pinned_host}: anti-affinity group {vm.anti_affinity} already there"
-            return f"pinned to {vm.pinned_host}: needs {need} MB, {max(self.usable[i] - load[i], 0)} MB free"
-        most = max(trees[k].tree[1] for k in self.eligible[vm.name])
+            return f"pinned to {vm.pinned_host}: needs {need} MB, {max(most, 0)} MB free"
         where = f"hosts at {'/'.join(sorted(vm.replica_sites & self.surviving))}" + (
             f" offering {', '.join(sorted(vm.bridges))}" if vm.bridges else ""
         )
@@ -422,7 +634,7 @@ def _room(
 
 def _proposal(ctx: _Context, run: _Run) -> set[str]:
     """One round of shedding for a run that does not fit; see ``_shed``."""
-    tier = {name: vm.priority for name, vm in ctx.vms.items()}
+    tier = ctx.tier
     least = max(tier.values())  # a single VM of this tier is the best any host can offer
     members = [[(vm, mb, tier[vm]) for vm, mb in row] for row in run.placed]
     free = [u - ld for u, ld in zip(ctx.usable, run.load, strict=True)]
@@ -512,7 +724,10 @@ def _shed(ctx: _Context, base: _Run) -> list[str]:
     def ordered(names: Iterable[str]) -> list[str]:
         return sorted(names, key=lambda n: (-ctx.vms[n].priority, -ctx.mem[n], n))
 
-    if fits(()):
+    # Shedding the structural VMs changes nothing but the unplaced list: run(forced) is base.
+    unplaced = {n: v for n, v in base.unplaced.items() if n not in forced}
+    fitting = not unplaced and all(ld <= u for ld, u in zip(base.load, ctx.usable, strict=True))
+    if fitting:
         return ordered(forced)
     pool = ordered([n for row in base.placed for n, _ in row] + [n for n in base.unplaced if n not in forced])
     if len(pool) <= _EXACT_MAX:
@@ -524,17 +739,19 @@ def _shed(ctx: _Context, base: _Run) -> list[str]:
                     if found:
                         return ordered(forced | set(found))
         return []
-    shed, run = set(forced), ctx.run(forced)
+    shed, run = set(forced), _Run(base.load, base.placed, unplaced, False, choice=base.choice, shed=forced)
     while not run.fits:
         more = _proposal(ctx, run) - shed
         if not more:
             return []
         shed |= more
-        run = ctx.run(frozenset(shed))
+        run = ctx.rerun(run, frozenset(shed))
     budget = min(_PRUNE_BUDGET, max(4, _PRUNE_WORK // len(ctx.vms)))
     for name in sorted(shed - forced, key=lambda n: (ctx.vms[n].priority, ctx.mem[n], n))[:budget]:
-        if ctx.run(frozenset(shed - {name}), probe=True).fits:
+        trial = ctx.rerun(run, frozenset(shed - {name}), probe=True)
+        if trial.fits:
             shed.discard(name)
+            run = trial
     return ordered(shed)
 
 
@@ -542,7 +759,13 @@ def check_scenario(
     hosts: Iterable[HostSpec], vms: Iterable[VMSpec], scenario: Scenario, *, reserve_mb: int = 0
 ) -> CapacityResult:
     """Check one scenario (see the module docstring) and propose what to shed if it does not fit."""
-    ctx = _Context(list(hosts), list(vms), scenario, reserve_mb)
+    return _check(list(hosts), list(vms), scenario, reserve_mb, None)
+
+
+def _check(
+    hosts: list[HostSpec], vms: list[VMSpec], scenario: Scenario, reserve_mb: int, shared: _Shared | None
+) -> CapacityResult:
+    ctx = _Context(hosts, vms, scenario, reserve_mb, shared)
     base = ctx.run()
     return ctx.result(base, [] if base.fits else _shed(ctx, base))
 
@@ -562,10 +785,11 @@ def what_ifs(
     With a site lost every VM runs at its DR memory, also those already at the surviving site
     (thesis runbook step 4 reduces their memory)."""
     hosts, vms = list(hosts), list(vms)
+    shared = _Shared(vms)  # the VMs by name, and their MB per memory map, for every scenario
     home = {vm.name: vm.home_host for vm in vms}
     normal = Scenario("normal operation", None, normal_memory, dom0_normal_memory, home)
-    results = [check_scenario(hosts, vms, normal, reserve_mb=reserve_mb)]
+    results = [_check(hosts, vms, normal, reserve_mb, shared)]
     for site in dict.fromkeys(h.site for h in hosts):
         lost = Scenario(f"{site} lost", site, dr_memory, dom0_dr_memory)
-        results.append(check_scenario(hosts, vms, lost, reserve_mb=reserve_mb))
+        results.append(_check(hosts, vms, lost, reserve_mb, shared))
     return results
