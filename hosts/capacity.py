@@ -203,6 +203,35 @@ class _Shared:
         self.by_name = dict(zip(self.names, vms, strict=True))
         self.tier = {vm.name: vm.priority for vm in vms}
         self._memory: dict[int, tuple[Mapping[str, int], dict[str, int], list[tuple[str, int]]]] = {}
+        self._mbs: dict[int, tuple[Mapping[str, int], list[int]]] = {}
+        self.by_home: dict[str, list[int]] = {}  # home host -> positions of its VMs, in input order
+        for k, home in enumerate(self.homes):
+            self.by_home.setdefault(home, []).append(k)
+        self.home_groups = {
+            home: {g for k in ks if (g := self.groups[k])} for home, ks in self.by_home.items()
+        }
+        self._at_home: dict[
+            int, tuple[Mapping[str, int], dict[str, list[tuple[str, int]]], dict[str, int]]
+        ] = {}
+
+    def at_home(
+        self, overrides: Mapping[str, int]
+    ) -> tuple[dict[str, list[tuple[str, int]]], dict[str, int]]:
+        """Per home host, the (name, MB) pairs of its VMs in input order, and their MB in all."""
+        known = self._at_home.get(id(overrides))
+        if known is None or known[0] is not overrides:
+            _, pairs = self.memory(overrides)
+            lists = {home: [pairs[k] for k in ks] for home, ks in self.by_home.items()}
+            known = (overrides, lists, {home: sum(mb for _, mb in row) for home, row in lists.items()})
+            self._at_home[id(overrides)] = known
+        return known[1], known[2]
+
+    def mbs(self, overrides: Mapping[str, int]) -> list[int]:
+        """Each VM's MB under ``overrides``, by position."""
+        known = self._mbs.get(id(overrides))
+        if known is None or known[0] is not overrides:
+            known = self._mbs[id(overrides)] = (overrides, [mb for _, mb in self.memory(overrides)[1]])
+        return known[1]
 
     def memory(self, overrides: Mapping[str, int]) -> tuple[dict[str, int], list[tuple[str, int]]]:
         known = self._memory.get(id(overrides))
@@ -244,26 +273,37 @@ class _Context:
         self.fixed_placed: list[list[tuple[str, int]]] = [[] for _ in range(n)]
         self.fixed_groups: list[set[str]] = [set() for _ in range(n)]
         self._fixed_host: dict[str, int] | None = None
-        self._names = shared.names
         self.unrecoverable: list[Unrecoverable] = []
         self.structural: dict[str, str] = {}  # unplaceable whatever the load: must be shed
-        movers: list[int] = []  # positions in vms
-        eligible_cache: dict[tuple[frozenset[str], frozenset[str]], list[tuple[str, frozenset[str]]]] = {}
+        movers: list[int] = []  # positions in vms of the VMs to place (not structural)
+        pinned, pools = [-1] * len(vms), [-1] * len(vms)  # per position: pinned host index, pool
+        self.pools: list[list[int]] = []
+        eligible_cache: dict[tuple[frozenset[str], frozenset[str]], tuple[list, int]] = {}
         self.eligible: dict[str, list[tuple[str, frozenset[str]]]] = {}
         lost_why: dict[frozenset[str], str] = {}  # why a VM is unrecoverable, per replica sites
         placement = scenario.placement or None
-        current = shared.homes if placement is None else map(placement.get, shared.names, shared.homes)
-        self.current = list(map(index.get, current))  # per VM: the surviving host it stays on, or None
         fixed_placed, fixed_groups = self.fixed_placed, self.fixed_groups
-        moving: list[int] = []
-        for k, (pair, i, group) in enumerate(zip(pairs, self.current, shared.groups, strict=True)):
-            if i is None:
-                moving.append(k)
-                continue
-            fixed_placed[i].append(pair)
-            if group:
-                fixed_groups[i].add(group)
-        self.fixed_load = [sum(mb for _, mb in row) for row in fixed_placed]
+        if placement is None:  # every VM on its home host: whole home lists stay (never mutated)
+            lists, totals = shared.at_home(scenario.vm_memory)
+            self.fixed_load = [0] * n
+            for home, i in index.items():
+                if home in lists:
+                    fixed_placed[i], self.fixed_load[i] = lists[home], totals[home]
+                    fixed_groups[i] = shared.home_groups[home]
+            moving = sorted(k for home, ks in shared.by_home.items() if home not in index for k in ks)
+        else:
+            current = map(placement.get, shared.names, shared.homes)
+            moving = []
+            for k, (pair, i, group) in enumerate(
+                zip(pairs, map(index.get, current), shared.groups, strict=True)
+            ):
+                if i is None:
+                    moving.append(k)
+                    continue
+                fixed_placed[i].append(pair)
+                if group:
+                    fixed_groups[i].add(group)
+            self.fixed_load = [sum(mb for _, mb in row) for row in fixed_placed]
         for k in moving:
             vm = vms[k]
             name, sites = vm.name, vm.replica_sites
@@ -274,46 +314,55 @@ class _Context:
                     lost_why[sites] = f"no replica at {'/'.join(sorted(surviving))}: data only at {only}{why}"
                 self.unrecoverable.append(Unrecoverable(name, lost_why[sites]))
                 continue
-            movers.append(k)
             key = (sites, vm.bridges)
-            eligible = eligible_cache.get(key)
-            if eligible is None:
-                eligible = eligible_cache[key] = [
-                    c for c in self.classes if c[0] in sites and vm.bridges <= c[1]
-                ]
+            known = eligible_cache.get(key)
+            if known is None:
+                eligible = [c for c in self.classes if c[0] in sites and vm.bridges <= c[1]]
+                known = eligible_cache[key] = (eligible, len(self.pools))
+                # The hosts an unpinned mover may use form its pool (the union of its classes, in
+                # host order): first fit in the pool is the first fit over its classes.
+                self.pools.append(sorted(i for c in eligible for i in self.classes[c]))
+            eligible, pool = known
             self.eligible[name] = eligible
-            if vm.pinned_host is not None or not eligible:
-                reason = self._structural(vm)
-                if reason:
-                    self.structural[name] = reason
-        mem = self.mem
-        movers_vms = [vms[k] for k in movers]
-        keys = [(vm.pinned_host is None, vm.priority, -mem[vm.name], vm.name) for vm in movers_vms]
-        self.movers = [movers_vms[k] for k in sorted(range(len(keys)), key=keys.__getitem__)]
-        # The hosts an unpinned mover may use form its pool (the union of its classes, in host
-        # order): first fit in the pool is the first fit over its classes.
-        self.pools: list[list[int]] = []
-        pool_of: dict[int, int] = {}  # id(eligible list, shared per (replica sites, bridges)) -> pool
-        # What run() needs of each mover that can be placed at all, looked up once here, not on
-        # each of the placements a shedding search makes: (name, MB, anti-affinity group, pinned
-        # host index or -1, pool or -1); the VMSpec of each row is in row_vms.
-        self.rows: list[tuple[str, int, str | None, int, int]] = []
-        self.row_vms: list[VMSpec] = []
-        for vm in self.movers:
-            name = vm.name
-            if name in self.structural:
+            if vm.pinned_host is None and eligible:
+                movers.append(k)
+                pools[k] = pool
                 continue
-            pinned, pool = -1, -1
-            if vm.pinned_host is not None:
-                pinned = index[vm.pinned_host]
+            reason = self._structural(vm)
+            if reason:
+                self.structural[name] = reason
             else:
-                eligible = self.eligible[name]
-                pool = pool_of.get(id(eligible), -1)
-                if pool < 0:
-                    pool = pool_of[id(eligible)] = len(self.pools)
-                    self.pools.append(sorted(i for c in eligible for i in self.classes[c]))
-            self.rows.append((name, mem[name], vm.anti_affinity, pinned, pool))
-            self.row_vms.append(vm)
+                movers.append(k)
+                pinned[k] = index[vm.pinned_host]
+        # Placement order: pinned first, then by tier, larger first, then by name. Two stable
+        # sorts on plain keys (name, then one integer) are much cheaper than one on tuples.
+        mbs = shared.mbs(scenario.vm_memory)
+        movers.sort(key=shared.names.__getitem__)
+        if movers:
+            tiers = [vms[k].priority for k in movers]
+            low, span = min(tiers), max(tiers) - min(tiers) + 1
+            top = max(mbs[k] for k in movers)
+            width = top - min(mbs[k] for k in movers) + 1
+            rank = {
+                k: ((pinned[k] < 0) * span + tier - low) * width + top - mbs[k]
+                for k, tier in zip(movers, tiers, strict=True)
+            }
+            movers.sort(key=rank.__getitem__)
+        self.movers = list(map(vms.__getitem__, movers))
+        # What run() needs of each mover, looked up once here, not on each of the placements a
+        # shedding search makes: (name, MB, anti-affinity group, pinned host index or -1, pool
+        # or -1); the VMSpec of each row is in row_vms.
+        self.rows: list[tuple[str, int, str | None, int, int]] = list(
+            zip(
+                map(shared.names.__getitem__, movers),
+                map(mbs.__getitem__, movers),
+                map(shared.groups.__getitem__, movers),
+                map(pinned.__getitem__, movers),
+                map(pools.__getitem__, movers),
+                strict=True,
+            )
+        )
+        self.row_vms: list[VMSpec] = self.movers
         self.host_pools: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # (pool, position)
         for pool, members in enumerate(self.pools):
             for pos, i in enumerate(members):
@@ -351,8 +400,7 @@ class _Context:
     def fixed_host(self) -> dict[str, int]:
         """The host index of each VM staying where it is."""
         if self._fixed_host is None:
-            names = self._names
-            self._fixed_host = {n: i for n, i in zip(names, self.current, strict=True) if i is not None}
+            self._fixed_host = {name: i for i, row in enumerate(self.fixed_placed) for name, _ in row}
         return self._fixed_host
 
     def _fixed(self, shed: frozenset[str], with_placed: bool = True):
