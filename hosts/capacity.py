@@ -1,7 +1,8 @@
 """The capacity proof: does every VM fit, without swap, in normal operation and with each site lost?
 
 Pure Python on purpose (no Django): the readiness view, the tests and ``bench/capacity.py`` share
-one algorithm, and it must stay fast (all what-ifs of 10,000 VMs on 500 hosts in well under 1 s).
+one algorithm, and it must stay fast (issue 16: all what-ifs of 100,000 VMs on 5,000 hosts under
+3 s, the shedding search of an overloaded 10,000-VM estate under 1 s; ``bench/capacity.py``).
 
 The customer's hard rule (seed digest): no VM and no dom0 may swap, so per host
 ``sum(VM memory) + dom0 memory <= RAM - reserve_mb``.
@@ -28,8 +29,10 @@ shedding) whose parts share their invariants.
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -125,7 +128,7 @@ class CapacityResult:
 
 
 class _FreeIndex:
-    """Max segment tree of free MB over the hosts of one class, in host order.
+    """Max segment tree of free MB over the hosts of one pool (see _Context.pools), in host order.
 
     First fit over 500 hosts for 10,000 VMs is millions of comparisons in Python; the tree finds
     the first host with enough room at or after a position in O(log n)."""
@@ -175,7 +178,7 @@ class _FreeIndex:
 
 
 _UNPLACED, _SHED = -1, -2  # a row's outcome in _Run.choice besides a host index
-_REPLAY_MAX = 64  # changed VMs, and hosts placed differently, up to which _Context.rerun stays incremental
+_REPLAY_MAX = 16  # changed VMs, and hosts placed differently, up to which _Context.rerun stays incremental
 
 
 @dataclass
@@ -188,6 +191,7 @@ class _Run:
     # Per row of _Context.rows: the host it went to, _UNPLACED or _SHED; None when the run stopped early.
     choice: list[int] | None = None
     shed: frozenset[str] = frozenset()
+    fixed: tuple[list[int], list[set[str]]] | None = None  # load and groups of the VMs staying put
 
 
 class _Shared:
@@ -201,9 +205,9 @@ class _Shared:
         self.homes = [vm.home_host for vm in vms]
         self.groups = [vm.anti_affinity for vm in vms]
         self.by_name = dict(zip(self.names, vms, strict=True))
-        self.tier = {vm.name: vm.priority for vm in vms}
-        self._memory: dict[int, tuple[Mapping[str, int], dict[str, int], list[tuple[str, int]]]] = {}
+        self._memory: dict[int, tuple[Mapping[str, int], dict[str, int] | None, list[tuple[str, int]]]] = {}
         self._mbs: dict[int, tuple[Mapping[str, int], list[int]]] = {}
+        self._tiers: dict[str, int] | None = None
         self.by_home: dict[str, list[int]] = {}  # home host -> positions of its VMs, in input order
         for k, home in enumerate(self.homes):
             self.by_home.setdefault(home, []).append(k)
@@ -233,13 +237,22 @@ class _Shared:
             known = self._mbs[id(overrides)] = (overrides, [mb for _, mb in self.memory(overrides)[1]])
         return known[1]
 
-    def memory(self, overrides: Mapping[str, int]) -> tuple[dict[str, int], list[tuple[str, int]]]:
+    def memory(
+        self, overrides: Mapping[str, int], by_name: bool = False
+    ) -> tuple[dict[str, int] | None, list[tuple[str, int]]]:
+        """Each VM's (name, MB) pair under ``overrides`` by position, and with ``by_name`` its MB by name."""
         known = self._memory.get(id(overrides))
         if known is None or known[0] is not overrides:
             mb = map(overrides.get, self.names, [vm.memory_mb for vm in self.vms])
-            pairs = list(zip(self.names, mb, strict=True))
-            known = self._memory[id(overrides)] = (overrides, dict(pairs), pairs)
+            known = self._memory[id(overrides)] = (overrides, None, list(zip(self.names, mb, strict=True)))
+        if by_name and known[1] is None:
+            known = self._memory[id(overrides)] = (overrides, dict(known[2]), known[2])
         return known[1], known[2]
+
+    def tiers(self) -> dict[str, int]:
+        if self._tiers is None:
+            self._tiers = {vm.name: vm.priority for vm in self.vms}
+        return self._tiers
 
 
 class _Context:
@@ -266,8 +279,8 @@ class _Context:
         self.classes: dict[tuple[str, frozenset[str]], list[int]] = {}
         for i, h in enumerate(self.hosts):
             self.classes.setdefault((h.site, h.bridges), []).append(i)
-        self.vms, self.tier = shared.by_name, shared.tier
-        self.mem, pairs = shared.memory(scenario.vm_memory)
+        self.vms, self._shared = shared.by_name, shared
+        pairs = shared.memory(scenario.vm_memory)[1]
         n = len(self.hosts)
         # VMs staying where they are, per host in input order: (name, MB), their MB and groups.
         self.fixed_placed: list[list[tuple[str, int]]] = [[] for _ in range(n)]
@@ -336,7 +349,7 @@ class _Context:
                 pinned[k] = index[vm.pinned_host]
         # Placement order: pinned first, then by tier, larger first, then by name. Two stable
         # sorts on plain keys (name, then one integer) are much cheaper than one on tuples.
-        mbs = shared.mbs(scenario.vm_memory)
+        mbs = shared.mbs(scenario.vm_memory) if movers else []
         movers.sort(key=shared.names.__getitem__)
         if movers:
             tiers = [vms[k].priority for k in movers]
@@ -370,6 +383,15 @@ class _Context:
         self._hosts_for: dict[int, list[int]] = {}
         self._row_of: dict[str, int] | None = None
         self._pool_sets: list[frozenset[int]] | None = None
+
+    @property
+    def mem(self) -> dict[str, int]:
+        """Each VM's MB in this scenario, by name (the shedding search's view)."""
+        return self._shared.memory(self.scenario.vm_memory, by_name=True)[0]
+
+    @property
+    def tier(self) -> dict[str, int]:
+        return self._shared.tiers()
 
     def hosts_for(self, name: str) -> list[int]:
         """Indices of the hosts a moving VM may use (load ignored), in host order."""
@@ -410,15 +432,20 @@ class _Context:
         placed = [row[:] for row in self.fixed_placed] if with_placed else None
         fixed_host = self.fixed_host() if shed else {}
         for i in {fixed_host[name] for name in shed if name in fixed_host}:
-            kept = [pair for pair in self.fixed_placed[i] if pair[0] not in shed]
-            load[i] = sum(mb for _, mb in kept)
-            groups[i] = {g for name, _ in kept if (g := self.vms[name].anti_affinity)}
+            kept, load[i], groups[i] = self._staying(i, shed)
             if placed is not None:
                 placed[i] = kept
         return load, placed, groups
 
-    def _join(self, groups: list[set[str]], i: int, group: str) -> None:
-        if groups[i] is self.fixed_groups[i]:
+    def _staying(self, i: int, shed: frozenset[str]) -> tuple[list[tuple[str, int]], int, set[str]]:
+        """The (name, MB) pairs, MB and groups of the VMs staying on host i that are not shed."""
+        kept = [pair for pair in self.fixed_placed[i] if pair[0] not in shed]
+        return kept, sum(mb for _, mb in kept), {g for name, _ in kept if (g := self.vms[name].anti_affinity)}
+
+    @staticmethod
+    def _join(groups: list[set[str]], kept: list[set[str]], i: int, group: str) -> None:
+        """Add ``group`` to host i's, copying the set first while it is still the one in ``kept``."""
+        if groups[i] is kept[i]:
             groups[i] = set(groups[i])
         groups[i].add(group)
 
@@ -426,6 +453,7 @@ class _Context:
         """Place everything but ``shed``. ``probe`` only answers fits, stopping at the first failure."""
         usable = self.usable
         load, placed, groups = self._fixed(shed)
+        fixed = (load[:], list(groups))
         unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
         if probe and (unplaced or any(ld > u for ld, u in zip(load, usable, strict=True))):
             return _Run(load, None, unplaced, False)
@@ -470,12 +498,12 @@ class _Context:
             load[best] += need
             placed[best].append((name, need))
             if group:
-                self._join(groups, best, group)
+                self._join(groups, fixed[1], best, group)
             free = usable[best] - load[best]
             for q, pos in host_pools[best]:
                 trees[q].set(pos, free)
         fits = not unplaced and all(ld <= u for ld, u in zip(load, usable, strict=True))
-        run = _Run(load, None if probe else placed, unplaced, fits, choice=choice, shed=shed)
+        run = _Run(load, None if probe else placed, unplaced, fits, choice=choice, shed=shed, fixed=fixed)
         if short:
             run.deficit = self._deficit(short, load)
         return run
@@ -512,14 +540,17 @@ class _Context:
         VM base left unplaced can only go to a diverged host. Only a VM whose base host diverged
         and is now too full, or a VM no longer shed, is searched for over its whole pool."""
         diff = shed ^ base.shed
-        if base.choice is None or len(diff) > _REPLAY_MAX:
+        if base.choice is None or base.fixed is None or len(diff) > _REPLAY_MAX:
             return self.run(shed, probe)
         if self._row_of is None:
             self._row_of = {row[0]: k for k, row in enumerate(self.rows)}
             self._pool_sets = [frozenset(members) for members in self.pools]
         row_of, pool_sets, fixed_host = self._row_of, self._pool_sets, self.fixed_host()
         usable, rows, before = self.usable, self.rows, base.choice
-        load, _, groups = self._fixed(shed, with_placed=False)
+        load, groups = base.fixed[0][:], list(base.fixed[1])  # the VMs staying: only diff changes them
+        for i in {fixed_host[name] for name in diff if name in fixed_host}:
+            _, load[i], groups[i] = self._staying(i, shed)
+        fixed = (load[:], list(groups))
         unplaced = {n: ("structural", r) for n, r in self.structural.items() if n not in shed}
         if probe and (unplaced or any(ld > u for ld, u in zip(load, usable, strict=True))):
             return _Run(load, None, unplaced, False)
@@ -531,7 +562,7 @@ class _Context:
             if c >= 0:
                 load[c] += rows[k][1]
                 if rows[k][2]:
-                    self._join(groups, c, rows[k][2])
+                    self._join(groups, fixed[1], c, rows[k][2])
         order = sorted(diverged)
         choice = before[:]
         for k in range(first, len(rows)):
@@ -578,7 +609,7 @@ class _Context:
             if c >= 0:
                 load[c] += need
                 if group:
-                    self._join(groups, c, group)
+                    self._join(groups, fixed[1], c, group)
             elif c == _UNPLACED:
                 if probe:
                     return _Run(load, None, {name: ("memory", "")}, False)
@@ -593,7 +624,7 @@ class _Context:
             for k, c in enumerate(choice):
                 if c in rebuild:
                     placed[c].append(rows[k][:2])
-        return _Run(load, placed, unplaced, fits, choice=choice, shed=shed)
+        return _Run(load, placed, unplaced, fits, choice=choice, shed=shed, fixed=fixed)
 
     def _first_fit(self, pool: int, need: int, group: str | None, load: list[int], groups, start: int) -> int:
         """The first host of ``pool`` from host index ``start`` on with room and without ``group``."""
@@ -682,18 +713,26 @@ def _room(
 
 def _proposal(ctx: _Context, run: _Run) -> set[str]:
     """One round of shedding for a run that does not fit; see ``_shed``."""
-    tier = ctx.tier
+    tier, placed = ctx.tier, run.placed
     least = max(tier.values())  # a single VM of this tier is the best any host can offer
-    members = [[(vm, mb, tier[vm]) for vm, mb in row] for row in run.placed]
     free = [u - ld for u, ld in zip(ctx.usable, run.load, strict=True)]
-    by_tier: list[dict[int, int]] = [{} for _ in members]  # MB per tier per host: cheap rejection
-    for i, row in enumerate(members):
-        for _, mb, t in row:
-            by_tier[i][t] = by_tier[i].get(t, 0) + mb
+    # Per host, (vm, MB, tier) of its VMs and its MB per tier (cheap rejection): built for the
+    # hosts this round looks at, which are few once only a handful of VMs are unplaced.
+    members: list[list[tuple[str, int, int]]] = [None] * len(free)  # type: ignore[list-item]
+    by_tier: list[dict[int, int]] = [None] * len(free)  # type: ignore[list-item]
+
+    def host(i: int) -> list[tuple[str, int, int]]:
+        if members[i] is None:
+            row = members[i] = [(vm, mb, tier[vm]) for vm, mb in placed[i]]
+            sums = by_tier[i] = {}
+            for _, mb, t in row:
+                sums[t] = sums.get(t, 0) + mb
+        return members[i]
+
     new: set[str] = set()
 
     def drop(i: int, names: list[str]) -> None:
-        for _, mb, t in (m for m in members[i] if m[0] in names):
+        for _, mb, t in (m for m in host(i) if m[0] in names):
             free[i] += mb
             by_tier[i][t] -= mb
         members[i] = [m for m in members[i] if m[0] not in names]
@@ -704,9 +743,9 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
     # and eligible host, changed only where a VM was placed or shed.
     sheddable: dict[int, dict[int, int]] = {}
 
-    for i in range(len(members)):  # overloaded hosts are independent of each other
+    for i in range(len(free)):  # overloaded hosts are independent of each other
         if free[i] < 0:
-            drop(i, _room(members[i], -free[i], [], float("-inf")) or [])
+            drop(i, _room(host(i), -free[i], [], float("-inf")) or [])
     for name in run.unplaced:  # in placement order: most important first
         vm, need, group = ctx.vms[name], ctx.mem[name], ctx.vms[name].anti_affinity
         best: tuple[tuple[int, int, int], int, list[str]] | None = None
@@ -717,6 +756,7 @@ def _proposal(ctx: _Context, run: _Run) -> set[str]:
                 known = sheddable[i] = {}
             less = known.get(priority)
             if less is None:
+                host(i)
                 less = known[priority] = sum(mb for t, mb in by_tier[i].items() if t > priority)
             if free[i] + less < need:
                 continue
@@ -761,6 +801,8 @@ def _shed(ctx: _Context, base: _Run) -> list[str]:
     3. the placement is re-run (first fit may cascade) and 1-2 repeat on what still fails;
     4. shed VMs are restored, most important first, wherever it still fits without them (a bounded
        number of re-checks, see _PRUNE_BUDGET).
+    Re-runs and re-checks start from the previous placement (_Context.rerun): a small change of
+    the shed set re-places only the VMs it moves, with the answer a full placement gives.
 
     Returns [] when nothing can make it fit (a dom0 alone exceeds its host).
     """
@@ -787,7 +829,10 @@ def _shed(ctx: _Context, base: _Run) -> list[str]:
                     if found:
                         return ordered(forced | set(found))
         return []
-    shed, run = set(forced), _Run(base.load, base.placed, unplaced, False, choice=base.choice, shed=forced)
+    shed, run = (
+        set(forced),
+        _Run(base.load, base.placed, unplaced, False, choice=base.choice, shed=forced, fixed=base.fixed),
+    )
     while not run.fits:
         more = _proposal(ctx, run) - shed
         if not more:
@@ -807,7 +852,8 @@ def check_scenario(
     hosts: Iterable[HostSpec], vms: Iterable[VMSpec], scenario: Scenario, *, reserve_mb: int = 0
 ) -> CapacityResult:
     """Check one scenario (see the module docstring) and propose what to shed if it does not fit."""
-    return _check(list(hosts), list(vms), scenario, reserve_mb, None)
+    with _no_cycle_collection():
+        return _check(list(hosts), list(vms), scenario, reserve_mb, None)
 
 
 def _check(
@@ -833,11 +879,28 @@ def what_ifs(
     With a site lost every VM runs at its DR memory, also those already at the surviving site
     (thesis runbook step 4 reduces their memory)."""
     hosts, vms = list(hosts), list(vms)
-    shared = _Shared(vms)  # the VMs by name, and their MB per memory map, for every scenario
-    home = {vm.name: vm.home_host for vm in vms}
-    normal = Scenario("normal operation", None, normal_memory, dom0_normal_memory, home)
-    results = [_check(hosts, vms, normal, reserve_mb, shared)]
-    for site in dict.fromkeys(h.site for h in hosts):
-        lost = Scenario(f"{site} lost", site, dr_memory, dom0_dr_memory)
-        results.append(_check(hosts, vms, lost, reserve_mb, shared))
+    with _no_cycle_collection():
+        shared = _Shared(vms)  # the VMs by name, and their MB per memory map, for every scenario
+        # No explicit placement: every VM on its home host (VM names are unique).
+        normal = Scenario("normal operation", None, normal_memory, dom0_normal_memory)
+        results = [_check(hosts, vms, normal, reserve_mb, shared)]
+        for site in dict.fromkeys(h.site for h in hosts):
+            lost = Scenario(f"{site} lost", site, dr_memory, dom0_dr_memory)
+            results.append(_check(hosts, vms, lost, reserve_mb, shared))
     return results
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one capacity check. The check allocates a few
+    hundred thousand small lists and tuples for 100,000 VMs and builds no reference cycles; each
+    time the allocations cross the collector's threshold it walks every object alive (the whole
+    estate), which cost about as much CPU as the check itself. Reference counting still frees
+    everything; the collector is enabled again as it was found."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
