@@ -557,12 +557,16 @@ class _Context:
         diverged = {fixed_host[name] for name in diff if name in fixed_host}
         changed = {row_of[name]: name in shed for name in diff if name in row_of}
         first = 0 if diverged else min(changed, default=len(rows))
-        for k in range(first):
+        for k in range(first):  # as in base, unplaced VMs included
             c = before[k]
             if c >= 0:
                 load[c] += rows[k][1]
                 if rows[k][2]:
                     self._join(groups, fixed[1], c, rows[k][2])
+            elif c == _UNPLACED:
+                if probe:
+                    return _Run(load, None, {rows[k][0]: ("memory", "")}, False)
+                unplaced[rows[k][0]] = ("memory", "")
         order = sorted(diverged)
         choice = before[:]
         for k in range(first, len(rows)):

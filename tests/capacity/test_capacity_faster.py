@@ -95,3 +95,30 @@ def test_the_faster_search_answers_what_the_old_one_did_on_small_random_estates(
     assert _what_ifs(capacity, hosts, vms, memory, reserve) == _what_ifs(
         reference, hosts, vms, memory, reserve
     )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("lost", [None, "WSL"])
+def test_a_rerun_from_another_shed_set_places_every_vm_where_a_full_placement_does(seed, lost):
+    hosts, vms, memory = synthetic_estate(1500, 60, seed=seed)
+    hosts = [dataclasses.replace(h, ram_mb=h.ram_mb * 11 // 20) for h in hosts]
+    scenario = Scenario("changed shed sets", lost, memory["dr_memory"], memory["dom0_dr_memory"])
+    ctx = capacity._Context(hosts, vms, scenario, 0)
+    full_runs = []
+    ctx.run = lambda shed, probe=False: full_runs.append(shed) or capacity._Context.run(ctx, shed, probe)
+    rnd, names = random.Random(seed), [vm.name for vm in vms]
+    base = ctx.run(frozenset(rnd.sample(names, 150)))
+    for _ in range(40):
+        shed = base.shed ^ frozenset(rnd.sample(names, rnd.randint(1, 4)))
+        again, probe = ctx.rerun(base, shed), ctx.rerun(base, shed, probe=True)
+        full = capacity._Context.run(ctx, shed)
+        assert (again.load, again.choice, again.placed, again.fits) == (
+            full.load,
+            full.choice,
+            full.placed,
+            full.fits,
+        )
+        assert list(again.unplaced) == list(full.unplaced) and probe.fits == full.fits
+        if rnd.random() < 0.5:
+            base = again
+    assert len(full_runs) < 60  # most re-runs were incremental, not a full placement again
