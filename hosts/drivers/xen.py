@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from hosts.drivers.base import CommandResult, Runner
 from hosts.drivers.xen_cfg import CfgValue, parse_cfg, read_cfg
@@ -260,6 +261,16 @@ def _read_files(result: CommandResult, paths: list[str]) -> dict[str, str | XenE
     return texts
 
 
+@lru_cache(maxsize=8192)
+def _vm_config_of(text: str, source: str) -> VmConfig | ConfigParseError:
+    """What xl would start from a config's ``text`` (or why it refuses it), once per text:
+    the declaration looks again at the files the preview read, and most have not changed."""
+    try:
+        return vm_config(read_cfg(text, source=source))
+    except ConfigParseError as exc:
+        return exc
+
+
 class XenDriver:
     """One dom0's toolstack. ``toolstack`` is "xl" or "xm" (see detect_toolstack)."""
 
@@ -361,10 +372,7 @@ class XenDriver:
                 if isinstance(text, XenError):
                     found[path] = text
                     continue
-                try:
-                    found[path] = vm_config(read_cfg(text, source=f"{host}:{path}"))
-                except ConfigParseError as exc:
-                    found[path] = exc
+                found[path] = _vm_config_of(text, f"{host}:{path}")
         return found
 
     # -- acting -------------------------------------------------------------------------------
