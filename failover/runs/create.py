@@ -7,7 +7,7 @@ problems stop a run unless a person overrides them with a typed reason.
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from drportal.twosite import current_epoch, site_status
 from failover.choices import (
@@ -102,39 +102,16 @@ def run_create(
         )
         for number, key, name, minutes in steps_for(kind)
     }
-    # One INSERT for every action (a run of 5,000 VMs has 20,000): the ids come back with it.
-    created = Action.objects.bulk_create(
-        [
-            Action(
-                run=run,
-                step=steps[planned.step],
-                kind=planned.kind,
-                target=planned.target,
-                host=planned.host,
-                array=planned.params.get("array", ""),
-                params=planned.params,
-                order=order,
-                tier=planned.params.get("tier", 0),
-                optional=planned.optional,
-                epoch=epoch,
-            )
-            for order, planned in enumerate(plan.actions)
-        ],
-        batch_size=2000,
-    )
-    by_key: dict[str, Action] = {
-        planned.key: action for planned, action in zip(plan.actions, created, strict=True)
-    }
+    ids = _insert_actions(run, steps, plan, epoch)
+    by_key = {planned.key: pk for planned, pk in zip(plan.actions, ids, strict=True)}
+    edges = [(by_key[p.key], by_key[d]) for p in plan.actions for d in p.depends_on if d in by_key]
     through = Action.depends_on.through
-    through.objects.bulk_create(
-        [
-            through(from_action_id=by_key[p.key].pk, to_action_id=by_key[d].pk)
-            for p in plan.actions
-            for d in p.depends_on
-            if d in by_key
-        ],
-        batch_size=5000,
-    )
+    if connection.vendor == "postgresql":
+        _copy(through._meta.db_table, ["from_action_id", "to_action_id"], edges)
+    else:
+        through.objects.bulk_create(
+            [through(from_action_id=a, to_action_id=b) for a, b in edges], batch_size=5000
+        )
     record_event(
         run_id=run.pk,
         kind="run_started",
@@ -154,6 +131,63 @@ def run_create(
         )
     transaction.on_commit(lambda: kick_run(run.pk))
     return run
+
+
+def _insert_actions(run: Run, steps: dict[int, Step], plan: Plan, epoch: int) -> list[int]:
+    """The plan's actions as rows, in its order; their ids. A run of 5,000 VMs has 20,000:
+    on PostgreSQL one COPY (ids drawn from the table's sequence first) of rows made from
+    one model's defaults, not 20,000 models built and bound one field at a time."""
+
+    def values(order: int, planned) -> dict:
+        return {
+            "step_id": steps[planned.step].pk,
+            "kind": planned.kind,
+            "target": planned.target,
+            "host": planned.host,
+            "array": planned.params.get("array", ""),
+            "params": planned.params,
+            "order": order,
+            "tier": planned.params.get("tier", 0),
+            "optional": planned.optional,
+        }
+
+    if connection.vendor != "postgresql":
+        actions = [
+            Action(run=run, epoch=epoch, **values(order, planned))
+            for order, planned in enumerate(plan.actions)
+        ]
+        return [a.pk for a in Action.objects.bulk_create(actions, batch_size=2000)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Action._meta.db_table, len(plan.actions)],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+    fields = [f for f in Action._meta.concrete_fields if not f.primary_key]
+    template = Action(run=run, epoch=epoch)
+    defaults = [f.get_db_prep_save(f.pre_save(template, True), connection) for f in fields]
+    slots = [(i, f) for i, f in enumerate(fields) if f.attname in values(0, plan.actions[0])] if ids else []
+
+    def row(pk: int, order: int, planned) -> list:
+        given, out = values(order, planned), [pk, *defaults]
+        for i, f in slots:
+            out[i + 1] = f.get_db_prep_save(given[f.attname], connection)
+        return out
+
+    rows = (
+        row(pk, order, planned) for pk, (order, planned) in zip(ids, enumerate(plan.actions), strict=True)
+    )
+    _copy(Action._meta.db_table, [Action._meta.pk.column, *(f.column for f in fields)], rows)
+    return ids
+
+
+def _copy(table: str, columns: list[str], rows) -> None:
+    """``COPY table (columns) FROM STDIN`` of ``rows`` (PostgreSQL)."""
+    quote = connection.ops.quote_name
+    statement = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
 
 
 def start_claimed_run(*, plan: Plan, user, kind: str, override_reason: str, parent: Run | None = None) -> Run:

@@ -118,7 +118,8 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
         actions.extend(handover)
     for group in sv.groups.values():
         # Steps 2 and 3: fail the group over, present it to the dom0 of its first VM, check the data.
-        first = group.vms.first()
+        # Its VMs came with it (survey), ordered as the model orders them: no query per group.
+        first = next(iter(group.vms.all()), None)
         present_to = sv.placement.get(first.name) if first else None
         array = target_array(group).name
         actions.append(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 
 from hosts.drivers.base import CommandResult, Runner
 from hosts.drivers.xen_cfg import CfgValue, parse_cfg, read_cfg
@@ -226,6 +227,50 @@ def detect_toolstack(runner: Runner, *, timeout: float = 30.0) -> str:
     raise error_from_result(result)
 
 
+# Paths per `grep` of ``read_vm_configs``: far below any dom0's argument limit.
+CONFIGS_PER_CALL = 256
+
+
+def _read_files(result: CommandResult, paths: list[str]) -> dict[str, str | XenError]:
+    """Each file's text from what ``grep --null -H -a -e '' -- PATH...`` printed (exit 0
+    or 1: some lines or none; 2: some file could not be read, named on stderr as
+    ``grep: PATH: REASON``). A file that printed nothing and no error is empty."""
+    if result.exit_status not in (0, 1, 2):
+        raise error_from_result(result)
+    lines: dict[str, list[str]] = {path: [] for path in paths}
+    for record in result.stdout.split("\n")[:-1] if result.stdout else ():
+        path, nul, line = record.partition("\0")
+        if not nul or path not in lines:
+            raise XenParseError(
+                f"`{result.command}` printed a line of no file asked for: {record[:200]!r}", result=result
+            )
+        lines[path].append(line)
+    texts: dict[str, str | XenError] = {
+        path: "".join(f"{line}\n" for line in got) for path, got in lines.items()
+    }
+    for message in result.stderr.splitlines():
+        path = next((p for p in paths if message.startswith(f"grep: {p}: ")), None)
+        if path is None:
+            raise XenError(f"`{result.command}` failed: {result.stderr.strip()}", result=result)
+        error = ConfigNotFound if message.endswith(": No such file or directory") else XenError
+        texts[path] = error(message, result=result)
+    if result.exit_status == 2 and not any(isinstance(t, XenError) for t in texts.values()):
+        raise XenError(
+            f"`{result.command}` failed: {result.stderr.strip() or 'exit status 2'}", result=result
+        )
+    return texts
+
+
+@lru_cache(maxsize=8192)
+def _vm_config_of(text: str, source: str) -> VmConfig | ConfigParseError:
+    """What xl would start from a config's ``text`` (or why it refuses it), once per text:
+    the declaration looks again at the files the preview read, and most have not changed."""
+    try:
+        return vm_config(read_cfg(text, source=source))
+    except ConfigParseError as exc:
+        return exc
+
+
 class XenDriver:
     """One dom0's toolstack. ``toolstack`` is "xl" or "xm" (see detect_toolstack)."""
 
@@ -307,6 +352,28 @@ class XenDriver:
         and warnings for what drportal does not interpret. Raises ConfigParseError naming
         the host, the file and the line for a config xl would refuse."""
         return vm_config(read_cfg(self._cat(path), source=f"{getattr(self.runner, 'name', '?')}:{path}"))
+
+    def read_vm_configs(self, paths: Sequence[str]) -> dict[str, VmConfig | XenError]:
+        """``read_vm_config`` of many files in one command: for each path what xl would
+        start from it, or its error (ConfigNotFound, ConfigParseError naming the line, or
+        XenError for a file that cannot be read). GNU ``grep --null -H -a -e '' -- PATH...``
+        prints every line of every file as PATH NUL LINE; no path holds a NUL, so no line
+        can be taken for another file's. Raises XenError for an answer it cannot read."""
+        host = getattr(self.runner, "name", "?")
+        found: dict[str, VmConfig | XenError] = {}
+        for start in range(0, len(paths), CONFIGS_PER_CALL):
+            chunk = [_validate_path(p) for p in paths[start : start + CONFIGS_PER_CALL]]
+            texts = _read_files(
+                self.runner.run(["grep", "--null", "-H", "-a", "-e", "", "--", *chunk], timeout=self.timeout),
+                chunk,
+            )
+            for path in chunk:
+                text = texts[path]
+                if isinstance(text, XenError):
+                    found[path] = text
+                    continue
+                found[path] = _vm_config_of(text, f"{host}:{path}")
+        return found
 
     # -- acting -------------------------------------------------------------------------------
 

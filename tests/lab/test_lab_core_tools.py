@@ -109,3 +109,36 @@ def test_ls_takes_double_dash_as_the_end_of_its_options():
     assert status == 2
     assert out == "/etc/xen/vm/lws-xen01\n"
     assert err == "ls: cannot access '/nope': No such file or directory\n"
+
+
+def test_grep_null_prints_every_line_of_every_file_after_its_name_and_a_nul_like_gnu(state: dict) -> None:
+    config = state["hosts"]["xenwsl01"]["files"]["/etc/xen/vm/lws-xen01"]
+    status, out, err = run(
+        state,
+        "xenwsl01",
+        "grep",
+        "--null",
+        "-H",
+        "-a",
+        "-e",
+        "",
+        "--",
+        "/etc/xen/vm/lws-xen01",
+        "/nope",
+        "/etc",
+    )
+    assert status == 2  # GNU: 2 when a file could not be read, even though lines were selected
+    assert out == "".join(f"/etc/xen/vm/lws-xen01\0{line}\n" for line in config.splitlines())
+    assert err == "grep: /nope: No such file or directory\ngrep: /etc: Is a directory\n"
+    assert run(state, "xenwsl01", "grep", "-e", "", "--", "/etc/xen/vm/lws-xen01")[1] == config
+
+
+def test_grep_selects_lines_with_a_fixed_pattern_and_says_when_none_was(state: dict) -> None:
+    status, out, _ = run(state, "xenwsl01", "grep", "name", "/etc/xen/vm/lws-xen01")
+    assert (status, out) == (0, 'name = "lws-xen01"\n')
+    assert run(state, "xenwsl01", "grep", "-H", "nothing-like-this", "/etc/xen/vm/lws-xen01") == (1, "", "")
+    assert run(state, "xenwsl01", "grep", "-F", "[", "/etc/xen/vm/lws-xen01")[0] == 0
+    assert run(state, "xenwsl01", "grep", "[", "/etc/xen/vm/lws-xen01")[0] == 2  # a regex: not simulated
+    assert run(state, "xenwsl01", "grep", "-q", "x", "/etc/xen/vm/lws-xen01")[2].startswith(
+        "grep: unrecognized option '-q'"
+    )

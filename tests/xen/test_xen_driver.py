@@ -7,6 +7,7 @@ import pytest
 
 from hosts.drivers.xen import (
     ConfigNotFound,
+    ConfigParseError,
     DeviceUnavailable,
     DomainNotFound,
     DuplicateDomain,
@@ -96,6 +97,33 @@ class TestObserving:
         assert (config.name, config.memory_mb, config.warnings) == ("proxy-xen01", 1792, ())
         with pytest.raises(ConfigNotFound):
             driver.read_config("/etc/xen/vm/nope")
+
+    def test_it_reads_many_configs_in_one_command_naming_what_is_missing_or_refused(self, driver, runner):
+        runner.state["hosts"]["xenka01"]["files"]["/etc/xen/vm/bad"] = 'name = "bad"\nmemory = 1.5\n'
+        calls = len(runner.calls)
+        seen = driver.read_vm_configs(["/etc/xen/vm/proxy-xen01", "/etc/xen/vm/nope", "/etc/xen/vm/bad"])
+        assert len(runner.calls) == calls + 1
+        proxy = seen["/etc/xen/vm/proxy-xen01"]
+        assert proxy == driver.read_vm_config("/etc/xen/vm/proxy-xen01")
+        assert (proxy.name, proxy.memory_mb) == ("proxy-xen01", 1792)
+        assert isinstance(seen["/etc/xen/vm/nope"], ConfigNotFound)
+        assert str(seen["/etc/xen/vm/nope"]) == "grep: /etc/xen/vm/nope: No such file or directory"
+        assert isinstance(seen["/etc/xen/vm/bad"], ConfigParseError)
+        assert str(seen["/etc/xen/vm/bad"]).startswith(
+            "xenka01:/etc/xen/vm/bad:2: config parsing error near `.5'"
+        )
+        assert isinstance(driver.read_vm_configs(["/etc/xen"])["/etc/xen"], XenError)
+
+    def test_an_answer_to_the_configs_grep_it_cannot_attribute_raises(self, driver, runner):
+        class Stray:
+            name = "xenka01"
+
+            def run(self, argv, *, timeout=None):
+                result = runner.run(argv, timeout=timeout)
+                return type(result)(**{**result.__dict__, "stdout": result.stdout + "/etc/other\0x = 1\n"})
+
+        with pytest.raises(XenError, match="a line of no file asked for"):
+            XenDriver(Stray()).read_vm_configs(["/etc/xen/vm/proxy-xen01"])
 
 
 class TestActing:

@@ -1,4 +1,4 @@
-"""Everyday commands of a dom0 (test, ls, cat, uptime, hostname, echo, true, false, brctl).
+"""Everyday commands of a dom0 (test, ls, cat, grep, uptime, hostname, echo, true, false, brctl).
 
 The server hands each handler the argv that ``shlex.split`` made of the exec string.
 There is no shell: ``;``, ``|``, ``&&``, ``$(...)``, globs and redirections are NOT
@@ -237,6 +237,71 @@ def tool_cat(ctx: ToolContext, argv: list[str]) -> ToolResult:
     return status, "".join(out), "".join(err)
 
 
+_GREP_FLAGS = {
+    "-H": "with_name",
+    "-h": "no_name",
+    "-Z": "null",
+    "--null": "null",
+    "-a": "text",
+    "--text": "text",
+}
+_GREP_FLAGS |= {"-F": "fixed", "--fixed-strings": "fixed", "-s": "silent", "--no-messages": "silent"}
+_BRE_SPECIAL = frozenset(".[]*^$\\")
+
+
+def tool_grep(ctx: ToolContext, argv: list[str]) -> ToolResult:
+    """GNU grep over the simulated files, for fixed patterns (``-F``, or a pattern without
+    regular-expression characters; the empty one matches every line). Flags -H/-h
+    (file names, shown by default for more than one file), -Z/--null (a NUL, not ':',
+    after the name), -a (the files are text anyway), -s, ``-e PATTERN``; options may
+    follow names, as GNU's do, until ``--``. Messages and exit status as GNU's: 0 a line
+    selected, 1 none, 2 a file could not be read."""
+    usage = "Usage: grep [OPTION]... PATTERNS [FILE]...\nTry 'grep --help' for more information.\n"
+    opts: set[str] = set()
+    patterns: list[str] = []
+    positional: list[str] = []
+    words = iter(argv[1:])
+    for word in words:
+        if word == "--":
+            positional.extend(words)
+        elif word == "-e":
+            pattern = next(words, None)
+            if pattern is None:
+                return 2, "", "grep: option requires an argument -- 'e'\n" + usage
+            patterns.append(pattern)
+        elif word in _GREP_FLAGS:
+            opts.add(_GREP_FLAGS[word])
+        elif word.startswith("-") and word != "-":
+            return 2, "", f"grep: unrecognized option '{word}'\n" + usage
+        else:
+            positional.append(word)
+    if not patterns:
+        if not positional:
+            return 2, "", usage
+        patterns.append(positional.pop(0))
+    if "fixed" not in opts and any(_BRE_SPECIAL & set(p) for p in patterns):
+        return 2, "", "grep: the lab simulates fixed patterns only (use -F)\n"  # lab-only refusal
+    named = "with_name" in opts or (len(positional) > 1 and "no_name" not in opts)
+    fs = _FileSystem(ctx)
+    out, err, failed, selected = [], [], False, False
+    for path in positional:
+        kind = fs.kind(path)
+        if kind in (None, "dir"):
+            failed = True
+            if "silent" not in opts:
+                err.append(f"grep: {path}: {'Is a directory' if kind else 'No such file or directory'}\n")
+            continue
+        text = fs.files[_norm(path)] if kind == "file" else ""  # a block device: nothing to show here
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()  # the newline that ends the last line starts no line
+        for line in lines:
+            if any(p in line for p in patterns):
+                selected = True
+                out.append(f"{path}{chr(0) if 'null' in opts else ':'}{line}\n" if named else f"{line}\n")
+    return (2 if failed else 0 if selected else 1), "".join(out), "".join(err)
+
+
 def tool_brctl(ctx: ToolContext, argv: list[str]) -> ToolResult:
     """``brctl show [BRIDGE...]`` in bridge-utils' tab layout."""
     if argv[1:2] != ["show"]:
@@ -273,6 +338,7 @@ CORE_TOOLS: dict[str, Handler] = {
     "true": tool_true,
     "false": tool_false,
     "brctl": tool_brctl,
+    "grep": tool_grep,
 }
 
 
