@@ -186,27 +186,34 @@ class Fanout:
     """What one burst's parts come to for its watchers: per variant and per what a watcher
     was shown before, the parts whose HTML changed (one bytes object) and what it has
     been shown then (one dict). Watchers that were sent the same before (all of them, but
-    a new one) share both, so the work is per variant, not per watcher."""
+    a new one) share both, so the work is per variant, not per watcher.
+
+    A watcher sent events is sent at least the log, which shows them, even when the
+    parts read as they did (they were drawn after a read that came just before these
+    events): its burst always ends with the board's HTML."""
 
     __slots__ = ("_cache", "rendered")
 
     def __init__(self, rendered: dict[push.Variant, push.Parts]) -> None:
         self.rendered = rendered
-        self._cache: dict[tuple[push.Variant, int], tuple[bytes, push.Parts]] = {}
+        # (variant, id of what was shown) -> (what was shown, kept so the id stays its
+        # own; the bytes to send; what is shown then)
+        self._cache: dict[tuple[push.Variant, int], tuple[push.Parts, bytes, push.Parts]] = {}
 
     def html(self, sub: Subscriber) -> bytes:
         """The parts to send ``sub`` after its events; notes that it was shown them."""
         parts = self.rendered.get(sub.variant)
         if not parts:
             return b""
-        key = (sub.variant, id(sub.shown))
-        hit = self._cache.get(key)
-        if hit is None:
-            before = sub.shown
+        before = sub.shown
+        hit = self._cache.get((sub.variant, id(before)))
+        if hit is None or hit[0] is not before:
             changed = [chunk for part, chunk in parts.items() if before.get(part) != chunk]
-            hit = self._cache[key] = (b"".join(changed), {**before, **parts})
-        sub.shown = hit[1]
-        return hit[0]
+            if not changed:
+                changed = [parts.get("log") or next(reversed(parts.values()))]
+            hit = self._cache[(sub.variant, id(before))] = (before, b"".join(changed), {**before, **parts})
+        sub.shown = hit[2]
+        return hit[1]
 
 
 class Read:
