@@ -8,6 +8,10 @@ its user and its queries. Now the hub renders each part once per burst for each
 *variant* of the page its watchers see (their language, and their roles, which decide
 the controls), and sends the same bytes to every watcher of that variant.
 
+A burst renders only the parts its events change (``parts_for``: the functional tests
+only when one of them moved), and the stream sends a watcher only the parts whose HTML
+differs from what it was sent last (``stream.Subscriber.shown``).
+
 The HTML is what the partial views (``views.run_part``) render, from the same selectors
 and templates, with two differences: no ``{% csrf_token %}`` inside (htmx sends the
 token as a header from ``<body hx-headers>``), and no request (so nothing per user
@@ -18,8 +22,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
-from django.template.loader import get_template, render_to_string
+from django.template.loader import get_template
 from django.utils import translation
+
+from failover.choices import ActionKindChoices as AK
+from failover.models import Action
 
 from . import selectors as board
 
@@ -52,11 +59,32 @@ SELECTORS: dict[str, Callable[..., dict]] = {
 # What a watcher's page looks like: its language, and its roles (the controls it has).
 Variant = tuple[str, frozenset[str]]
 
+# What a burst renders for one variant: each part's SSE event, in sending order.
+Parts = dict[str, bytes]
 
-def parts_for(names: Iterable[str]) -> list[str]:
-    """The parts that events of these SSE names change, in sending order."""
+
+def parts_for(names: Iterable[str], events: list[dict] | None = None) -> list[str]:
+    """The parts that events of these SSE names change, in sending order. With the
+    events themselves, the functional tests only when one of their actions (the events'
+    ``action``) is a functional test: a check's row changes only with its own action."""
     wanted = set(names)
-    return [part for part, events in PART_EVENTS.items() if events & wanted]
+    parts = [part for part, parts_events in PART_EVENTS.items() if parts_events & wanted]
+    if "checks" in parts and "snapshot" not in wanted and events and not touches_checks(events):
+        parts.remove("checks")
+    return parts
+
+
+def touches_checks(events: Iterable[dict]) -> bool:
+    """Whether any of these events may change the functional tests' table: an action
+    event of a functional test, or of no action named (one query, none without actions)."""
+    actions = set()
+    for event in events:
+        if board.sse_event_name(event["kind"]) != "action":
+            continue
+        if event.get("action") is None:
+            return True
+        actions.add(event["action"])
+    return bool(actions) and Action.objects.filter(pk__in=actions, kind=AK.FUNCTIONAL_CHECK).exists()
 
 
 def format_part(part: str, html: str) -> bytes:
@@ -67,28 +95,27 @@ def format_part(part: str, html: str) -> bytes:
     return (f"event: html-{part}\n" + "".join(f"data: {line}\n" for line in lines) + "\n").encode()
 
 
-def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> dict[Variant, bytes]:
-    """Each of ``parts`` of run ``run_id`` for each variant, as SSE events, one bytes
-    object per variant. The selectors run once per language (their labels are
-    translated), the templates once per variant; the run row is read first, once."""
+def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> dict[Variant, Parts]:
+    """Each of ``parts`` of run ``run_id`` for each variant, as SSE events (per variant,
+    part by part in sending order). The run row is read once; the selectors run once per
+    language (their labels are translated), the templates once per variant."""
     if not parts:
         return {}
     by_language: dict[str, list[frozenset[str]]] = {}
     for language, roles in variants:
         by_language.setdefault(language, []).append(roles)
-    out: dict[Variant, bytes] = {}
+    run = board.board_run(run_id=run_id)
+    live = {**board.live_context(run), "error": ""}
+    templates = {part: get_template(TEMPLATES[part]) for part in parts}
+    out: dict[Variant, Parts] = {}
     for language, role_sets in by_language.items():
         with translation.override(language):
-            run = board.board_run(run_id=run_id)
-            live = board.live_context(run)
-            contexts = {
-                part: {**SELECTORS[part](run_id=run_id, run=run), **live, "error": ""} for part in parts
-            }
+            contexts = {part: {**SELECTORS[part](run_id=run_id, run=run), **live} for part in parts}
             for roles in role_sets:
-                out[(language, roles)] = b"".join(
-                    format_part(part, render_to_string(TEMPLATES[part], {**contexts[part], "roles": roles}))
+                out[(language, roles)] = {
+                    part: format_part(part, templates[part].render({**contexts[part], "roles": roles}))
                     for part in parts
-                )
+                }
     return out
 
 

@@ -9,16 +9,19 @@ stream replays everything after it, so the board converges.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import BooleanField, Case, Count, F, Q, Value, When, Window
+from django.db.models import BooleanField, Case, Count, F, Q, TextChoices, Value, When, Window
 from django.db.models.functions import Right, RowNumber
 from django.http import Http404
+from django.template.loader import get_template
 from django.utils import timezone
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from failover.choices import ActionKindChoices as AK
 from failover.choices import ActionStateChoices as A
@@ -61,6 +64,19 @@ RESUME_FROM = (R.PAUSED,)
 
 
 FINAL_RUN_STATES = (R.SUCCEEDED, R.FAILED, R.ABORTED)
+
+
+def choice_label(choices: type[TextChoices], value: str) -> str:
+    """What ``get_<field>_display()`` says for ``value``, in the active language. The
+    model's method hashes every choice's lazy label on each call (a gettext each); the
+    board draws a label per action and step on every burst, so here the labels of each
+    language are worked out once."""
+    return _choice_labels(choices, get_language()).get(value, value)
+
+
+@functools.cache
+def _choice_labels(choices: type[TextChoices], language: str | None) -> dict[str, str]:
+    return {value: str(label) for value, label in choices.choices}
 
 
 def step_name(kind: str, key: str, default: str = "") -> str:
@@ -359,7 +375,7 @@ def board_steps(*, run_id: int, run: Run | None = None) -> dict:
             failed=s.failed,
             planned_minutes=s.planned_minutes,
             actual_minutes=_minutes(s.started_at, s.finished_at, now),
-            state_label=_state_label(run, s.state, s.get_state_display()),
+            state_label=_state_label(run, s.state, choice_label(S, s.state)),
         )
         for s in steps
     ]
@@ -432,7 +448,8 @@ def _decorate(run: Run, actions: list[Action]) -> None:
         a.can_skip = active and a.state in SKIP_FROM
         a.can_mark_done = active and a.state in MARK_DONE_FROM
         a.truncated = len(a.output_tail) >= OUTPUT_TAIL
-        a.state_label = _state_label(run, a.state, a.get_state_display())
+        a.state_label = _state_label(run, a.state, choice_label(A, a.state))
+        a.kind_label = choice_label(AK, a.kind)
 
 
 def _action_rows(pks) -> list[Action]:
@@ -492,7 +509,7 @@ def board_actions(*, run_id: int, run: Run | None = None) -> dict:
             {
                 "step": step,
                 "name": step_name(run.kind, step.key),
-                "state_label": _state_label(run, step.state, step.get_state_display()),
+                "state_label": _state_label(run, step.state, choice_label(S, step.state)),
                 "total": sum(by_state.values()),
                 "counts": [
                     (state, label, by_state[state]) for state, label in A.choices if by_state.get(state)
@@ -534,7 +551,44 @@ def board_log(*, run_id: int, limit: int | None = None, run: Run | None = None) 
         .only("seq", "created_at", "kind", "message", "user__username", "action", "run")
         .order_by("-seq")[:limit]
     )
-    return {"run": run, "events": events, "more": max(run.event_seq - len(events), 0)}
+    return {
+        "run": run,
+        "events": events,
+        "lines": [LogLine(e) for e in events],
+        "more": max(run.event_seq - len(events), 0),
+    }
+
+
+class LogLine:
+    """One event's line of the log, drawn by ``failover/_log_line.html`` once for all
+    the renderings that show it: the log shows the newest 200 events, and every burst
+    of the stream draws it again with a few new ones. The drawing is kept under what it
+    shows (the event's fields, the time zone it is told in), so nothing stale can come
+    back; a bounded number of lines is kept."""
+
+    __slots__ = ("event",)
+    TEMPLATE = "failover/_log_line.html"
+    KEPT = 20_000
+
+    def __init__(self, event: RunEvent) -> None:
+        self.event = event
+
+    def __str__(self) -> SafeString:  # a template's {{ line }} takes str() of it first
+        return self.__html__()
+
+    def __html__(self) -> SafeString:
+        e = self.event
+        user = e.user.get_username() if e.user else None
+        key = (timezone.get_current_timezone_name(), e.run_id, e.seq, e.kind, e.created_at, e.message, user)
+        html = _LOG_LINES.get(key)
+        if html is None:
+            if len(_LOG_LINES) >= self.KEPT:
+                _LOG_LINES.clear()  # the next bursts draw their 200 lines again, once
+            html = _LOG_LINES[key] = mark_safe(get_template(self.TEMPLATE).render({"e": e}).strip())
+        return html
+
+
+_LOG_LINES: dict[tuple, SafeString] = {}
 
 
 @dataclass
@@ -571,6 +625,7 @@ def board_checks(*, run_id: int, run: Run | None = None) -> dict:
         .order_by("order", "pk")
     ):
         vm = a.params.get("vm", a.target)
+        a.state_label = choice_label(A, a.state)
         # A passed check says why in its last output line ("http check 'x': ok: 200 in 0.1 s").
         last_line = a.output_tail.strip().rsplit("\n", 1)[-1].strip() if a.output_tail else ""
         detail = a.error or a.reason or last_line

@@ -20,7 +20,8 @@
   ``action``. After the events of a burst come the board's parts they change, as HTML
   (``html-header``, ``html-steps``, ...: ``push.py``), rendered once per burst for every
   watcher alike (one rendering per language and set of roles among them): the browsers
-  swap them in and fetch nothing. Who may watch was decided by the ordinary permission-
+  swap them in and fetch nothing. A watcher is sent only the parts whose HTML changed
+  since it was last sent them. Who may watch was decided by the ordinary permission-
   checked view, when the stream was set up.
 - What a watcher costs the server per burst of events: one wakeup of its task and one
   ``send`` to the ASGI server (bench/board.py measures it).
@@ -81,12 +82,26 @@ class Subscriber:
     waiting in one go (a burst is one write). No queue, and no timer per wait: the hub's
     keepalive tick and one timer for the stream's lifetime stand in for them."""
 
-    __slots__ = ("closed", "cursor", "pending", "pending_bytes", "run_id", "variant", "waiter", "written")
+    __slots__ = (
+        "closed",
+        "cursor",
+        "pending",
+        "pending_bytes",
+        "run_id",
+        "shown",
+        "variant",
+        "waiter",
+        "written",
+    )
 
     def __init__(self, run_id: int, cursor: int | None, variant: push.Variant | None = None) -> None:
         self.run_id = run_id
         self.variant = variant or default_variant()  # which rendering of the board it gets
         self.cursor = cursor  # the last seq this client has; None: it needs a snapshot first
+        # The board's parts as this client was last sent them (part -> its SSE event). The
+        # watchers that were sent the same share one dict, so a burst works out what to
+        # send once for all of them (``Fanout``).
+        self.shown: push.Parts = NOTHING_SHOWN
         self.pending: list[bytes] = []
         self.pending_bytes = 0
         self.waiter: asyncio.Future | None = None
@@ -164,6 +179,43 @@ def default_variant() -> push.Variant:
     return (settings.LANGUAGE_CODE, frozenset())
 
 
+NOTHING_SHOWN: push.Parts = {}  # shared, never changed: a new stream was sent no part yet
+
+
+class Fanout:
+    """What one burst's parts come to for its watchers: per variant and per what a watcher
+    was shown before, the parts whose HTML changed (one bytes object) and what it has
+    been shown then (one dict). Watchers that were sent the same before (all of them, but
+    a new one) share both, so the work is per variant, not per watcher.
+
+    A watcher sent events is sent at least the log, which shows them, even when the
+    parts read as they did (they were drawn after a read that came just before these
+    events): its burst always ends with the board's HTML."""
+
+    __slots__ = ("_cache", "rendered")
+
+    def __init__(self, rendered: dict[push.Variant, push.Parts]) -> None:
+        self.rendered = rendered
+        # (variant, id of what was shown) -> (what was shown, kept so the id stays its
+        # own; the bytes to send; what is shown then)
+        self._cache: dict[tuple[push.Variant, int], tuple[push.Parts, bytes, push.Parts]] = {}
+
+    def html(self, sub: Subscriber) -> bytes:
+        """The parts to send ``sub`` after its events; notes that it was shown them."""
+        parts = self.rendered.get(sub.variant)
+        if not parts:
+            return b""
+        before = sub.shown
+        hit = self._cache.get((sub.variant, id(before)))
+        if hit is None or hit[0] is not before:
+            changed = [chunk for part, chunk in parts.items() if before.get(part) != chunk]
+            if not changed:
+                changed = [parts.get("log") or next(reversed(parts.values()))]
+            hit = self._cache[(sub.variant, id(before))] = (before, b"".join(changed), {**before, **parts})
+        sub.shown = hit[2]
+        return hit[1]
+
+
 class Read:
     """What the hub's database thread read for a run: a snapshot (if asked for), the events
     after a cursor, the run's state and counter, and the board's parts those change, as
@@ -176,7 +228,7 @@ class Read:
         self.events: list[dict] = events
         self.state: str | None = state
         self.seq: int = seq
-        self.html: dict[push.Variant, bytes] = html
+        self.html: dict[push.Variant, push.Parts] = html
 
 
 def _read(run_id: int, after: int | None, snapshot: bool, variants: frozenset[push.Variant]) -> Read:
@@ -191,7 +243,8 @@ def _read(run_id: int, after: int | None, snapshot: bool, variants: frozenset[pu
             else:
                 events, state, seq = read_events(run_id, after)
             names = {board.sse_event_name(e["kind"]) for e in events} | ({"snapshot"} if snap else set())
-            html = push.render_parts(run_id, push.parts_for(names), variants) if state is not None else {}
+            parts = push.parts_for(names, events) if state is not None else []
+            html = push.render_parts(run_id, parts, variants)
             return Read(snap, events, state, seq, html)
         except (InterfaceError, OperationalError):
             connection.close()
@@ -310,13 +363,15 @@ class Hub:
 
     async def _fetch_loop(self, run_id: int) -> None:
         # The engine commits in bursts (a step ends, the next starts, its actions queue):
-        # waiting a moment after the first bell reads and sends a burst in one go, which
-        # saves writes to every watcher (a third, in the reference failover) for 10 ms.
+        # waiting a moment after the first bell of a quiet spell reads and sends a burst in
+        # one go, which saves writes to every watcher (a third, in the reference failover)
+        # for 50 ms. The bells that ring while a read is under way were waiting already:
+        # the next read starts as soon as this one is sent.
         window = settings.DRPORTAL_SSE_BATCH_MS / 1000
         try:
+            if window:
+                await asyncio.sleep(window)
             while run_id in self.dirty and self.subs.get(run_id):
-                if window:
-                    await asyncio.sleep(window)
                 self.dirty.discard(run_id)
                 try:
                     await self._fetch(run_id)
@@ -346,8 +401,8 @@ class Hub:
         complete = len(events) < FETCH_LIMIT
         ended = format_end(state) if state in board.FINAL_RUN_STATES and complete else None
         everything = b"".join(chunk for _seq, chunk in chunks)
-        # the usual case, per variant: one bytes object for every watcher alike
-        common = {variant: everything + html for variant, html in read.html.items()}
+        fanout = Fanout(read.html)
+        common: dict[int, bytes] = {}  # id of its parts (kept alive by fanout) -> events + parts
         for sub in subs:
             if sub.closed:
                 continue
@@ -366,9 +421,13 @@ class Hub:
                 sub.cursor = None
                 self.dirty.add(run_id)
                 continue
-            html = read.html.get(sub.variant, b"")
             if chunks and sub.cursor < chunks[0][0] and not parts:
-                parts.append(common.get(sub.variant, everything))  # the usual case
+                # the usual case: the same bytes object for every watcher shown the same
+                html = fanout.html(sub)
+                both = common.get(id(html))
+                if both is None:
+                    both = common[id(html)] = everything + html
+                parts.append(both)
                 sub.cursor = chunks[-1][0]
             else:
                 before = sub.cursor
@@ -376,8 +435,8 @@ class Hub:
                     if event_seq > sub.cursor:
                         parts.append(chunk)
                         sub.cursor = event_seq
-                if html and (sub.cursor > before or parts):
-                    parts.append(html)  # a snapshot, or the events it had not seen yet
+                if read.html and (sub.cursor > before or parts):
+                    parts.append(fanout.html(sub))  # a snapshot, or the events it had not seen yet
             if ended is not None and sub.cursor >= seq:
                 parts.append(ended)
             if parts:

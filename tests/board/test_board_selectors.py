@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.template.loader import render_to_string
 
 from failover.board import selectors as board
 from failover.choices import ActionStateChoices as A
 from failover.choices import RunStateChoices as R
-from failover.models import Action, Run
+from failover.models import Action, Run, RunEvent
 from failover.runs import controls
 from failover.runs.plan import Plan, Problem
 from failover.runs.preview import plan_digest
@@ -123,3 +124,14 @@ def test_the_plan_digest_changes_with_what_the_plan_does_not_with_error_wording(
     assert plan_digest(_plan(blocking=[down])) == plan_digest(_plan(blocking=[down_again]))
     assert plan_digest(_plan(blocking=[down])) != plan_digest(_plan())
     assert plan_digest(_plan(starts=start)) != plan_digest(_plan())
+
+
+def test_the_logs_lines_are_the_line_template_drawn_for_each_event_and_follow_a_change(make_run):
+    run = make_run(events=2)
+    log = board.board_log(run_id=run.pk)
+    assert [str(line) for line in log["lines"]] == [
+        render_to_string("failover/_log_line.html", {"e": e}).strip() for e in log["events"]
+    ]
+    RunEvent.objects.filter(run=run, seq=2).update(message="told otherwise")
+    again = board.board_log(run_id=run.pk)
+    assert "told otherwise" in str(again["lines"][1]) and "event 0" not in str(again["lines"][1])

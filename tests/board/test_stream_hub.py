@@ -233,3 +233,76 @@ def test_a_burst_is_rendered_once_per_variant_however_many_watch(make_run, monke
             body.index(f"id: {seq}\n") < body.index("event: html-header\n") < body.index("event: html-log\n")
         )
     assert "Aktionen" in bodies[5] and all("Actions" in body for body in bodies[:5])
+
+
+def write_action_event(run_id: int, action_id: int, message: str) -> int:
+    try:
+        with transaction.atomic():
+            return record_event(
+                run_id=run_id, kind="action_succeeded", message=message, action_id=action_id
+            ).seq
+    finally:
+        connection.close()
+
+
+def parts_sent(body: str, after_seq: int) -> list[str]:
+    """The html-<part> events that came after the event ``after_seq``, in order."""
+    rest = body[body.index(f"id: {after_seq}\n") :]
+    return [line.removeprefix("event: html-") for line in rest.split("\n") if line.startswith("event: html-")]
+
+
+def test_the_functional_tests_are_pushed_only_when_one_of_their_actions_moved(make_run):
+    run = make_run(per_step=1, checks=2)
+    host_check = Action.objects.filter(run=run, kind="check_host").order_by("pk").first()
+    functional = Action.objects.filter(run=run, kind="functional_check").order_by("pk").first()
+
+    async def scenario(hub):
+        browser = Browser()
+        task = asyncio.create_task(stream.serve(run.pk, 1, browser.send, browser.receive))
+        await browser.wait_for(b"retry:")
+        other = await asyncio.to_thread(write_action_event, run.pk, host_check.pk, "a host check")
+        await browser.wait_for(b"event: html-log\n")
+        check = await asyncio.to_thread(write_action_event, run.pk, functional.pk, "a functional test")
+        await browser.wait_for(f"id: {check}\n".encode())
+        await browser.wait_for(b"event: html-checks\n")
+        browser.gone.set()
+        await asyncio.wait_for(task, timeout=2)
+        return other, check, browser.body().decode()
+
+    other, check, body = run_with_hub(scenario)
+    assert parts_sent(body, other)[: parts_sent(body, other).index("log") + 1] == [
+        "header",
+        "steps",
+        "actions",
+        "log",
+    ]
+    assert "checks" in parts_sent(body, check)
+
+
+def test_a_watcher_is_not_sent_a_part_again_whose_html_did_not_change(make_run):
+    run = make_run(per_step=1, checks=2)
+    functional = Action.objects.filter(run=run, kind="functional_check").order_by("pk").first()
+
+    async def scenario(hub):
+        early, late = Browser(), Browser()
+        first_task = asyncio.create_task(stream.serve(run.pk, 1, early.send, early.receive))
+        await early.wait_for(b"retry:")
+        first = await asyncio.to_thread(write_action_event, run.pk, functional.pk, "once")
+        await early.wait_for(b"event: html-log\n")
+        # A watcher that comes later has been sent nothing yet: it gets every part.
+        second_task = asyncio.create_task(stream.serve(run.pk, first, late.send, late.receive))
+        await late.wait_for(b"retry:")
+        second = await asyncio.to_thread(write_action_event, run.pk, functional.pk, "twice")
+        for browser in (early, late):
+            await browser.wait_for(f"id: {second}\n".encode())
+            await browser.wait_for(b"event: html-log\n")
+            browser.gone.set()
+        await asyncio.gather(first_task, second_task)
+        return first, second, early.body().decode(), late.body().decode()
+
+    first, second, early, late = run_with_hub(scenario)
+    assert "checks" in parts_sent(early, first)
+    # The functional test's action did not change: its table reads as before.
+    assert "checks" not in parts_sent(early, second)
+    assert "checks" in parts_sent(late, second)
+    assert "log" in parts_sent(early, second)  # the new line
