@@ -285,7 +285,8 @@ class LabServer:
         """A pass whenever the state file changes (StateWatch), at most one per
         ``_SUPERVISOR_PERIOD`` while it keeps changing, and after ``_HOUSEKEEPING_S`` of quiet."""
         while not self._stop.is_set():
-            self._watch.wait(_HOUSEKEEPING_S)
+            if not self._watch.wait(_HOUSEKEEPING_S):
+                self._supervised = None  # quiet for a while: a full pass (retries a busy port)
             if self._stop.is_set():
                 return
             try:
