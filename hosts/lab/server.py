@@ -175,8 +175,10 @@ class LabServer:
         try:
             hosts = ", ".join(f"{h}={listener.address}" for h, listener in sorted(self._listeners.items()))
             out(f"lab ready port={self.port} dir={self.lab_dir} hosts: {hosts}")
-            # No timeout: a signal's handler sets the event, which ends the wait.
-            self._stop.wait()
+            # With a timeout: the kernel hands SIGTERM to any thread, and a main thread
+            # blocked in a wait without one would never run the handler.
+            while not self._stop.wait(1.0):
+                pass
         finally:
             self.stop()
             for signum, handler in previous.items():
