@@ -9,10 +9,15 @@ Only ``exec`` requests are served (no shell, no pty). A command goes:
   lock: consume fail-next or dispatch to the tool, save, journal -> send output, exit
   status, close the channel.
 
-Faults are re-read on every connection and command, and by a supervisor thread every
-0.2 s that closes the listening socket of a "down" host (connections are refused, live
-ones are cut) and reopens it when the host is back up. "hang" accepts TCP and then
-never speaks (no banner, no answer) until the client gives up.
+Faults are re-read on every connection and command, and by a supervisor thread whenever
+the state file changes (inotify; at most every 0.2 s while it keeps changing) that closes
+the listening socket of a "down" host (connections are refused, live ones are cut) and
+reopens it when the host is back up. "hang" accepts TCP and then never speaks (no
+banner, no answer) until the client gives up.
+
+Idle, the lab sleeps: listeners block in accept(), a down host's listener and the
+supervisor wait for a change, connections wait for the client. Only a backstop timer
+(``_HOUSEKEEPING_S``) wakes the supervisor of an idle lab.
 
 The VMs are served too, while their domain runs (hosts/lab/vm_services.py): their SSH on
 this same port at their service address, with its own host key and a few VM-side tools,
@@ -49,7 +54,7 @@ from hosts.lab import default_lab_dir, tools, vm_services
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
 from hosts.lab.seed import default_faults, reset
 from hosts.lab.sshd import Listener, Session, SessionTransport, bind, close_quietly, latency_for
-from hosts.lab.store import LabStore
+from hosts.lab.store import LabStore, StateWatch
 from hosts.lab.tools.base import ToolContext, ToolResult
 from hosts.lab.tools.core import command_not_found
 from hosts.reference import LAB_PORT
@@ -57,8 +62,9 @@ from hosts.reference import LAB_PORT
 __all__ = ["LabError", "LabServer", "ensure_keys", "fingerprints", "spawn_lab_process", "start_lab_in_thread"]
 
 log = logging.getLogger("hosts.lab.server")
-_SUPERVISOR_PERIOD = 0.2
-_ACCEPT_POLL = 0.1
+_SUPERVISOR_PERIOD = 0.2  # at most one supervisor pass this often while the state keeps changing
+_HOUSEKEEPING_S = 5.0  # an idle supervisor's backstop wake-up
+_CONNECTION_BACKSTOP_S = 30.0  # a connection's thread: closing its transport wakes it anyway
 
 
 class LabError(Exception):
@@ -95,6 +101,8 @@ class LabServer:
         self._threads: set[threading.Thread] = set()
         self._generations: dict[str, int] = {}
         self._ssh_log_name = "hosts.lab.ssh"
+        self._watch = StateWatch(self.store.state_path, _SUPERVISOR_PERIOD)
+        self._supervised: tuple | None = None  # what the last supervisor pass acted on
         # The VMs' service ports (HTTP, HTTPS, TCP); their SSH is served like a dom0's.
         self.services = vm_services.ServiceManager(self.lab_dir, self.only_hosts)
         # paramiko logs every client that hangs up mid-handshake as an ERROR; in the lab
@@ -132,22 +140,24 @@ class LabServer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._watch.wake()
         self.services.stop()
         with self._lock:
             listeners = list(self._listeners.values())
             transports = [t for group in self._transports.values() for t in group]
             held = [s for group in self._held.values() for s in group]
         for listener in listeners:
+            listener.retire()
+        for listener in listeners:
             if listener.thread is not None:
                 listener.thread.join(2)
-        for transport in transports:
-            transport.close()
-        for sock in held:
-            close_quietly(sock)
+        for item in [*transports, *held]:
+            _cut(item)
         deadline = time.monotonic() + 3
         for thread in list(self._threads):
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+        self._watch.close()
         info_path = self.lab_dir / "server.json"
         try:
             if json.loads(info_path.read_text(encoding="utf-8")).get("pid") == os.getpid():
@@ -165,7 +175,9 @@ class LabServer:
         try:
             hosts = ", ".join(f"{h}={listener.address}" for h, listener in sorted(self._listeners.items()))
             out(f"lab ready port={self.port} dir={self.lab_dir} hosts: {hosts}")
-            while not self._stop.wait(0.5):
+            # With a timeout: the kernel hands SIGTERM to any thread, and a main thread
+            # blocked in a wait without one would never run the handler.
+            while not self._stop.wait(1.0):
                 pass
         finally:
             self.stop()
@@ -230,56 +242,90 @@ class LabServer:
         listener.thread = self._spawn(self._listen, f"lab-listen-{host}", listener)
 
     def _listen(self, listener: Listener) -> None:
-        """Owns its socket: opens, accepts and closes it as ``want_open`` says."""
+        """Owns its socket: opens, accepts and closes it as ``want_open`` says. Blocks in
+        ``accept()`` while open and in ``wait_change()`` while closed (``Listener``)."""
         try:
-            while not self._stop.is_set() and not listener.retired:
-                if listener.want_open and listener.sock is None:
-                    try:
-                        listener.sock = bind(listener.address, self.port)
-                    except OSError as exc:
-                        log.warning("lab: cannot reopen %s:%s: %s", listener.address, self.port, exc)
-                        self._stop.wait(0.5)
-                        continue
-                elif not listener.want_open and listener.sock is not None:
+            while not self._stop.is_set():
+                with listener.changed:
+                    if listener.retired:
+                        return
+                    if listener.want_open and listener.sock is None:
+                        try:
+                            listener.sock = bind(listener.address, self.port)
+                        except OSError as exc:
+                            log.warning("lab: cannot reopen %s:%s: %s", listener.address, self.port, exc)
+                            listener.changed.wait(0.5)
+                            continue
+                    elif not listener.want_open and listener.sock is not None:
+                        close_quietly(listener.sock)
+                        listener.sock = None
+                    sock = listener.sock
+                if sock is None:
+                    listener.wait_change()
+                    continue
+                try:
+                    conn, _peer = sock.accept()
+                except OSError:
+                    # Shut down by set_open(False)/retire(), or a socket gone bad: a fresh
+                    # one is bound on the next turn if the host is still wanted open.
+                    with listener.changed:
+                        if listener.sock is sock:
+                            close_quietly(sock)
+                            listener.sock = None
+                    continue
+                if not listener.want_open or listener.retired:
+                    close_quietly(conn)
+                    continue
+                self._spawn(self._connection, f"lab-conn-{listener.host}", listener.host, conn)
+        finally:
+            with listener.changed:
+                if listener.sock is not None:
                     close_quietly(listener.sock)
                     listener.sock = None
-                if listener.sock is None:
-                    self._stop.wait(_ACCEPT_POLL)
-                    continue
-                readable, _, _ = select.select([listener.sock], [], [], _ACCEPT_POLL)
-                if readable and listener.want_open:
-                    try:
-                        conn, _peer = listener.sock.accept()
-                    except OSError:
-                        continue
-                    self._spawn(self._connection, f"lab-conn-{listener.host}", listener.host, conn)
-        finally:
-            if listener.sock is not None:
-                close_quietly(listener.sock)
-                listener.sock = None
 
     def _supervise(self) -> None:
-        while not self._stop.wait(_SUPERVISOR_PERIOD):
+        """A pass whenever the state file changes (StateWatch), at most one per
+        ``_SUPERVISOR_PERIOD`` while it keeps changing, and after ``_HOUSEKEEPING_S`` of quiet."""
+        while not self._stop.is_set():
+            if not self._watch.wait(_HOUSEKEEPING_S):
+                self._supervised = None  # quiet for a while: a full pass (retries a busy port)
+            if self._stop.is_set():
+                return
             try:
                 self._supervise_once()
             except Exception:
                 log.exception("lab: supervisor pass failed")
+            if self._stop.wait(_SUPERVISOR_PERIOD):
+                return
+
+    def _supervision_inputs(self, snapshot: dict) -> tuple:
+        """What a supervisor pass reads of the state: the faults, the VMs' services, and per
+        host its address and its domains' names and states (not their memory or CPU time:
+        most writes change nothing here). Unchanged since the last pass: nothing to do."""
+        hosts = tuple(
+            (
+                name,
+                info.get("address"),
+                tuple((dom.get("name"), dom.get("state")) for dom in info.get("domains", ())),
+            )
+            for name, info in snapshot["hosts"].items()
+        )
+        return snapshot.get("faults"), snapshot.get("services"), hosts
 
     def _supervise_once(self) -> None:
         snapshot = self.store.snapshot()
+        inputs = self._supervision_inputs(snapshot)
+        if inputs == self._supervised:
+            return
         served = self._served_all(snapshot)
         to_cut: list[paramiko.Transport | socket.socket] = []
         with self._lock:
             for host, listener in list(self._listeners.items()):
                 if host not in served or served[host] != listener.address:
-                    listener.retired = True  # removed by a reset, moved, a VM stopped: its thread closes it
+                    # Removed by a reset, moved, a VM stopped: refused from now on, its
+                    # thread's accept() fails, it sees "retired" and closes the socket.
+                    listener.retire()
                     del self._listeners[host]
-                    sock = listener.sock
-                    if sock is not None:
-                        # Refuse new connections now, not at the thread's next poll; its
-                        # accept() fails, it sees "retired" and closes the socket.
-                        with contextlib.suppress(OSError):
-                            sock.shutdown(socket.SHUT_RDWR)
                     if host not in snapshot["hosts"]:
                         # A VM that stops takes its live SSH sessions with it.
                         to_cut += [*self._transports.get(host, ()), *self._held.get(host, ())]
@@ -293,14 +339,15 @@ class LabServer:
                 if down and listener.want_open:
                     # A host that dies takes its live connections with it.
                     to_cut += [*self._transports.get(host, ()), *self._held.get(host, ())]
-                listener.want_open = not down
+                listener.set_open(not down)
         for item in to_cut:
-            item.close()
+            _cut(item)
         self.services.sync(snapshot)
         generations = {h: self._key_generation(snapshot, h) for h in served}
         if generations != self._generations:
             self._generations = generations
             write_known_hosts(self.lab_dir, self.port)
+        self._supervised = inputs
 
     def _try_bind(self, address: str) -> socket.socket | None:
         try:
@@ -363,9 +410,9 @@ class LabServer:
             except (paramiko.SSHException, EOFError, OSError):
                 return
             while not self._stop.is_set() and transport.is_active():
-                # The transport's thread wakes this wait when it ends (client gone, or
-                # stop() closed it): the timeout is only a backstop.
-                channel = transport.accept(2.0)
+                # Woken when the transport ends, whoever ends it (SessionTransport.close):
+                # the timeout is only a backstop.
+                channel = transport.accept(_CONNECTION_BACKSTOP_S)
                 if channel is not None:
                     self._spawn(self._channel, f"lab-chan-{host}", host, transport, session, channel)
         finally:
@@ -378,13 +425,12 @@ class LabServer:
         with self._lock:
             self._held[host].add(conn)
         try:
-            conn.settimeout(0.2)
+            # Blocking: the client hanging up ends it, and so does _cut() (the host comes
+            # back or goes down, or the server stops), which shuts the socket down.
             while not self._stop.is_set():
                 try:
                     if conn.recv(4096) == b"":
                         return
-                except TimeoutError:
-                    continue
                 except OSError:
                     return
         finally:
@@ -426,8 +472,12 @@ class LabServer:
             )
             if mode == "down":
                 transport.close()
-            while not self._stop.is_set() and not channel.closed and transport.is_active():
-                self._stop.wait(0.2)
+            # Until the client gives up: its close (or the transport's end, or stop(), which
+            # closes every transport) ends the read; a hung host reads and ignores stdin.
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                channel.settimeout(None)
+                while not self._stop.is_set() and channel.recv(4096):
+                    pass
             return
         notes: list[str] = []
         delay = float(faults.get("slow_seconds") or 0.0)
@@ -451,6 +501,18 @@ class LabServer:
         self, host: str, argv: list[str] | None, text: str, arrived: float, started: float, notes: list[str]
     ) -> ToolResult:
         return execute_command(self.store, host, argv, text, arrived, started, notes)
+
+
+def _cut(item: paramiko.Transport | socket.socket) -> None:
+    """Close a live connection so that its thread notices at once: a transport's close
+    shuts its socket down (hosts.drivers.ssh.Transport); a held socket is shut down here,
+    since closing it alone does not wake a thread blocked reading it."""
+    if isinstance(item, socket.socket):
+        with contextlib.suppress(OSError):
+            item.shutdown(socket.SHUT_RDWR)
+        close_quietly(item)
+    else:
+        item.close()
 
 
 def execute_command(

@@ -84,7 +84,9 @@ class Session(paramiko.ServerInterface):
 
 
 class SessionTransport(Transport):
-    """Tells its ``Session`` when the answer to a channel request has gone out."""
+    """Tells its ``Session`` when the answer to a channel request has gone out, and wakes
+    the ``accept()`` of its connection's thread when it is closed from our side (paramiko
+    notifies only when the client ends it), so that thread waits without a timeout."""
 
     def _send_user_message(self, data) -> None:
         super()._send_user_message(data)
@@ -92,12 +94,22 @@ class SessionTransport(Transport):
         if raw[:1] in (_SUCCESS, _FAILURE) and isinstance(self.server_object, Session):
             self.server_object.request_answered(int.from_bytes(raw[1:5], "big"))
 
+    def close(self) -> None:
+        super().close()
+        with self.lock:
+            self.server_accept_cv.notify_all()
+
 
 _SUCCESS = bytes([paramiko.common.MSG_CHANNEL_SUCCESS])
 _FAILURE = bytes([paramiko.common.MSG_CHANNEL_FAILURE])
 
 
 class Listener:
+    """One host's listening socket, owned by its thread (``LabServer._listen``), which
+    blocks in ``accept()`` or, while the host is down, in ``wait_change()``: nothing wakes
+    it but a change. The supervisor's ``set_open``/``retire`` shut the socket down, which
+    makes a blocked ``accept()`` fail at once (Linux), and notify a waiting thread."""
+
     def __init__(self, host: str, address: str, sock: socket.socket | None) -> None:
         self.host = host
         self.address = address
@@ -105,6 +117,33 @@ class Listener:
         self.want_open = sock is not None
         self.retired = False
         self.thread: threading.Thread | None = None
+        self.changed = threading.Condition()
+
+    def set_open(self, want_open: bool) -> None:
+        with self.changed:
+            if want_open == self.want_open:
+                return
+            self.want_open = want_open
+            if not want_open:
+                self._refuse_locked()
+            self.changed.notify_all()
+
+    def retire(self) -> None:
+        """For good (removed, moved, a VM stopped, the server stops): new connections are
+        refused now; the thread sees ``retired`` and closes the socket."""
+        with self.changed:
+            self.retired = True
+            self._refuse_locked()
+            self.changed.notify_all()
+
+    def wait_change(self) -> None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.retired or self.want_open != (self.sock is not None))
+
+    def _refuse_locked(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
 
 
 def bind(address: str, port: int) -> socket.socket:

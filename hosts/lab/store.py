@@ -18,11 +18,17 @@ lab directory starts as the reference estate (seed.py).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import fcntl
 import json
 import os
 import re
+import select
+import struct
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,6 +202,84 @@ class LabStore:
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.state_path)
+
+
+class StateWatch:
+    """Wakes a waiter when the state file is replaced (by this process or any other).
+
+    On Linux through inotify on the lab directory (``os.replace`` is a rename into it), so a
+    waiter sleeps in ``select`` until a write: no polling. Elsewhere ``wait`` just returns
+    after ``fallback_period`` and the caller looks for itself. ``wake()`` ends a wait early
+    (to stop)."""
+
+    _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x008, 0x080, 0x100
+    _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then len bytes of name
+
+    def __init__(self, path: Path, fallback_period: float = 0.2) -> None:
+        self.name = os.fsencode(path.name)
+        self.fallback_period = fallback_period
+        self._wake_r, self._wake_w = os.pipe()
+        self._fd = self._inotify(path.parent)
+
+    @classmethod
+    def _inotify(cls, directory: Path) -> int | None:
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            return None
+        if fd < 0:
+            return None
+        mask = cls._IN_CLOSE_WRITE | cls._IN_MOVED_TO | cls._IN_CREATE
+        if libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+            os.close(fd)
+            return None
+        return fd
+
+    @property
+    def event_driven(self) -> bool:
+        return self._fd is not None
+
+    def wait(self, timeout: float | None) -> bool:
+        """Until the state file may have changed (True), ``timeout`` passed or ``wake()``
+        was called (False). Without inotify: True after ``fallback_period`` at the latest."""
+        if self._fd is None:
+            timeout = self.fallback_period if timeout is None else min(timeout, self.fallback_period)
+            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+            return not readable
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            readable, _, _ = select.select([self._fd, self._wake_r], [], [], left)
+            if self._wake_r in readable or not readable:
+                return False
+            if self._read_events():
+                return True
+            # Only other files of the directory (the journal, the lock, the .tmp): wait on.
+
+    def _read_events(self) -> bool:
+        try:
+            data = os.read(self._fd, 65536)
+        except BlockingIOError:
+            return False
+        offset, ours = 0, False
+        while offset + self._EVENT.size <= len(data):
+            _wd, _mask, _cookie, length = self._EVENT.unpack_from(data, offset)
+            start = offset + self._EVENT.size
+            ours = ours or data[start : start + length].rstrip(b"\0") == self.name
+            offset = start + length
+        return ours
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        for fd in (self._fd, self._wake_r, self._wake_w):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = None
 
 
 _SHARDED = ("hosts", "groups", "faults", "services")  # top-level dicts of one entry per name

@@ -10,9 +10,9 @@ import pytest
 from hosts import reference
 from hosts.lab.journal import read_journal
 from hosts.lab.seed import reference_state, reset, seed_synthetic
-from hosts.lab.store import LabStore
+from hosts.lab.store import LabStore, StateWatch
 from hosts.lab.tools.base import visible_devices
-from hosts.lab.tools.eva_model import presented_hosts
+from hosts.lab.tools.eva_model import ArrayIndex, eva_arrays, presented_hosts
 
 
 def _domains(state: dict, host: str) -> dict[str, int]:
@@ -148,3 +148,37 @@ def test_synthetic_hosts_get_unique_addresses_and_fitting_vms(tmp_path: Path) ->
         assert set(info["files"]) == {d["config_path"] for d in info["domains"][1:]}
         assert {d["disks"][0]["target"] for d in info["domains"][1:]} <= visible_devices(state, name)
     assert len(state["groups"]) == 6 + 500
+
+
+def test_a_state_watch_wakes_when_another_process_writes_the_state_and_when_told_to(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    store.replace(reference_state())
+    watch = StateWatch(store.state_path)
+    try:
+        assert watch.event_driven  # inotify: the lab's supervisor sleeps until a write
+        store.journal.append(host="xenwsl01", command="true", exit_status=0, seconds=0.0)
+        assert watch.wait(0.3) is False  # another file of the lab directory is no change
+        writer = multiprocessing.get_context("spawn").Process(target=_bump_revision, args=(str(tmp_path),))
+        writer.start()
+        assert watch.wait(30) is True
+        writer.join(30)
+        watch.wake()
+        assert watch.wait(30) is False
+    finally:
+        watch.close()
+
+
+def _bump_revision(lab_dir: str) -> None:
+    with LabStore(lab_dir).transaction() as state:
+        state["latency"]["default_seconds"] = 0.5
+
+
+def test_an_array_index_finds_a_vdisks_presentations_as_its_full_lun_index_does(tmp_path: Path) -> None:
+    store = LabStore(tmp_path)
+    store.replace(reference_state())
+    with store.transaction() as state:
+        for array in eva_arrays(state):
+            lookup, full = ArrayIndex(state, array), ArrayIndex(state, array)
+            assert full.presented, array
+            for name in full.vdisks:
+                assert lookup.presentations(name) == full.presented.get(name, [])

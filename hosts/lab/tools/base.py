@@ -100,12 +100,12 @@ def visible_devices(state: dict, host: str) -> set[str]:
     """Block devices a dom0 can see: those of every DRBD side that is primary and presented
     to it, and those of every EVA virtual disk the array presents to it as a LUN (a
     destination copy only while its DR group's access mode is READONLY; eva_model.py)."""
-    from hosts.lab.tools.eva_model import eva_visible_devices
+    from hosts.lab.tools.eva_model import drbd_group_names, eva_visible_devices
 
     seen: set[str] = set()
-    for group in state.get("groups", {}).values():
-        if group.get("kind") == "eva-ca":
-            continue
+    groups = state.get("groups", {})
+    for name in drbd_group_names(groups):  # not every group: the store compares what is read
+        group = groups[name]
         for side in group["sides"].values():
             if side["role"] == "primary" and host in side.get("presented_to", ()):
                 seen.update(group["devices"])

@@ -21,7 +21,7 @@ NAA, when user_friendly_names is off; the public StorageLX EVA module maps SSSU'
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -111,20 +111,52 @@ class Vdisk:
 
 
 class ArrayIndex:
-    """The vdisks of one array by name, and its presentations per vdisk."""
+    """The vdisks of one array by name, and its presentations per vdisk.
+
+    Built per command, so it costs little: ``vdisks`` is the groups' layout cache itself
+    when the array holds no snapshot (READ-ONLY, like everything here), and the
+    presentations are read from the LUN table when asked: ``presentations(name)`` scans it
+    for one vdisk, ``presented`` (every vdisk's) is built on first use."""
 
     def __init__(self, state: dict, array: str) -> None:
         self.state, self.array = state, array
-        self.vdisks: dict[str, Vdisk] = dict(
-            _layout(state.get("groups", {}), ("vdisks", array), lambda groups: _group_vdisks(groups, array))
+        vdisks = _layout(
+            state.get("groups", {}), ("vdisks", array), lambda groups: _group_vdisks(groups, array)
         )
-        for name, snap in state.get("snapshots", {}).items():
-            if snap.get("array") == array:
-                self.vdisks[name] = Vdisk(name, array, snap["wwid"], snap.get("group"), snapshot=snap)
-        self.presented: dict[str, list[tuple[str, int]]] = {}
-        for host, table in sorted(state["hosts"][array].get("luns", {}).items()):
-            for lun, name in sorted(table.items(), key=lambda item: int(item[0])):
-                self.presented.setdefault(name, []).append((host, int(lun)))
+        snapshots = [
+            (name, snap) for name, snap in state.get("snapshots", {}).items() if snap.get("array") == array
+        ]
+        if snapshots:
+            vdisks = dict(vdisks)
+            for name, snap in snapshots:
+                vdisks[name] = Vdisk(name, array, snap["wwid"], snap.get("group"), snapshot=snap)
+        self.vdisks: Mapping[str, Vdisk] = vdisks
+        self._presented: dict[str, list[tuple[str, int]]] | None = None
+
+    def _luns(self) -> dict[str, dict[str, str]]:
+        return self.state["hosts"][self.array].get("luns", {})
+
+    @property
+    def presented(self) -> dict[str, list[tuple[str, int]]]:
+        """{vdisk: [(host, LUN), ...] by host, then LUN}, as the LUN table was when first asked."""
+        if self._presented is None:
+            presented: dict[str, list[tuple[str, int]]] = {}
+            for host, table in sorted(self._luns().items()):
+                for lun, name in sorted(table.items(), key=lambda item: int(item[0])):
+                    presented.setdefault(name, []).append((host, int(lun)))
+            self._presented = presented
+        return self._presented
+
+    def presentations(self, name: str) -> list[tuple[str, int]]:
+        """``presented.get(name, [])`` without indexing every vdisk of the array."""
+        if self._presented is not None:
+            return self._presented.get(name, [])
+        return sorted(
+            (host, int(lun))
+            for host, table in self._luns().items()
+            for lun, vdisk in table.items()
+            if vdisk == name
+        )
 
     def by_path(self, path: str) -> Vdisk | None:
         """A vdisk by its SSSU path (``\\Virtual Disks\\<family>\\ACTIVE`` or ``\\<snapshot>``)."""
@@ -188,6 +220,13 @@ def _layout(groups: dict, key: tuple, build: Callable[[dict], _T]) -> _T:
     return cache[full_key]
 
 
+def drbd_group_names(groups: dict) -> list[str]:
+    """The groups that are not EVA groups (DRBD's), in the section's order."""
+    return _layout(
+        groups, ("drbd",), lambda section: [n for n, g in dict.items(section) if g.get("kind") != "eva-ca"]
+    )
+
+
 def eva_arrays(state: dict) -> Iterator[str]:
     """The arrays holding an EVA group or a snapshot. Found through the groups, not by
     reading every host: a dom0 command must not make the store compare every host."""
@@ -202,7 +241,7 @@ def presented_hosts(state: dict, group_name: str, array: str) -> list[str]:
     names = [v["name"] for v in state["groups"][group_name]["sides"][array].get("vdisks", ())]
     if not names:
         return []
-    per_vdisk = [{host for host, _ in index.presented.get(name, ())} for name in names]
+    per_vdisk = [{host for host, _ in index.presentations(name)} for name in names]
     return sorted(set.intersection(*per_vdisk))
 
 

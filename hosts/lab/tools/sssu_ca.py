@@ -96,7 +96,7 @@ def _source_in_use(ctx: ToolContext, name: str, group: dict, source: str) -> str
     for vdisk in index.vdisks.values():
         if vdisk.group != name or vdisk.snapshot is not None:
             continue
-        for host, _ in index.presented.get(vdisk.name, ()):
+        for host, _ in index.presentations(vdisk.name):
             users = domains_using(ctx, index, vdisk, host)
             if users:
                 return (

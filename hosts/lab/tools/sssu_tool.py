@@ -284,7 +284,7 @@ class Session:
         ]
         presentations = [
             [("hostname", f"{eva.HOST_ROOT}{host}"), ("lunnumber", lun)]
-            for host, lun in index.presented.get(vdisk.name, ())
+            for host, lun in index.presentations(vdisk.name)
         ]
         return block(vdisk.path, rows, {"presentations": presentations})
 
@@ -328,7 +328,7 @@ class Session:
                 raise SssuError("ADD LUN needs a LUN number (0: the next free one), VDISK= and HOST=")
             vdisk = self.vdisk(index, given["VDISK"])
             host = self.host_path(given["HOST"])
-            if any(h == host for h, _ in index.presented.get(vdisk.name, ())):
+            if any(h == host for h, _ in index.presentations(vdisk.name)):
                 raise SssuError(f"Virtual disk {vdisk.path} is already presented to {given['HOST']}")
             table = eva.luns_of(self.ctx.state, array).get(host, {})
             if int(args[1]) and str(int(args[1])) in table:
@@ -390,8 +390,9 @@ class Session:
             raise SssuError(
                 f"Virtual disk {vdisk.path} is not a snapshot: the drportal lab deletes snapshots only"
             )
-        if index.presented.get(vdisk.name):
-            hosts = ", ".join(f"{eva.HOST_ROOT}{h}" for h, _ in index.presented[vdisk.name])
+        presentations = index.presentations(vdisk.name)
+        if presentations:
+            hosts = ", ".join(f"{eva.HOST_ROOT}{h}" for h, _ in presentations)
             raise SssuError(f"Virtual disk {vdisk.path} is presented to {hosts}; delete its LUNs first")
         del self.ctx.state["snapshots"][vdisk.name]
         self.ctx.notes.append(f"snapshot {vdisk.name} deleted")
