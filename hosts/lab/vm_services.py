@@ -31,7 +31,6 @@ import ipaddress
 import logging
 import os
 import posixpath
-import select
 import socket
 import ssl
 import threading
@@ -57,7 +56,6 @@ from hosts.lab.tools.core import command_not_found
 
 log = logging.getLogger("hosts.lab.vm_services")
 
-_ACCEPT_POLL = 0.1
 _CONN_TIMEOUT = 5.0
 _WARN_AFTER = 2.0  # a port still busy this long after we wanted it is worth a warning
 _BIN_DIRS = frozenset({"/bin", "/sbin", "/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"})
@@ -377,24 +375,23 @@ class _PortListener:
         for conn in conns:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-        # Shut down and closed here, not by the accept loop: the port refuses at once (a
-        # socket closed while another thread select()s on it would go on taking connections
-        # until that select returns) and is free for a quick reopen. The loop then fails on
-        # the closed socket object, never on a reused descriptor.
+        # Shut down and closed here, not by the accept loop: the shutdown wakes the loop's
+        # blocked accept(), the port refuses at once and is free for a quick reopen. The loop
+        # then fails on the closed socket object, never on a reused descriptor.
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         close_quietly(self.sock)
 
     def _accept_loop(self) -> None:
+        # Blocks in accept(): retire() shuts the socket down, which wakes it at once (no
+        # polling, so an idle lab costs nothing however many service ports it serves).
         while not self.retired.is_set():
             try:
-                readable, _, _ = select.select([self.sock], [], [], _ACCEPT_POLL)
-                if not readable:
-                    continue
                 conn, peer = self.sock.accept()
             except (OSError, ValueError):
                 if self.retired.is_set():
                     return
+                time.sleep(0.05)  # e.g. out of descriptors: try again, do not spin
                 continue
             if self.retired.is_set():
                 close_quietly(conn)
@@ -433,11 +430,12 @@ class _PortListener:
         banner = self.entry.get("banner")
         if banner:
             conn.sendall(banner.encode("utf-8"))
+        # Blocks in recv() (the socket's timeout is _CONN_TIMEOUT): the client's close ends
+        # it, the usual end of a port probe, and retire() shuts the connection down.
         deadline = time.monotonic() + _CONN_TIMEOUT
         while not self.retired.is_set() and time.monotonic() < deadline:
-            readable, _, _ = select.select([conn], [], [], 0.2)
-            if readable and not conn.recv(4096):
-                return  # the client closed: the usual end of a port probe
+            if not conn.recv(4096):
+                return
 
 
 class ServiceManager:
