@@ -160,7 +160,10 @@ def test_it_prefers_aes_gcm_so_no_packet_needs_a_separate_mac(conn: SSHConnectio
 
 def test_it_still_talks_to_a_server_without_aes_gcm(sshd, tmp_path: Path) -> None:
     host_key = sshd.workdir / "ssh_host_ed25519_key"
-    with run_sshd(tmp_path, host_key, sshd.workdir / "authorized_keys", "Ciphers aes128-ctr\n") as port:
-        with SSHConnection(sshd.target(port=port)) as ctr:
-            assert ctr.run(["echo", "ok"]).stdout == "ok\n"
-            assert ctr.transport is not None and ctr.transport.remote_cipher == "aes128-ctr"
+    authorized = sshd.workdir / "authorized_keys"
+    with (
+        run_sshd(tmp_path, host_key, authorized, "Ciphers aes128-ctr\n") as port,
+        SSHConnection(sshd.target(port=port)) as ctr,
+    ):
+        assert ctr.run(["echo", "ok"]).stdout == "ok\n"
+        assert ctr.transport is not None and ctr.transport.remote_cipher == "aes128-ctr"
