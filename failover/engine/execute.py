@@ -19,6 +19,7 @@ from datetime import timedelta
 from celery.worker import state
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from drportal.twosite import site_status
@@ -46,35 +47,71 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+class _Leases:
+    """The leases this process holds, renewed together by one thread: every lease/3 one
+    UPDATE renews all of them. (A thread per action, with its own database connection,
+    cost more than a short action's commands.) Each lease runs out DRPORTAL_ACTION_MAX_S
+    after it was taken even while held: a handler stuck past every timeout must not hold
+    its action forever; the reaper then observes and decides."""
+
+    def __init__(self) -> None:
+        self._held: dict[tuple[int, int], float] = {}  # (action id, attempt): give up at
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def hold(self, action_id: int, attempt: int) -> None:
+        give_up = time.monotonic() + settings.DRPORTAL_ACTION_MAX_S
+        with self._lock:
+            self._held[(action_id, attempt)] = give_up
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                # Per process: a prefork child does not inherit its parent's thread.
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._renew, name="leases", daemon=True)
+                self._thread.start()
+
+    def release(self, action_id: int, attempt: int) -> None:
+        with self._lock:
+            self._held.pop((action_id, attempt), None)
+
+    def _renew(self) -> None:
+        while True:
+            self._wake.wait(settings.DRPORTAL_ACTION_LEASE_S / 3)
+            now = time.monotonic()
+            with self._lock:
+                due = [key for key, give_up in self._held.items() if now < give_up]
+            if not due:
+                continue
+            try:
+                which = Q()
+                for action_id, attempt in due:
+                    which |= Q(pk=action_id, attempt=attempt)
+                Action.objects.filter(which, state=A.RUNNING).update(
+                    lease_expires_at=timezone.now() + timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
+                )
+            except Exception:  # the database is away: try again at the next turn
+                log.exception("leases of %s actions not renewed", len(due))
+                connection.close()
+            lend_back_connection()  # not held until the next turn
+
+
+_LEASES = _Leases()
+
+
 class Heartbeat:
-    """Renews the lease of one attempt while it runs; stops when the attempt is over."""
+    """Holds the lease of one attempt while it runs (renewed by the process's one lease
+    thread, see ``_Leases``); lets go when the attempt is over."""
 
     def __init__(self, action_id: int, attempt: int) -> None:
         self.action_id, self.attempt = action_id, attempt
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"lease-{action_id}", daemon=True)
-
-    def _beat(self) -> None:
-        lease = settings.DRPORTAL_ACTION_LEASE_S
-        # A handler stuck past every timeout must not hold its action forever: after
-        # DRPORTAL_ACTION_MAX_S the lease runs out and the reaper observes and decides.
-        give_up = time.monotonic() + settings.DRPORTAL_ACTION_MAX_S
-        try:
-            while not self._stop.wait(lease / 3) and time.monotonic() < give_up:
-                Action.objects.filter(pk=self.action_id, attempt=self.attempt, state=A.RUNNING).update(
-                    lease_expires_at=timezone.now() + timedelta(seconds=lease)
-                )
-                lend_back_connection()  # not held for the next lease/3 seconds
-        finally:
-            connection.close()
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        _LEASES.hold(self.action_id, self.attempt)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        _LEASES.release(self.action_id, self.attempt)
 
 
 # This worker process's idle SSH connections, each lent to one action at a time.
@@ -143,11 +180,44 @@ def _execute_one(action_id: int) -> int | None:
             log.exception("action %s crashed", action_id)
             state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
     handed: list[int | None] = [None]
-    record_result(action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed)
+    recorded = record_result(
+        action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed
+    )
     next_id = handed[0]
-    if next_id is None or awaited:  # a pass queues what waited for this one
-        advance(action.run_id)
+    if awaited or (next_id is None and not (recorded and _pass_can_wait(action, state))):
+        advance(action.run_id)  # queues what waited for this one, or what its slot frees
     return next_id
+
+
+def _pass_can_wait(action: Action, state: str) -> bool:
+    """A chain that ended without handing its slot on needs a pass (to queue what that
+    slot frees, or to close the step) unless a later chain end of the same step and tier
+    will run one that sees this result: asked after this result committed, so of two
+    chains that end at once the second always sees the first's result and runs the pass.
+    Only after a success of a running run: a failure may make the run wait for a person."""
+    if state != A.SUCCEEDED:
+        return False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.pass_can_wait(),
+            [
+                action.run_id,
+                R.RUNNING,
+                action.run_id,
+                action.step_id,
+                action.tier,
+                action.pk,
+                A.QUEUED,
+                A.RUNNING,
+                action.run_id,
+                action.step_id,
+                action.tier,
+                A.PENDING,
+                action.host,
+                action.array,
+            ],
+        )
+        return bool(cursor.fetchone()[0])
 
 
 def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:

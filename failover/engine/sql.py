@@ -130,7 +130,8 @@ def claim_action() -> str:
     in the epoch the worker believes current (two sites), and only if the database agrees
     (a standalone portal passes NULL: whatever the database says). Parameters: running,
     lease expiry, worker, now, epoch, action id, queued, epoch, and the two run states.
-    Returns the action's columns and whether other actions depend on it."""
+    Returns the action's columns and whether other actions of its step and tier depend on
+    it (a dependent in a later step or tier waits for the barrier's pass anyway)."""
     action, run, depends = _table(Action), _table(Run), _table(_DEPENDS)
     current = f"COALESCE((SELECT MAX({_col(Epoch, 'number')}) FROM {_table(Epoch)}), 1)"  # nosec B608  # names from _meta
     a = {name: _col(Action, name) for name in ("id", "state", "attempt", "lease_expires_at", "run")}
@@ -141,7 +142,10 @@ def claim_action() -> str:
         f" WHERE {a['id']} = %s AND {a['state']} = %s AND {current} = COALESCE(%s, {current})"
         f" AND {a['run']} IN (SELECT {_col(Run, 'id')} FROM {run} WHERE {_col(Run, 'state')} IN (%s, %s))"
         f" RETURNING {column_list(Action)},"
-        f" EXISTS (SELECT 1 FROM {depends} d WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']})"
+        f" EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a['id']} = d.{_col(_DEPENDS, 'from_action')}"
+        f" WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']}"
+        f" AND b.{_col(Action, 'step')} = {action}.{_col(Action, 'step')}"
+        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')})"
     )
 
 
@@ -187,6 +191,26 @@ def hand_on(*, not_ok: int, skip_locked: bool) -> str:
         f" ORDER BY a.{_col(Action, 'order')}, a.{a_id} LIMIT 1"
         + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
         + f") RETURNING {a_id}"
+    )
+
+
+@cache
+def pass_can_wait() -> str:
+    """After a chain of actions ended (nothing handed on), committed: may the pass wait for
+    a later chain end? Yes while the run is running, another action of the same step and
+    tier is queued or running (its own chain end comes later and sees this one's commit)
+    and no pending action of that step and tier could take a slot this one freed (one of
+    its host, or of its storage array). Parameters: run id, running, then run id, step id,
+    tier, action id, the two active states, then run id, step id, tier, pending, host,
+    array."""
+    action, run = _table(Action), _table(Run)
+    a = {f: _col(Action, f) for f in ("id", "run", "step", "tier", "state", "host", "array")}
+    same = f"{a['run']} = %s AND {a['step']} = %s AND {a['tier']} = %s"
+    return (
+        f"SELECT EXISTS (SELECT 1 FROM {run} WHERE {_col(Run, 'id')} = %s AND {_col(Run, 'state')} = %s)"  # nosec B608  # names from _meta
+        f" AND EXISTS (SELECT 1 FROM {action} WHERE {same} AND {a['id']} <> %s AND {a['state']} IN (%s, %s))"
+        f" AND NOT EXISTS (SELECT 1 FROM {action} WHERE {same} AND {a['state']} = %s"
+        f" AND ({a['host']} = %s OR ({a['array']} <> '' AND {a['array']} = %s)))"
     )
 
 

@@ -67,7 +67,8 @@ class Answer:
         for number, text in self.lines:
             if not text.strip():
                 continue
-            header = _HEADER.match(text)
+            # Only a header ends in ':' (a value's dots are followed by ': ' or the end).
+            header = _HEADER.match(text) if text.rstrip().endswith(":") else None
             if header:
                 current = Block(header.group("path"), number)
                 found.append(current)
@@ -77,7 +78,8 @@ class Answer:
                 raise SssuAnswerError(
                     f"{self.where(number)}: {text.strip()!r}: expected '<path> information:'"
                 )
-            detail, section = _DETAIL.match(text), _SECTION.match(text)
+            detail = _DETAIL.match(text)
+            section = None if detail is not None else _SECTION.match(text)
             if detail is None and section is None:
                 raise SssuAnswerError(f"{self.where(number)}: {text.strip()!r}: expected {_EXPECTED}")
             match = detail or section
@@ -128,7 +130,7 @@ def split_answers(text: str, commands: list[str], system: str, prompts: tuple[st
     prompt = re.compile(r"^(?:" + "|".join(re.escape(p) for p in prompts) + r")> ?(?P<echo>.*)$")
     segments: list[tuple[str, list[tuple[int, str]]]] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        echo = prompt.match(line)
+        echo = prompt.match(line) if ">" in line else None
         if echo:
             segments.append((echo.group("echo"), []))
         elif segments:

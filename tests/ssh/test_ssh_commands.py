@@ -9,6 +9,7 @@ import pytest
 
 from hosts.drivers.base import CommandResult
 from hosts.drivers.ssh import SSHAuthError, SSHConnectError, SSHConnection, SSHPool, SSHTimeout
+from tests.ssh.conftest import run_sshd
 
 
 def test_it_runs_echo(conn: SSHConnection) -> None:
@@ -148,3 +149,21 @@ def test_the_pool_drops_a_connection_whose_target_changed(sshd) -> None:
         new = pool.get(sshd.target(key_path=str(sshd.client_keys["ecdsa"])))
 
         assert new is not old and not old.is_connected and new.is_connected
+
+
+def test_it_prefers_aes_gcm_so_no_packet_needs_a_separate_mac(conn: SSHConnection) -> None:
+    conn.run(["true"])
+
+    assert conn.transport is not None
+    assert conn.transport.remote_cipher == conn.transport.local_cipher == "aes128-gcm@openssh.com"
+
+
+def test_it_still_talks_to_a_server_without_aes_gcm(sshd, tmp_path: Path) -> None:
+    host_key = sshd.workdir / "ssh_host_ed25519_key"
+    authorized = sshd.workdir / "authorized_keys"
+    with (
+        run_sshd(tmp_path, host_key, authorized, "Ciphers aes128-ctr\n") as port,
+        SSHConnection(sshd.target(port=port)) as ctr,
+    ):
+        assert ctr.run(["echo", "ok"]).stdout == "ok\n"
+        assert ctr.transport is not None and ctr.transport.remote_cipher == "aes128-ctr"

@@ -1,0 +1,59 @@
+"""When a chain of actions ends without handing its slot on, a pass runs unless a later
+chain end of the same step and tier will run one that sees this result."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from failover.choices import ActionStateChoices as A
+from failover.engine.execute import _pass_can_wait
+from failover.models import Action, Run, Step
+from tests.factories import SiteFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def a_step(*states_hosts: tuple[str, str, str]) -> list[Action]:
+    user, _ = get_user_model().objects.get_or_create(username="mod")
+    run = Run.objects.create(
+        kind="failover",
+        mode="disaster",
+        state="running",
+        created_by=user,
+        lost_site=SiteFactory(),
+        target_site=SiteFactory(),
+    )
+    step = Step.objects.create(run=run, number=1, key="start", name="Start", planned_minutes=1)
+    return [
+        Action.objects.create(
+            run=run, step=step, kind="start_vm", target=f"vm{i}", host=host, array=array, tier=1, state=state
+        )
+        for i, (state, host, array) in enumerate(states_hosts)
+    ]
+
+
+def test_a_success_leaves_the_pass_to_an_action_still_running_in_its_step_and_tier():
+    done, _running = a_step((A.SUCCEEDED, "dst1", ""), (A.RUNNING, "dst2", ""))
+    assert _pass_can_wait(done, A.SUCCEEDED) is True
+
+
+def test_the_last_action_of_a_tier_runs_the_pass():
+    done, _other = a_step((A.SUCCEEDED, "dst1", ""), (A.SUCCEEDED, "dst2", ""))
+    assert _pass_can_wait(done, A.SUCCEEDED) is False
+
+
+def test_a_failure_always_runs_the_pass():
+    failed, _running = a_step((A.FAILED, "dst1", ""), (A.RUNNING, "dst2", ""))
+    assert _pass_can_wait(failed, A.FAILED) is False
+
+
+def test_a_pending_action_of_the_freed_host_or_array_runs_the_pass():
+    done, _running, _pending = a_step(
+        (A.SUCCEEDED, "dst1", "dst-eva"), (A.RUNNING, "dst2", ""), (A.PENDING, "dst3", "dst-eva")
+    )
+    assert _pass_can_wait(done, A.SUCCEEDED) is False
+    done, _running, _pending = a_step(
+        (A.SUCCEEDED, "dst1", ""), (A.RUNNING, "dst2", ""), (A.PENDING, "dst1", "other-eva")
+    )
+    assert _pass_can_wait(done, A.SUCCEEDED) is False
