@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hosts.drivers.xen_records import ConfigParseError
 from hosts.drivers.xen_specs import (
@@ -40,8 +41,7 @@ CfgValue = str | list  # list items are CfgValue too
 LONG_MAX, LONG_MIN = 2**63 - 1, -(2**63)
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(NamedTuple):  # a tuple: tens of them per config file, built cheaply
     kind: str  # IDENT NUMBER STRING NEWLINE EOF, or the punctuation itself: = += ; , [ ]
     text: str  # what flex matched (yytext)
     value: str | None

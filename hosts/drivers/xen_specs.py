@@ -59,8 +59,14 @@ def c_strtoul(text: str, base: int) -> tuple[int, int]:
     return ((-magnitude) % 2**64 if negative else magnitude), used
 
 
+_DIGIT_VALUE = {
+    char: int(char, 36) for char in "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+}
+
+
 def _digit(char: str, base: int) -> bool:
-    return char.isascii() and char.isalnum() and int(char, 36) < base
+    """An ASCII digit or letter worth less than ``base`` (as C's strtol reads digits)."""
+    return _DIGIT_VALUE.get(char, 36) < base
 
 
 # -- disk specs -----------------------------------------------------------------------------
