@@ -58,17 +58,21 @@ class EstateInputs:
     scenarios: list[capacity.Scenario]
 
 
-def capacity_inputs(*, lost_site: str | None = None) -> EstateInputs:
+# What capacity_inputs reads of every VM (a caller that hands it the VMs fetches at least this).
+CAPACITY_VM_RELATED = ("home_host__site", "dr_group__source_array__site", "dr_group__target_array__site")
+
+
+def capacity_inputs(*, lost_site: str | None = None, vm_rows: list[VM] | None = None) -> EstateInputs:
     """Turn the inventory into the pure capacity model: one scenario per memory profile,
     plus a "<SITE> lost" what-if for every site no profile plans for (with each VM's
-    disaster memory taken from the disaster profiles, or its normal memory if none)."""
+    disaster memory taken from the disaster profiles, or its normal memory if none).
+
+    ``vm_rows``: every VM of the estate, already fetched with CAPACITY_VM_RELATED and
+    their interfaces (the failover survey reads them anyway); else fetched here."""
     sites = list(Site.objects.values_list("code", flat=True))
     host_rows = list(Host.objects.select_related("site").order_by("site__code", "name"))
-    vm_rows = list(
-        VM.objects.select_related(
-            "home_host__site", "dr_group__source_array__site", "dr_group__target_array__site"
-        ).prefetch_related("interfaces")
-    )
+    if vm_rows is None:
+        vm_rows = list(VM.objects.select_related(*CAPACITY_VM_RELATED).prefetch_related("interfaces"))
     profiles = list(MemoryProfile.objects.select_related("lost_site").order_by("pk"))
     vm_alloc: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
     for profile_id, vm_name, host_name, mb in VMAllocation.objects.values_list(

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hosts.drivers.xen_records import ConfigParseError
 from hosts.drivers.xen_specs import (
@@ -40,8 +41,7 @@ CfgValue = str | list  # list items are CfgValue too
 LONG_MAX, LONG_MIN = 2**63 - 1, -(2**63)
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(NamedTuple):  # a tuple: tens of them per config file, built cheaply
     kind: str  # IDENT NUMBER STRING NEWLINE EOF, or the punctuation itself: = += ; , [ ]
     text: str  # what flex matched (yytext)
     value: str | None
@@ -96,7 +96,7 @@ class _Lexer:
                 self.line += 1
                 yield _Tok("NEWLINE", "\n", None, self.line - 1)
                 continue
-            comment = _COMMENT.match(text, pos)
+            comment = _COMMENT.match(text, pos) if char == "#" else None
             if comment:
                 self.pos = comment.end()
                 self.line += 1
@@ -110,14 +110,20 @@ class _Lexer:
                 self.pos += 1
                 yield _Tok(char, char, None, self.line)
                 continue
-            for kind, pattern in (("IDENT", _IDENT), ("NUMBER", _NUMBER), ("STRING", _STRING)):
-                match = pattern.match(text, pos)
-                if match:
-                    self.pos = match.end()
-                    word = match.group(0)
-                    value = self.dequote(word) if kind == "STRING" else word
-                    yield _Tok(kind, word, value, self.line)
-                    break
+            # The three rules start with disjoint characters: the first one picks the rule.
+            if "a" <= char <= "z":
+                kind, match = "IDENT", _IDENT.match(text, pos)
+            elif "0" <= char <= "9":
+                kind, match = "NUMBER", _NUMBER.match(text, pos)
+            elif char == "'" or char == '"':
+                kind, match = "STRING", _STRING.match(text, pos)
+            else:
+                match = None
+            if match:
+                self.pos = match.end()
+                word = match.group(0)
+                value = self.dequote(word) if kind == "STRING" else word
+                yield _Tok(kind, word, value, self.line)
             else:
                 self.lexerr()  # raises, or returns at the end of the text
         # At the end flex sets no location, so bison keeps the last token's (xl names it).
@@ -145,6 +151,8 @@ class _Lexer:
         """xlu__cfgl_dequote. Its numeric escapes are faithfully odd: ``\\x`` is always an
         error, and ``\\<octal digit>`` needs two more decimal digits and then stores nothing."""
         out, body, i = [], word[1:-1], 0
+        if "\\" not in body:
+            return body
         while i < len(body):
             char = body[i]
             i += 1

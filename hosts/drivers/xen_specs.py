@@ -59,8 +59,14 @@ def c_strtoul(text: str, base: int) -> tuple[int, int]:
     return ((-magnitude) % 2**64 if negative else magnitude), used
 
 
+_DIGIT_VALUE = {
+    char: int(char, 36) for char in "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+}
+
+
 def _digit(char: str, base: int) -> bool:
-    return char.isascii() and char.isalnum() and int(char, 36) < base
+    """An ASCII digit or letter worth less than ``base`` (as C's strtol reads digits)."""
+    return _DIGIT_VALUE.get(char, 36) < base
 
 
 # -- disk specs -----------------------------------------------------------------------------
@@ -309,6 +315,7 @@ _DISK_RULES: list[tuple[re.Pattern[str], re.Pattern[str] | None, Callable[[_Disk
     ),
 ]
 _POSITIONAL = re.compile(r"[^=,]*,|[^=,]+,?")
+_POSITIONAL_ALTERNATIVES = (re.compile(r"[^=,]*,"), re.compile(r"[^=,]+,?"))
 
 
 def _longest(pattern: re.Pattern[str], text: str, pos: int) -> int:
@@ -316,8 +323,8 @@ def _longest(pattern: re.Pattern[str], text: str, pos: int) -> int:
     alternation is not, so every alternative of the positional rule is tried)."""
     if pattern is _POSITIONAL:
         best = -1
-        for alternative in (r"[^=,]*,", r"[^=,]+,?"):
-            match = re.compile(alternative).match(text, pos)
+        for alternative in _POSITIONAL_ALTERNATIVES:
+            match = alternative.match(text, pos)
             if match:
                 best = max(best, match.end() - pos)
         return best
@@ -333,9 +340,10 @@ def scan_disk_spec(spec: str, source: str = "command line") -> tuple[DiskSpec, s
     while pos < len(spec):
         best_len, best = 0, None
         for index, (head, trail, _action, _stops) in enumerate(_DISK_RULES):
-            length = _longest(head, spec, pos)
-            if length < 0:
+            match = head.match(spec, pos)  # no rule's head is the positional one (_longest)
+            if match is None:
                 continue
+            length = match.end() - pos
             total = length + (_longest(trail, spec, pos + length) if trail is not None else 0)
             if total > best_len:
                 best_len, best = total, (index, length)
