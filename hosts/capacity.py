@@ -346,6 +346,7 @@ class _Context:
                 self.structural[name] = reason
             else:
                 movers.append(k)
+                assert vm.pinned_host is not None  # an unpinned VM with no pool is structural
                 pinned[k] = index[vm.pinned_host]
         # Placement order: pinned first, then by tier, larger first, then by name. Two stable
         # sorts on plain keys (name, then one integer) are much cheaper than one on tuples.
@@ -387,7 +388,9 @@ class _Context:
     @property
     def mem(self) -> dict[str, int]:
         """Each VM's MB in this scenario, by name (the shedding search's view)."""
-        return self._shared.memory(self.scenario.vm_memory, by_name=True)[0]
+        by_name, _ = self._shared.memory(self.scenario.vm_memory, by_name=True)
+        assert by_name is not None  # asked for by name
+        return by_name
 
     @property
     def tier(self) -> dict[str, int]:
@@ -546,6 +549,7 @@ class _Context:
             self._row_of = {row[0]: k for k, row in enumerate(self.rows)}
             self._pool_sets = [frozenset(members) for members in self.pools]
         row_of, pool_sets, fixed_host = self._row_of, self._pool_sets, self.fixed_host()
+        assert pool_sets is not None  # set just above
         usable, rows, before = self.usable, self.rows, base.choice
         load, groups = base.fixed[0][:], list(base.fixed[1])  # the VMs staying: only diff changes them
         for i in {fixed_host[name] for name in diff if name in fixed_host}:
@@ -561,8 +565,9 @@ class _Context:
             c = before[k]
             if c >= 0:
                 load[c] += rows[k][1]
-                if rows[k][2]:
-                    self._join(groups, fixed[1], c, rows[k][2])
+                group = rows[k][2]
+                if group:
+                    self._join(groups, fixed[1], c, group)
             elif c == _UNPLACED:
                 if probe:
                     return _Run(load, None, {rows[k][0]: ("memory", "")}, False)
@@ -652,6 +657,7 @@ class _Context:
         return f"needs {need} MB; of the {where}, the one with most room has {max(most, 0)} MB free"
 
     def result(self, run: _Run, shed: list[str]) -> CapacityResult:
+        assert run.placed is not None  # a full run's, never a probe's
         hosts = []
         for i, h in enumerate(self.hosts):
             over = run.load[i] - self.usable[i]
@@ -718,6 +724,7 @@ def _room(
 def _proposal(ctx: _Context, run: _Run) -> set[str]:
     """One round of shedding for a run that does not fit; see ``_shed``."""
     tier, placed = ctx.tier, run.placed
+    assert placed is not None  # only a probe's run has none, and probes are never shed
     least = max(tier.values())  # a single VM of this tier is the best any host can offer
     free = [u - ld for u, ld in zip(ctx.usable, run.load, strict=True)]
     # Per host, (vm, MB, tier) of its VMs and its MB per tier (cheap rejection): built for the

@@ -209,7 +209,8 @@ def _fill_related_cache(obj: DRGroup, name: str, rows: list[VM]) -> None:
     queryset = getattr(obj, name).all()
     queryset._result_cache = rows
     queryset._prefetch_done = True
-    obj._prefetched_objects_cache = {**getattr(obj, "_prefetched_objects_cache", {}), name: queryset}
+    cache = {**getattr(obj, "_prefetched_objects_cache", {}), name: queryset}
+    obj._prefetched_objects_cache = cache  # type: ignore[attr-defined]
 
 
 @dataclass

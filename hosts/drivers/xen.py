@@ -249,11 +249,11 @@ def _read_files(result: CommandResult, paths: list[str]) -> dict[str, str | XenE
         path: "".join(f"{line}\n" for line in got) for path, got in lines.items()
     }
     for message in result.stderr.splitlines():
-        path = next((p for p in paths if message.startswith(f"grep: {p}: ")), None)
-        if path is None:
+        named = next((p for p in paths if message.startswith(f"grep: {p}: ")), None)
+        if named is None:
             raise XenError(f"`{result.command}` failed: {result.stderr.strip()}", result=result)
         error = ConfigNotFound if message.endswith(": No such file or directory") else XenError
-        texts[path] = error(message, result=result)
+        texts[named] = error(message, result=result)
     if result.exit_status == 2 and not any(isinstance(t, XenError) for t in texts.values()):
         raise XenError(
             f"`{result.command}` failed: {result.stderr.strip() or 'exit status 2'}", result=result

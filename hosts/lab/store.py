@@ -258,6 +258,8 @@ class StateWatch:
             # Only other files of the directory (the journal, the lock, the .tmp): wait on.
 
     def _read_events(self) -> bool:
+        if self._fd is None:
+            return False
         try:
             data = os.read(self._fd, 65536)
         except BlockingIOError:
