@@ -137,19 +137,21 @@ def _insert_actions(run: Run, steps: dict[int, Step], plan: Plan, epoch: int) ->
     """The plan's actions as rows, in its order; their ids. A run of 5,000 VMs has 20,000:
     on PostgreSQL one COPY (ids drawn from the table's sequence first) of rows made from
     one model's defaults, not 20,000 models built and bound one field at a time."""
+    given_fields = ("step_id", "kind", "target", "host", "array", "params", "order", "tier", "optional")
 
     def values(order: int, planned) -> dict:
-        return {
-            "step_id": steps[planned.step].pk,
-            "kind": planned.kind,
-            "target": planned.target,
-            "host": planned.host,
-            "array": planned.params.get("array", ""),
-            "params": planned.params,
-            "order": order,
-            "tier": planned.params.get("tier", 0),
-            "optional": planned.optional,
-        }
+        given = (
+            steps[planned.step].pk,
+            planned.kind,
+            planned.target,
+            planned.host,
+            planned.params.get("array", ""),
+            planned.params,
+            order,
+            planned.params.get("tier", 0),
+            planned.optional,
+        )
+        return dict(zip(given_fields, given, strict=True))
 
     if connection.vendor != "postgresql":
         actions = [
@@ -166,7 +168,7 @@ def _insert_actions(run: Run, steps: dict[int, Step], plan: Plan, epoch: int) ->
     fields = [f for f in Action._meta.concrete_fields if not f.primary_key]
     template = Action(run=run, epoch=epoch)
     defaults = [f.get_db_prep_save(f.pre_save(template, True), connection) for f in fields]
-    slots = [(i, f) for i, f in enumerate(fields) if f.attname in values(0, plan.actions[0])] if ids else []
+    slots = [(i, f) for i, f in enumerate(fields) if f.attname in given_fields]
 
     def row(pk: int, order: int, planned) -> list:
         given, out = values(order, planned), [pk, *defaults]
