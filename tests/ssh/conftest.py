@@ -170,6 +170,10 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 PrintMotd no
+# SHLVL=1 makes the session's bash a nested shell, so it skips ~/.bashrc: Debian's bash
+# sources it for any command sshd runs, and this machine's root .bashrc runs `pyenv init`
+# (0.5 s per command). The estate's shell start-up files are not what these tests test.
+SetEnv SHLVL=1
 LogLevel VERBOSE
 {extra_config}"""
     )
