@@ -10,7 +10,12 @@ the controls), and sends the same bytes to every watcher of that variant.
 
 A burst renders only the parts its events change (``parts_for``: the functional tests
 only when one of them moved), and the stream sends a watcher only the parts whose HTML
-differs from what it was sent last (``stream.Subscriber.shown``).
+differs from what it was sent last (``stream.Subscriber.shown``), and of the actions and
+the log only what changed in them (``Rendered.since``): the step groups whose HTML
+changed, swapped out of band (``html-oob``: ``hx-swap-oob`` elements, which the page's
+hidden ``#board-oob`` takes in), and the log's new lines, put at its top (the browser
+drops the oldest beyond the log's length, static/js/board.js). A watcher that was sent
+nothing yet (a new stream, a reconnection) is sent the whole parts.
 
 The HTML is what the partial views (``views.run_part``) render, from the same selectors
 and templates, with two differences: no ``{% csrf_token %}`` inside (htmx sends the
@@ -20,10 +25,12 @@ beyond the roles)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.template.loader import get_template
 from django.utils import translation
+from django.utils.safestring import mark_safe
 
 from failover.choices import ActionKindChoices as AK
 from failover.models import Action
@@ -59,8 +66,55 @@ SELECTORS: dict[str, Callable[..., dict]] = {
 # What a watcher's page looks like: its language, and its roles (the controls it has).
 Variant = tuple[str, frozenset[str]]
 
-# What a burst renders for one variant: each part's SSE event, in sending order.
-Parts = dict[str, bytes]
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Rendered:
+    """One part as one variant's watchers see it: ``full``, its SSE event ``html-<part>``
+    (the section's new content), and what a watcher that was shown an earlier rendering
+    needs instead (``since``). ``pieces`` are elements (DOM id -> HTML) that change alone,
+    ``frame`` what the part is besides them (None: the part is only ever sent whole),
+    ``lines`` the log's lines, newest first (seq, HTML)."""
+
+    full: bytes
+    frame: tuple | None = None
+    pieces: dict[str, str] = field(default_factory=dict)
+    lines: tuple[tuple[int, str], ...] = ()
+
+    def since(self, before: Rendered | None) -> bytes:
+        """What turns the part as ``before`` drew it into this one: nothing when they read
+        alike; the changed pieces and the new lines (``html-oob``) when the frame is the
+        same and the lines follow on; the whole part otherwise."""
+        if before is None:
+            return self.full
+        if self.full == before.full:
+            return b""
+        if self.frame is None or self.frame != before.frame:
+            return self.full
+        oob = [_oob(html) for key, html in self.pieces.items() if before.pieces.get(key) != html]
+        if self.lines:
+            newest = before.lines[0][0] if before.lines else None
+            new = [html for seq, html in self.lines if newest is None or seq > newest]
+            if newest is not None and (len(new) == len(self.lines) or self.lines[len(new)][0] != newest):
+                return self.full  # a gap (more new lines than the log shows), or lines it never had
+            if new:
+                oob.append(f'<ol id="{LOG_LINES_ID}" hx-swap-oob="afterbegin">{"".join(new)}</ol>')
+        elif before.lines:
+            return self.full
+        return format_part("oob", "".join(oob)) if oob else b""
+
+
+LOG_LINES_ID = "log-lines"
+
+
+def _oob(html: str) -> str:
+    """A piece's element, marked to be swapped out of band (by its id)."""
+    html = html.lstrip()
+    name_end = html.index(" ")  # every piece's tag has attributes: its id at least
+    return f'{html[:name_end]} hx-swap-oob="true"{html[name_end:]}'
+
+
+# What a burst renders for one variant: each part, in sending order.
+Parts = dict[str, Rendered]
 
 
 def parts_for(names: Iterable[str], events: list[dict] | None = None) -> list[str]:
@@ -96,9 +150,9 @@ def format_part(part: str, html: str) -> bytes:
 
 
 def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> dict[Variant, Parts]:
-    """Each of ``parts`` of run ``run_id`` for each variant, as SSE events (per variant,
-    part by part in sending order). The run row is read once; the selectors run once per
-    language (their labels are translated), the templates once per variant."""
+    """Each of ``parts`` of run ``run_id`` for each variant (per variant, part by part in
+    sending order). The run row is read once; the selectors run once per language (their
+    labels are translated), the templates once per variant."""
     if not parts:
         return {}
     by_language: dict[str, list[frozenset[str]]] = {}
@@ -106,23 +160,53 @@ def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> 
         by_language.setdefault(language, []).append(roles)
     run = board.board_run(run_id=run_id)
     live = {**board.live_context(run), "error": ""}
-    templates = {part: get_template(TEMPLATES[part]) for part in parts}
     out: dict[Variant, Parts] = {}
     for language, role_sets in by_language.items():
         with translation.override(language):
             contexts = {part: {**SELECTORS[part](run_id=run_id, run=run), **live} for part in parts}
             for roles in role_sets:
                 out[(language, roles)] = {
-                    part: format_part(part, templates[part].render({**contexts[part], "roles": roles}))
-                    for part in parts
+                    part: RENDER.get(part, _whole)(part, {**contexts[part], "roles": roles}) for part in parts
                 }
     return out
+
+
+def _whole(part: str, context: dict) -> Rendered:
+    return Rendered(format_part(part, get_template(TEMPLATES[part]).render(context)))
+
+
+def _actions(part: str, context: dict) -> Rendered:
+    """Each step's group drawn once: alone (a piece), and inside the whole part."""
+    group_template = get_template(GROUP_TEMPLATE)
+    groups = []
+    pieces = {}
+    for group in context["action_groups"]:
+        html = group_template.render({**context, "group": group})
+        pieces[f"actions-step-{group['step'].number}"] = html
+        groups.append({**group, "html": mark_safe(html)})  # nosec B308 B703  # the template's own escaped output
+    full = get_template(TEMPLATES[part]).render({**context, "action_groups": groups})
+    return Rendered(format_part(part, full), frame=tuple(pieces), pieces=pieces)
+
+
+def _log(part: str, context: dict) -> Rendered:
+    """The lines (drawn once for all, ``selectors.LogLine``) and the count of those not shown."""
+    full = get_template(TEMPLATES[part]).render(context)
+    more = get_template(LOG_MORE_TEMPLATE).render(context)
+    lines = tuple((line.event.seq, str(line)) for line in context["lines"])
+    return Rendered(
+        format_part(part, full), frame=(context["limit"],), pieces={"log-more": more}, lines=lines
+    )
+
+
+GROUP_TEMPLATE = "failover/_action_group.html"
+LOG_MORE_TEMPLATE = "failover/_log_more.html"
+RENDER: dict[str, Callable[[str, dict], Rendered]] = {"actions": _actions, "log": _log}
 
 
 def warm() -> None:
     """Compile the templates and load the catalogues before the first burst needs them
     (the first rendering of a process costs seconds otherwise, on a busy machine)."""
-    for name in TEMPLATES.values():
+    for name in (*TEMPLATES.values(), GROUP_TEMPLATE, LOG_MORE_TEMPLATE):
         get_template(name)
     for language, _name in settings.LANGUAGES:
         with translation.override(language):

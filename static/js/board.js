@@ -68,15 +68,17 @@
       turned[elt.dataset.pager] = config.path;
     }
   });
+  // The actions, or one step's group of them (the stream swaps the groups that changed).
   function returnToTurnedPages(target) {
-    if (!target || target.id !== "run-actions" || !window.htmx) {
+    if (!target.closest || !target.closest("#run-actions, details.step-actions") || !window.htmx) {
       return;
     }
     Object.keys(turned).forEach(function (id) {
-      if (document.getElementById(id)) {
-        window.htmx.ajax("GET", turned[id], { target: "#" + id, swap: "outerHTML" });
-      } else {
+      var list = document.getElementById(id);
+      if (!list) {
         delete turned[id];
+      } else if (target.contains(list)) {
+        window.htmx.ajax("GET", turned[id], { target: "#" + id, swap: "outerHTML" });
       }
     });
   }
@@ -88,10 +90,34 @@
       return;
     }
     returnToTurnedPages(target);
-    target.querySelectorAll("details[id]").forEach(function (details) {
+    var swapped = Array.prototype.slice.call(target.querySelectorAll("details[id]"));
+    if (target.matches && target.matches("details[id]")) {
+      swapped.push(target); // a group the stream swapped by itself
+    }
+    swapped.forEach(function (details) {
       if (Object.prototype.hasOwnProperty.call(touched, details.id)) {
         details.open = touched[details.id];
       }
     });
+  });
+
+  // What the stream swaps out of band: new lines at the log's top (it keeps as many lines
+  // as it was drawn with), a step's group of actions (a control's refusal above the
+  // actions goes, as when the whole part is redrawn).
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    if (!target) {
+      return;
+    }
+    if (target.id === "log-lines") {
+      var keep = Number(target.dataset.lines) || 0;
+      while (keep && target.children.length > keep) {
+        target.removeChild(target.lastElementChild);
+      }
+    } else if (target.classList && target.classList.contains("step-actions")) {
+      document.querySelectorAll("#run-actions > .error[role=alert]").forEach(function (error) {
+        error.remove();
+      });
+    }
   });
 })();
