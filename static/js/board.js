@@ -68,17 +68,15 @@
       turned[elt.dataset.pager] = config.path;
     }
   });
-  // The actions, or one step's group of them (the stream swaps the groups that changed).
-  function returnToTurnedPages(target) {
-    if (!target.closest || !target.closest("#run-actions, details.step-actions") || !window.htmx) {
+  function returnToTurnedPages() {
+    if (!window.htmx) {
       return;
     }
     Object.keys(turned).forEach(function (id) {
-      var list = document.getElementById(id);
-      if (!list) {
-        delete turned[id];
-      } else if (target.contains(list)) {
+      if (document.getElementById(id)) {
         window.htmx.ajax("GET", turned[id], { target: "#" + id, swap: "outerHTML" });
+      } else {
+        delete turned[id];
       }
     });
   }
@@ -89,7 +87,9 @@
     if (!target || !target.querySelectorAll) {
       return;
     }
-    returnToTurnedPages(target);
+    if (target.id === "run-actions") {
+      returnToTurnedPages();
+    }
     var swapped = Array.prototype.slice.call(target.querySelectorAll("details[id]"));
     if (target.matches && target.matches("details[id]")) {
       swapped.push(target); // a group the stream swapped by itself
@@ -101,23 +101,26 @@
     });
   });
 
-  // What the stream swaps out of band: new lines at the log's top (it keeps as many lines
-  // as it was drawn with), a step's group of actions (a control's refusal above the
-  // actions goes, as when the whole part is redrawn).
-  document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail && event.detail.target;
-    if (!target) {
+  // What the stream sends of the parts that changed only in places (html-oob: elements
+  // swapped out of band by their id): the log's new lines go to its top, and it keeps as
+  // many as it was drawn with; where the actions changed, a control's refusal above them
+  // goes and the pages someone turned to are fetched again, as when the whole part is
+  // redrawn (an action's row on a page not shown has nothing to swap here).
+  var ACTIONS_CHANGED = /hx-swap-oob="true"[^>]* id="actions?-/;
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (!event.target || event.target.id !== "board-oob" || !event.detail) {
       return;
     }
-    if (target.id === "log-lines") {
-      var keep = Number(target.dataset.lines) || 0;
-      while (keep && target.children.length > keep) {
-        target.removeChild(target.lastElementChild);
-      }
-    } else if (target.classList && target.classList.contains("step-actions")) {
+    var log = document.getElementById("log-lines");
+    var keep = log ? Number(log.dataset.lines) || 0 : 0;
+    while (keep && log.children.length > keep) {
+      log.removeChild(log.lastElementChild);
+    }
+    if (ACTIONS_CHANGED.test(event.detail.data || "")) {
       document.querySelectorAll("#run-actions > .error[role=alert]").forEach(function (error) {
         error.remove();
       });
+      returnToTurnedPages();
     }
   });
 })();

@@ -323,9 +323,10 @@ def write_state_event(run_id: int, action_id: int, state: str) -> int:
         connection.close()
 
 
-def test_a_watcher_is_sent_only_the_step_groups_that_changed_and_a_newcomer_all_of_them(make_run):
+def test_a_watcher_is_sent_only_the_elements_that_changed_and_a_newcomer_whole_parts(make_run):
     run = make_run(per_step=2)
-    step2, step4 = (Action.objects.filter(run=run, step__number=n).order_by("pk").first() for n in (2, 4))
+    step2 = Action.objects.filter(run=run, step__number=2).order_by("pk").first()
+    step4, step4_too = Action.objects.filter(run=run, step__number=4).order_by("pk")[:2]
 
     async def scenario(hub):
         early, late = Browser(), Browser()
@@ -338,17 +339,28 @@ def test_a_watcher_is_sent_only_the_step_groups_that_changed_and_a_newcomer_all_
         second = await asyncio.to_thread(write_state_event, run.pk, step4.pk, "failed")
         for browser in (early, late):
             await browser.wait_for(f'id="event-{second}"'.encode(), timeout=10)
+        third = await asyncio.to_thread(write_state_event, run.pk, step4_too.pk, "running")
+        for browser in (early, late):
+            await browser.wait_for(f'id="event-{third}"'.encode(), timeout=10)
             browser.gone.set()
         await asyncio.gather(first_task, second_task)
-        return first, second, early.body().decode(), late.body().decode()
+        return first, second, third, early.body().decode(), late.body().decode()
 
-    first, second, early, late = run_with_hub(scenario)
+    first, second, third, early, late = run_with_hub(scenario)
     assert "actions" in parts_sent(early, first)  # a new stream: the whole part
-    burst = early[early.index(f"id: {second}\n") :]
+    # A failed action goes to the list of those that need a decision: its step's group anew.
+    burst = early[early.index(f"id: {second}\n") : early.index(f"id: {third}\n")]
     assert "actions" not in parts_sent(early, second) and "oob" in parts_sent(early, second)
     assert '<details hx-swap-oob="true" class="step-actions" id="actions-step-4" open>' in burst
     assert 'id="actions-step-2"' not in burst and 'id="actions-step-0"' not in burst
     assert f'id="action-{step4.pk}" data-state="failed"' in burst
+    assert '<tr hx-swap-oob="true" id="step-4"' in burst  # its row of the steps, not all of them
+    assert "steps" not in parts_sent(early, second) and 'id="step-3"' not in burst
+    # One running now, in the same list: its row and its step's counts, nothing else of it.
+    burst = early[early.index(f"id: {third}\n") :]
+    assert f'<tr hx-swap-oob="true" id="action-{step4_too.pk}" data-state="running">' in burst
+    assert '<summary hx-swap-oob="true" id="actions-step-4-summary">' in burst
+    assert 'id="actions-step-4"' not in burst and f'id="action-{step4.pk}"' not in burst
     # The watcher that came between the bursts was sent the actions whole, step 2 as it is now.
     late_burst = late[late.index(f"id: {second}\n") :]
     assert "actions" in parts_sent(late, second)
