@@ -159,7 +159,9 @@ class Rendered:
             new = [html for seq, html in self.lines if newest is None or seq > newest]
             if newest is not None and (len(new) == len(self.lines) or self.lines[len(new)][0] != newest):
                 return self.full  # a gap (more new lines than the log shows), or lines it never had
-            oob.append(f'<ol id="{LOG_LINES_ID}" hx-swap-oob="afterbegin">{"".join(new)}</ol>')
+            oob.append(
+                f'<template><ol id="{LOG_LINES_ID}" hx-swap-oob="afterbegin">{"".join(new)}</ol></template>'
+            )
         return format_part("oob", "".join(oob)) if oob else b""
 
 
@@ -167,10 +169,12 @@ LOG_LINES_ID = "log-lines"
 
 
 def _oob(html: str) -> str:
-    """An element, marked to be swapped out of band (by its id)."""
+    """An element, marked to be swapped out of band (by its id), in a ``<template>`` of its
+    own: the browser parses each alone, so a table's row after a paragraph stays a row
+    (htmx takes the swaps out of templates)."""
     html = html.lstrip()
     name_end = html.index(" ")  # every element that changes alone has attributes: its id at least
-    return f'{html[:name_end]} hx-swap-oob="true"{html[name_end:]}'
+    return f'<template>{html[:name_end]} hx-swap-oob="true"{html[name_end:]}</template>'
 
 
 # What a burst renders for one variant: each part, in sending order.
