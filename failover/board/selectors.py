@@ -555,6 +555,7 @@ def board_log(*, run_id: int, limit: int | None = None, run: Run | None = None) 
         "run": run,
         "events": events,
         "lines": [LogLine(e) for e in events],
+        "limit": limit,  # the browser keeps as many when the stream prepends new lines
         "more": max(run.event_seq - len(events), 0),
     }
 

@@ -21,7 +21,8 @@
   (``html-header``, ``html-steps``, ...: ``push.py``), rendered once per burst for every
   watcher alike (one rendering per language and set of roles among them): the browsers
   swap them in and fetch nothing. A watcher is sent only the parts whose HTML changed
-  since it was last sent them. Who may watch was decided by the ordinary permission-
+  since it was last sent them, and of the actions and the log only the step groups that
+  changed and the new lines (``html-oob``); a new stream is sent them whole. Who may watch was decided by the ordinary permission-
   checked view, when the stream was set up.
 - What a watcher costs the server per burst of events: one wakeup of its task and one
   ``send`` to the ASGI server (bench/board.py measures it).
@@ -184,8 +185,8 @@ NOTHING_SHOWN: push.Parts = {}  # shared, never changed: a new stream was sent n
 
 class Fanout:
     """What one burst's parts come to for its watchers: per variant and per what a watcher
-    was shown before, the parts whose HTML changed (one bytes object) and what it has
-    been shown then (one dict). Watchers that were sent the same before (all of them, but
+    was shown before, what changed in its parts (one bytes object: whole parts, or their
+    changed pieces, ``push.Rendered.since``) and what it has been shown then (one dict). Watchers that were sent the same before (all of them, but
     a new one) share both, so the work is per variant, not per watcher.
 
     A watcher sent events is sent at least the log, which shows them, even when the
@@ -208,9 +209,9 @@ class Fanout:
         before = sub.shown
         hit = self._cache.get((sub.variant, id(before)))
         if hit is None or hit[0] is not before:
-            changed = [chunk for part, chunk in parts.items() if before.get(part) != chunk]
+            changed = [chunk for part, now in parts.items() if (chunk := now.since(before.get(part)))]
             if not changed:
-                changed = [parts.get("log") or next(reversed(parts.values()))]
+                changed = [(parts.get("log") or next(reversed(parts.values()))).full]
             hit = self._cache[(sub.variant, id(before))] = (before, b"".join(changed), {**before, **parts})
         sub.shown = hit[2]
         return hit[1]

@@ -68,8 +68,8 @@
       turned[elt.dataset.pager] = config.path;
     }
   });
-  function returnToTurnedPages(target) {
-    if (!target || target.id !== "run-actions" || !window.htmx) {
+  function returnToTurnedPages() {
+    if (!window.htmx) {
       return;
     }
     Object.keys(turned).forEach(function (id) {
@@ -87,11 +87,40 @@
     if (!target || !target.querySelectorAll) {
       return;
     }
-    returnToTurnedPages(target);
-    target.querySelectorAll("details[id]").forEach(function (details) {
+    if (target.id === "run-actions") {
+      returnToTurnedPages();
+    }
+    var swapped = Array.prototype.slice.call(target.querySelectorAll("details[id]"));
+    if (target.matches && target.matches("details[id]")) {
+      swapped.push(target); // a group the stream swapped by itself
+    }
+    swapped.forEach(function (details) {
       if (Object.prototype.hasOwnProperty.call(touched, details.id)) {
         details.open = touched[details.id];
       }
     });
+  });
+
+  // What the stream sends of the parts that changed only in places (html-oob: elements
+  // swapped out of band by their id): the log's new lines go to its top, and it keeps as
+  // many as it was drawn with; where the actions changed, a control's refusal above them
+  // goes and the pages someone turned to are fetched again, as when the whole part is
+  // redrawn (an action's row on a page not shown has nothing to swap here).
+  var ACTIONS_CHANGED = /hx-swap-oob="true"[^>]* id="actions?-/;
+  document.addEventListener("htmx:sseMessage", function (event) {
+    if (!event.target || event.target.id !== "board-oob" || !event.detail) {
+      return;
+    }
+    var log = document.getElementById("log-lines");
+    var keep = log ? Number(log.dataset.lines) || 0 : 0;
+    while (keep && log.children.length > keep) {
+      log.removeChild(log.lastElementChild);
+    }
+    if (ACTIONS_CHANGED.test(event.detail.data || "")) {
+      document.querySelectorAll("#run-actions > .error[role=alert]").forEach(function (error) {
+        error.remove();
+      });
+      returnToTurnedPages();
+    }
   });
 })();

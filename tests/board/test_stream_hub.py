@@ -294,8 +294,7 @@ def test_a_watcher_is_not_sent_a_part_again_whose_html_did_not_change(make_run):
         await late.wait_for(b"retry:")
         second = await asyncio.to_thread(write_action_event, run.pk, functional.pk, "twice")
         for browser in (early, late):
-            await browser.wait_for(f"id: {second}\n".encode())
-            await browser.wait_for(b"event: html-log\n")
+            await browser.wait_for(f'id="event-{second}"'.encode(), timeout=10)  # its log line
             browser.gone.set()
         await asyncio.gather(first_task, second_task)
         return first, second, early.body().decode(), late.body().decode()
@@ -305,4 +304,64 @@ def test_a_watcher_is_not_sent_a_part_again_whose_html_did_not_change(make_run):
     # The functional test's action did not change: its table reads as before.
     assert "checks" not in parts_sent(early, second)
     assert "checks" in parts_sent(late, second)
-    assert "log" in parts_sent(early, second)  # the new line
+    assert "log" not in parts_sent(early, second)  # not the whole log again: its new line
+    new_line = early[early.index(f"id: {second}\n") :]
+    assert "event: html-oob\n" in new_line and 'hx-swap-oob="afterbegin"' in new_line
+    assert f'id="event-{second}"' in new_line and f'id="event-{first}"' not in new_line
+    assert "log" in parts_sent(late, second)  # sent nothing before: the whole log
+
+
+def write_state_event(run_id: int, action_id: int, state: str) -> int:
+    """An action's new state and its event, in one transaction (as the engine writes them)."""
+    try:
+        with transaction.atomic():
+            Action.objects.filter(pk=action_id).update(state=state)
+            return record_event(
+                run_id=run_id, kind=f"action_{state}", message=f"now {state}", action_id=action_id
+            ).seq
+    finally:
+        connection.close()
+
+
+def test_a_watcher_is_sent_only_the_elements_that_changed_and_a_newcomer_whole_parts(make_run):
+    run = make_run(per_step=2)
+    step2 = Action.objects.filter(run=run, step__number=2).order_by("pk").first()
+    step4, step4_too = Action.objects.filter(run=run, step__number=4).order_by("pk")[:2]
+
+    async def scenario(hub):
+        early, late = Browser(), Browser()
+        first_task = asyncio.create_task(stream.serve(run.pk, 1, early.send, early.receive))
+        await early.wait_for(b"retry:")
+        first = await asyncio.to_thread(write_state_event, run.pk, step2.pk, "succeeded")
+        await early.wait_for(f'id="event-{first}"'.encode(), timeout=10)
+        second_task = asyncio.create_task(stream.serve(run.pk, first, late.send, late.receive))
+        await late.wait_for(b"retry:")
+        second = await asyncio.to_thread(write_state_event, run.pk, step4.pk, "failed")
+        for browser in (early, late):
+            await browser.wait_for(f'id="event-{second}"'.encode(), timeout=10)
+        third = await asyncio.to_thread(write_state_event, run.pk, step4_too.pk, "running")
+        for browser in (early, late):
+            await browser.wait_for(f'id="event-{third}"'.encode(), timeout=10)
+            browser.gone.set()
+        await asyncio.gather(first_task, second_task)
+        return first, second, third, early.body().decode(), late.body().decode()
+
+    first, second, third, early, late = run_with_hub(scenario)
+    assert "actions" in parts_sent(early, first)  # a new stream: the whole part
+    # A failed action goes to the list of those that need a decision: its step's group anew.
+    burst = early[early.index(f"id: {second}\n") : early.index(f"id: {third}\n")]
+    assert "actions" not in parts_sent(early, second) and "oob" in parts_sent(early, second)
+    assert '<details hx-swap-oob="true" class="step-actions" id="actions-step-4" open>' in burst
+    assert 'id="actions-step-2"' not in burst and 'id="actions-step-0"' not in burst
+    assert f'id="action-{step4.pk}" data-state="failed"' in burst
+    assert '<tr hx-swap-oob="true" id="step-4"' in burst  # its row of the steps, not all of them
+    assert "steps" not in parts_sent(early, second) and 'id="step-3"' not in burst
+    # One running now, in the same list: its row and its step's counts, nothing else of it.
+    burst = early[early.index(f"id: {third}\n") :]
+    assert f'<tr hx-swap-oob="true" id="action-{step4_too.pk}" data-state="running">' in burst
+    assert '<summary hx-swap-oob="true" id="actions-step-4-summary">' in burst
+    assert 'id="actions-step-4"' not in burst and f'id="action-{step4.pk}"' not in burst
+    # The watcher that came between the bursts was sent the actions whole, step 2 as it is now.
+    late_burst = late[late.index(f"id: {second}\n") :]
+    assert "actions" in parts_sent(late, second)
+    assert f'id="action-{step2.pk}" data-state="succeeded"' in late_burst

@@ -32,6 +32,29 @@ WATCH_STEPS = """
 """
 
 
+# The text of the board's parts, and the log's line numbers, newest first.
+BOARD_TEXT = """
+() => ({
+  parts: Object.fromEntries(['run-header', 'run-steps', 'run-actions', 'run-checks', 'run-log'].map(
+    id => [id, document.getElementById(id).textContent.replace(/\\s+/g, ' ').trim()])),
+  log: [...document.querySelectorAll('#log-lines > li')].map(li => li.id),
+})
+"""
+
+
+def assert_reads_as_drawn_afresh(context, page, url: str, seq: int) -> None:
+    """The board that followed the run (the stream sends only what changed in a part) reads
+    as the board drawn afresh; its log has every line once, newest first."""
+    followed = page.evaluate(BOARD_TEXT)
+    fresh_page = context.new_page()
+    fresh_page.goto(url)
+    fresh = fresh_page.evaluate(BOARD_TEXT)
+    fresh_page.close()
+    for part, text in fresh["parts"].items():
+        assert followed["parts"][part] == text, part
+    assert followed["log"] == fresh["log"] == [f"event-{n}" for n in range(seq, 0, -1)]
+
+
 def log_in(page, base: str, username: str, password: str = "x") -> None:
     page.goto(f"{base}/accounts/login/")
     page.fill("#id_username", username)
@@ -84,6 +107,7 @@ def test_the_manager_on_duty_declares_wsl_lost_and_watches_the_recovery_live(
     assert f"{total} of {total} actions done (100 %)" in progress
     assert wait_for_run(run_id, timeout=5).state == RunStateChoices.SUCCEEDED
     page.wait_for_selector("#live-status[data-kind=closed]", timeout=5_000)
+    assert_reads_as_drawn_afresh(context, page, page.url, Run.objects.get(pk=run_id).event_seq)
     page.screenshot(path=str(artifacts / "e2e-2-board-finished-1280x720.png"))
     page.screenshot(path=str(artifacts / "e2e-3-board-finished-full.png"), full_page=True)
     page.set_viewport_size(PHONE)
@@ -126,6 +150,17 @@ def test_a_board_opened_mid_run_stays_right_across_a_server_restart(
     page.wait_for_selector("#live-status[data-kind=open]", timeout=10_000)
     assert "Angehalten" in page.inner_text("#run-state")  # German, from the browser's language
     assert page.locator("#run-header form").count() == 0  # helpdesk: no controls
+    # Someone closes the last step's actions: they stay closed, whatever is redrawn (after
+    # the restart the stream sends the parts whole).
+    last_step = "#actions-step-6"
+    assert page.eval_on_selector(last_step, "d => d.open") is True
+    page.click(f"{last_step} > summary")
+    page.evaluate(
+        """(sel) => { window.__reopened = false; const watch = () => {
+             const d = document.querySelector(sel); if (d && d.open) window.__reopened = true; };
+           new MutationObserver(watch).observe(document.getElementById('board'), {subtree: true, childList: true, attributes: true}); }""",
+        last_step,
+    )
 
     web.kill()  # no goodbye: the browser notices a dead connection
     page.wait_for_selector("#live-status[data-kind=error]", timeout=10_000)
@@ -140,5 +175,8 @@ def test_a_board_opened_mid_run_stays_right_across_a_server_restart(
     assert page.evaluate("window.__sameDocument") is True
     assert "Erfolgreich" in page.inner_text("#run-state")
     assert wait_for_run(run.pk, timeout=5).state == RunStateChoices.SUCCEEDED
+    page.wait_for_selector("#live-status[data-kind=closed]", timeout=5_000)
+    assert page.evaluate("window.__reopened") is False
+    assert_reads_as_drawn_afresh(context, page, page.url, Run.objects.get(pk=run.pk).event_seq)
     page.screenshot(path=str(artifacts / "e2e-6-helpdesk-after-restart-phone-de.png"), full_page=True)
     context.close()

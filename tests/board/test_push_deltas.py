@@ -1,0 +1,54 @@
+"""What the stream sends a watcher of a part it was shown before (failover/board/push.py):
+the elements that changed, swapped out of band, or the whole part where that cannot say
+it. The HTML here is small and made up; tests/board/test_stream_hub.py pushes the board's."""
+
+from __future__ import annotations
+
+import re
+
+from failover.board.push import Piece, Rendered, cut, format_part
+
+ROWS = re.compile(r'<(tr) id="(row-\d+)"')
+
+
+def table(caption: str, *cells: str) -> str:
+    rows = "".join(f'<tr id="row-{n}"><td>{cell}</td></tr>' for n, cell in enumerate(cells))
+    return f"<h2>{caption}</h2><table><tbody>{rows}</tbody></table>"
+
+
+def rendered(html: str) -> Rendered:
+    return Rendered(format_part("steps", html), cut(html, ROWS))
+
+
+def test_only_the_rows_that_changed_are_sent_when_the_rest_reads_alike():
+    before, now = rendered(table("Steps", "a", "b", "c")), rendered(table("Steps", "a", "B", "c"))
+    assert now.since(before) == format_part(
+        "oob", '<template><tr hx-swap-oob="true" id="row-1"><td>B</td></tr></template>'
+    )
+    assert now.since(rendered(table("Steps", "a", "B", "c"))) == b""
+    assert now.since(None) == now.full  # shown nothing yet: the whole part
+
+
+def test_the_whole_part_is_sent_when_it_changed_outside_its_rows_or_gained_one():
+    now = rendered(table("Steps", "a", "b"))
+    assert now.since(rendered(table("Stages", "a", "b"))) == now.full
+    assert now.since(rendered(table("Steps", "a"))) == now.full
+
+
+def log(seqs: list[int], more: int) -> Rendered:
+    lines = tuple((seq, f'<li id="event-{seq}">{seq}</li>') for seq in seqs)
+    more_html = f'<p id="log-more">{more}</p>'
+    html = "<ol>" + "".join(line for _seq, line in lines) + "</ol>" + more_html
+    return Rendered(format_part("log", html), Piece(html, "log 3", {"log-more": Piece(more_html)}), lines)
+
+
+def test_the_log_is_sent_its_new_lines_or_whole_when_more_came_than_it_shows():
+    before = log([5, 4, 3], 2)
+    assert log([7, 6, 5], 4).since(before) == format_part(
+        "oob",
+        '<template><p hx-swap-oob="true" id="log-more">4</p></template><template>'
+        '<ol id="log-lines" hx-swap-oob="afterbegin"><li id="event-7">7</li><li id="event-6">6</li></ol>'
+        "</template>",
+    )
+    gap = log([9, 8, 7], 6)
+    assert gap.since(before) == gap.full
