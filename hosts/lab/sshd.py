@@ -86,7 +86,14 @@ class Session(paramiko.ServerInterface):
 class SessionTransport(Transport):
     """Tells its ``Session`` when the answer to a channel request has gone out, and wakes
     the ``accept()`` of its connection's thread when it is closed from our side (paramiko
-    notifies only when the client ends it), so that thread waits without a timeout."""
+    notifies only when the client ends it), so that thread waits without a timeout.
+
+    Its reading thread wakes every ``_active_check_timeout`` only to look for a stop or a
+    handshake that takes too long: the client's end and our ``close()`` (a socket shutdown)
+    wake it at once. A worker keeps hundreds of idle connections to the lab, and at the
+    drivers' 2 s each cost the lab a wake-up per second per two connections."""
+
+    _active_check_timeout = 10.0
 
     def _send_user_message(self, data) -> None:
         super()._send_user_message(data)
