@@ -35,7 +35,6 @@ import logging
 import os
 import re
 import select
-import shlex
 import signal
 import socket
 import subprocess
@@ -53,7 +52,15 @@ from hosts.drivers.base import redact_secrets
 from hosts.lab import default_lab_dir, tools, vm_services
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
 from hosts.lab.seed import default_faults, reset
-from hosts.lab.sshd import Listener, Session, SessionTransport, bind, close_quietly, latency_for
+from hosts.lab.sshd import (
+    Listener,
+    Session,
+    SessionTransport,
+    bind,
+    close_quietly,
+    latency_for,
+    split_command,
+)
 from hosts.lab.store import LabStore, StateWatch
 from hosts.lab.tools.base import ToolContext, ToolResult
 from hosts.lab.tools.core import command_not_found
@@ -463,10 +470,7 @@ class LabServer:
     ) -> None:
         arrived, started = time.time(), time.monotonic()
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        try:
-            argv: list[str] | None = shlex.split(text)
-        except ValueError:
-            argv = None
+        argv = split_command(text)
         snapshot = self.store.snapshot()
         faults = self._faults(snapshot, host)
         if faults.get("mode") in {"down", "hang"}:
