@@ -58,7 +58,8 @@ class LabStore:
         self._cache_lock = threading.Lock()
         self._cache: tuple[int, dict] | None = None  # snapshot(): shared, read-only
         self._image: _Image | None = None  # the last revision this store read or wrote; see _Image
-        self._prior: _Image | None = None  # the one before, while its successor is being written
+        # The last few revisions this store wrote or read, by revision (see snapshot()).
+        self._recent: dict[int, _Image] = {}
         self._working: dict | None = None  # what transactions mutate; equal to _image.state
 
     # -- locking ------------------------------------------------------------------------
@@ -112,16 +113,22 @@ class LabStore:
                 and _layout_changed(image, working, changes)
             ):
                 groups.layout_cache.clear()
+            successor: _Image | None = None
             try:
                 successor = image.successor(working, changes)
                 # Published before the file: os.replace lets other threads run, and a
                 # snapshot() that finds the new revision on disk must find its twin here
                 # too, or it parses the whole file again (a quarter of the lab's CPU at
-                # 500 VMs). One that still finds the old revision gets it from its cache.
-                self._prior, self._image = image, successor
+                # 500 VMs). So must one that read an older revision's header and was
+                # then held up while more commits went by (a loaded machine, hundreds of
+                # threads): the last few revisions stay at hand.
+                self._image = successor
+                self._remember(successor)
                 self._write_chunks_locked(successor.chunks())
             except BaseException:
                 self._image = self._working = None
+                if successor is not None:
+                    self._recent.pop(successor.revision, None)  # never reached the disk
                 raise
             working["revision"] = successor.revision
 
@@ -139,7 +146,14 @@ class LabStore:
         if isinstance(working.get("groups"), _Tracked):
             working["groups"].layout_cache = {}
         self._image, self._working = image, working
+        self._remember(image)
         return image, working
+
+    def _remember(self, image: _Image) -> None:
+        """Under the lock (the only writer of ``_recent``; readers only look up)."""
+        self._recent[image.revision] = image
+        while len(self._recent) > _RECENT_IMAGES:
+            del self._recent[next(iter(self._recent))]
 
     def _disk_revision_locked(self) -> int | None:
         try:
@@ -167,9 +181,7 @@ class LabStore:
                 with self._cache_lock:
                     if revision >= 0 and self._cache is not None and self._cache[0] == revision:
                         return self._cache[1]
-                twin = next(
-                    (i for i in (self._image, self._prior) if i is not None and i.revision == revision), None
-                )
+                twin = self._recent.get(revision)
                 if revision >= 0 and twin is not None:
                     # This store wrote (or read) that revision: its twin is immutable, share it.
                     state = twin.state
@@ -194,6 +206,7 @@ class LabStore:
             return self.state_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             # A fresh lab directory starts as the reference estate: `lab up` just works.
+            self._recent.clear()  # revisions start again at 1
             text = _dumps(reference_state(), 1)
             self._write_locked(text)
             return text
@@ -300,7 +313,8 @@ class StateWatch:
         self._fd = None
 
 
-_SHARDED = ("hosts", "groups", "faults", "services")  # top-level dicts of one entry per name
+_SHARDED = ("hosts", "groups", "faults", "services")
+_RECENT_IMAGES = 8  # revisions a store keeps for snapshot() (they share all unchanged shards)  # top-level dicts of one entry per name
 
 
 def _encode(value: object) -> str:
