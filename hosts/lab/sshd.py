@@ -4,7 +4,10 @@ key auth, session channels, exec only), listening sockets, and the latency looku
 from __future__ import annotations
 
 import contextlib
+import functools
 import posixpath
+import re
+import shlex
 import socket
 import threading
 from pathlib import Path
@@ -86,7 +89,14 @@ class Session(paramiko.ServerInterface):
 class SessionTransport(Transport):
     """Tells its ``Session`` when the answer to a channel request has gone out, and wakes
     the ``accept()`` of its connection's thread when it is closed from our side (paramiko
-    notifies only when the client ends it), so that thread waits without a timeout."""
+    notifies only when the client ends it), so that thread waits without a timeout.
+
+    Its reading thread wakes every ``_active_check_timeout`` only to look for a stop or a
+    handshake that takes too long: the client's end and our ``close()`` (a socket shutdown)
+    wake it at once. A worker keeps hundreds of idle connections to the lab, and at the
+    drivers' 2 s each cost the lab a wake-up per second per two connections."""
+
+    _active_check_timeout = 10.0
 
     def _send_user_message(self, data) -> None:
         super()._send_user_message(data)
@@ -169,6 +179,30 @@ def latency_for(snapshot: dict, argv: list[str]) -> float:
         if name in per_command:
             return float(per_command[name])
     return float(latency.get("default_seconds", 0.0))
+
+
+def split_command(text: str) -> list[str] | None:
+    """``shlex.split(text)`` (None where it raises: an unclosed quote, a trailing
+    backslash), a fresh list each time. shlex reads a character at a time in Python; the
+    same lines come back all through a run (``xl list``, the array's queries), so the
+    answers are cached, and a line without quotes or backslashes is split on shlex's
+    whitespace directly (the same words: nothing else is special to it then)."""
+    words = _split_cached(text)
+    return None if words is None else list(words)
+
+
+_SHLEX_SPECIAL = re.compile(r"['\"\\]")
+_SHLEX_WHITESPACE = re.compile(r"[ \t\r\n]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_cached(text: str) -> tuple[str, ...] | None:
+    if not _SHLEX_SPECIAL.search(text):
+        return tuple(word for word in _SHLEX_WHITESPACE.split(text) if word)
+    try:
+        return tuple(shlex.split(text))
+    except ValueError:
+        return None
 
 
 def close_quietly(sock: socket.socket) -> None:

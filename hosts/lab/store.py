@@ -58,7 +58,8 @@ class LabStore:
         self._cache_lock = threading.Lock()
         self._cache: tuple[int, dict] | None = None  # snapshot(): shared, read-only
         self._image: _Image | None = None  # the last revision this store read or wrote; see _Image
-        self._prior: _Image | None = None  # the one before, while its successor is being written
+        # The last few revisions this store wrote or read, by revision (see snapshot()).
+        self._recent: dict[int, _Image] = {}
         self._working: dict | None = None  # what transactions mutate; equal to _image.state
 
     # -- locking ------------------------------------------------------------------------
@@ -112,16 +113,22 @@ class LabStore:
                 and _layout_changed(image, working, changes)
             ):
                 groups.layout_cache.clear()
+            successor: _Image | None = None
             try:
                 successor = image.successor(working, changes)
                 # Published before the file: os.replace lets other threads run, and a
                 # snapshot() that finds the new revision on disk must find its twin here
                 # too, or it parses the whole file again (a quarter of the lab's CPU at
-                # 500 VMs). One that still finds the old revision gets it from its cache.
-                self._prior, self._image = image, successor
-                self._write_locked(successor.text)
+                # 500 VMs). So must one that read an older revision's header and was
+                # then held up while more commits went by (a loaded machine, hundreds of
+                # threads): the last few revisions stay at hand.
+                self._image = successor
+                self._remember(successor)
+                self._write_chunks_locked(successor.chunks())
             except BaseException:
                 self._image = self._working = None
+                if successor is not None:
+                    self._recent.pop(successor.revision, None)  # never reached the disk
                 raise
             working["revision"] = successor.revision
 
@@ -139,7 +146,14 @@ class LabStore:
         if isinstance(working.get("groups"), _Tracked):
             working["groups"].layout_cache = {}
         self._image, self._working = image, working
+        self._remember(image)
         return image, working
+
+    def _remember(self, image: _Image) -> None:
+        """Under the lock (the only writer of ``_recent``; readers only look up)."""
+        self._recent[image.revision] = image
+        while len(self._recent) > _RECENT_IMAGES:
+            del self._recent[next(iter(self._recent))]
 
     def _disk_revision_locked(self) -> int | None:
         try:
@@ -167,9 +181,7 @@ class LabStore:
                 with self._cache_lock:
                     if revision >= 0 and self._cache is not None and self._cache[0] == revision:
                         return self._cache[1]
-                twin = next(
-                    (i for i in (self._image, self._prior) if i is not None and i.revision == revision), None
-                )
+                twin = self._recent.get(revision)
                 if revision >= 0 and twin is not None:
                     # This store wrote (or read) that revision: its twin is immutable, share it.
                     state = twin.state
@@ -194,13 +206,30 @@ class LabStore:
             return self.state_path.read_text(encoding="utf-8")
         except FileNotFoundError:
             # A fresh lab directory starts as the reference estate: `lab up` just works.
+            self._recent.clear()  # revisions start again at 1
             text = _dumps(reference_state(), 1)
             self._write_locked(text)
             return text
 
     def _write_locked(self, text: str) -> None:
+        self._write_chunks_locked([text.encode("utf-8")])
+
+    def _write_chunks_locked(self, chunks: list[bytes | memoryview]) -> None:
+        """The file is the concatenation of ``chunks``, written with ``writev`` from the
+        cached pieces: no 800 kB string is built, copied and freed per commit."""
         tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            for start in range(0, len(chunks), _IOV_MAX):
+                batch = chunks[start : start + _IOV_MAX]
+                written = os.writev(fd, batch)
+                expected = sum(len(chunk) for chunk in batch)
+                if written < expected:  # a short write (a signal, a full disk): the rest in one go
+                    rest = b"".join(bytes(chunk) for chunk in batch)[written:]
+                    while rest:
+                        rest = rest[os.write(fd, rest) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, self.state_path)
 
 
@@ -284,28 +313,32 @@ class StateWatch:
         self._fd = None
 
 
-_SHARDED = ("hosts", "groups", "faults", "services")  # top-level dicts of one entry per name
+_SHARDED = ("hosts", "groups", "faults", "services")
+_RECENT_IMAGES = 8  # revisions a store keeps for snapshot() (they share all unchanged shards)  # top-level dicts of one entry per name
 
 
 def _encode(value: object) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-def _member(name: str, encoded: str) -> str:
-    """``"name":value`` as json.dumps writes a member (it also turns a non-string name into one)."""
-    return _encode({name: None})[1:-5] + encoded
+def _member(name: str, encoded: str) -> bytes:
+    """``,"name":value`` as json.dumps writes a member (it also turns a non-string name into
+    one), with the comma that precedes every member but a section's first (``chunks``)."""
+    return ("," + _encode({name: None})[1:-5] + encoded).encode("utf-8")
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024
 
 
 class _Image:
     """One revision of the state: the parsed state, never mutated once built (so
-    ``snapshot()`` may share it), and the JSON text of each shard.
+    ``snapshot()`` may share it), and the JSON text of each shard (UTF-8).
 
-    ``pieces`` maps each top-level key (but "revision") to its encoded ``"key":value``,
-    or, for the sharded sections, to a dict of ``"name":value`` per entry."""
+    ``pieces`` maps each top-level key (but "revision") to its encoded ``,"key":value``,
+    or, for the sharded sections, to a dict of ``,"name":value`` per entry."""
 
-    def __init__(self, revision: int, state: dict, pieces: dict[str, str | dict[str, str]]) -> None:
+    def __init__(self, revision: int, state: dict, pieces: dict[str, bytes | dict[str, bytes]]) -> None:
         self.revision, self.state, self.pieces = revision, state, pieces
-        self.text = self._join(revision, state, pieces)
 
     @classmethod
     def parse(cls, text: str) -> _Image:
@@ -315,23 +348,30 @@ class _Image:
         return cls(revision, state, pieces)
 
     @staticmethod
-    def _pieces_of(key: str, value: object) -> str | dict[str, str]:
+    def _pieces_of(key: str, value: object) -> bytes | dict[str, bytes]:
         if key in _SHARDED and isinstance(value, dict):
             return {name: _member(name, _encode(entry)) for name, entry in value.items()}
-        return f"{_encode(key)}:{_encode(value)}"
+        return _member(key, _encode(value))
 
-    @staticmethod
-    def _join(revision: int, state: dict, pieces: dict) -> str:
-        parts = [f'{{"revision":{revision}']
-        for key, value in state.items():
+    def chunks(self) -> list[bytes | memoryview]:
+        """The file's bytes in order, as the cached pieces: exactly ``_dumps(state, revision)``."""
+        parts: list[bytes | memoryview] = [b'{"revision":%d' % self.revision]
+        for key, value in self.state.items():
             if key == "revision":
                 continue
-            piece = pieces[key]
+            piece = self.pieces[key]
             if isinstance(piece, dict):
-                parts.append(f"{_encode(key)}:{{{','.join(piece[name] for name in value)}}}")
+                parts.append(_member(key, "{"))  # ,"key":{
+                first = True
+                for name in value:
+                    member = piece[name]
+                    parts.append(memoryview(member)[1:] if first else member)
+                    first = False
+                parts.append(b"}")
             else:
                 parts.append(piece)
-        return ",".join(parts) + "}\n"
+        parts.append(b"}\n")
+        return parts
 
     def changes(self, working: dict) -> dict[str, list[str] | None]:
         """What ``working`` changed: {top-level key: [names of changed entries] or None
@@ -391,7 +431,7 @@ class _Image:
         """The next revision: only the changed shards are encoded and parsed again (the
         parsed copy keeps it independent of ``working``, which the caller goes on using)."""
         state: dict = {"revision": self.revision + 1}
-        pieces: dict[str, str | dict[str, str]] = {}
+        pieces: dict[str, bytes | dict[str, bytes]] = {}
         for key, value in working.items():
             if key == "revision":
                 continue
@@ -405,6 +445,14 @@ class _Image:
             else:
                 old_pieces, old_section = self.pieces[key], self.state[key]
                 fresh = {name: _encode(value[name]) for name in names}
+                if isinstance(old_pieces, dict) and list(dict.keys(value)) == list(old_section):
+                    # The same entries in the same order (most commits): copy, then swap in
+                    # the changed ones, instead of rebuilding 500 entries one by one.
+                    section_pieces, section = dict(old_pieces), dict(old_section)
+                    for name, encoded in fresh.items():
+                        section_pieces[name], section[name] = _member(name, encoded), json.loads(encoded)
+                    pieces[key], state[key] = section_pieces, section
+                    continue
                 pieces[key] = {
                     name: _member(name, fresh[name]) if name in fresh else old_pieces[name] for name in value
                 }

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import http.server
 import ipaddress
 import logging
@@ -74,10 +75,18 @@ def reference_services() -> dict[str, dict]:
 
 
 def specs(state: dict) -> dict[str, dict]:
-    """``state["services"]``; a lab state from before services existed gets the reference's."""
+    """``state["services"]``; a lab state from before services existed (or a synthetic one)
+    gets the reference's. READ-ONLY: the reference's is built once and shared (the
+    supervisor asks several times per pass); ``reference_services()`` for one to change."""
     if "services" in state:
         return state["services"]
-    return reference_services()
+    global _REFERENCE_SPECS
+    if _REFERENCE_SPECS is None:
+        _REFERENCE_SPECS = reference_services()
+    return _REFERENCE_SPECS
+
+
+_REFERENCE_SPECS: dict[str, dict] | None = None
 
 
 def alive_vms(state: dict) -> dict[str, str]:
@@ -91,16 +100,23 @@ def alive_vms(state: dict) -> dict[str, str]:
         for dom in info.get("domains", ()):
             if dom.get("domid") == 0 or dom["name"] == "Domain-0":
                 continue
-            if set(str(dom.get("state", "")).replace("-", "")) <= {"r", "b"}:
+            if _runs(str(dom.get("state", ""))):
                 alive.setdefault(dom["name"], host)
     return alive
 
 
-def drill_clones(state: dict) -> dict[str, str]:
-    """{drill domain: VM} for every running ``drill-<vm>`` whose VM has a drill address."""
+@functools.lru_cache(maxsize=256)
+def _runs(flags: str) -> bool:
+    """An ``xl list`` state that runs: only r and b flags set."""
+    return set(flags.replace("-", "")) <= {"r", "b"}
+
+
+def drill_clones(state: dict, alive: dict[str, str] | None = None) -> dict[str, str]:
+    """{drill domain: VM} for every running ``drill-<vm>`` whose VM has a drill address
+    (``alive``: alive_vms(state) if the caller has it)."""
     all_specs = specs(state)
     clones = {}
-    for name in alive_vms(state):
+    for name in alive_vms(state) if alive is None else alive:
         vm = name[len(DRILL_PREFIX) :] if name.startswith(DRILL_PREFIX) else None
         if vm and all_specs.get(vm, {}).get("drill_address"):
             clones[name] = vm
@@ -133,7 +149,7 @@ def _served_vms(state: dict, only: Iterable[str] | None) -> list[tuple[str, dict
     alive = alive_vms(state)
     wanted = set(only) if only is not None else None
     served = [(vm, spec, spec["address"]) for vm, spec in specs(state).items() if vm in alive]
-    for clone, vm in drill_clones(state).items():
+    for clone, vm in drill_clones(state, alive).items():
         spec = specs(state)[vm]
         served.append((clone, spec, spec["drill_address"]))
     if wanted is None:

@@ -173,3 +173,21 @@ def test_an_sssu_command_finds_a_vdisk_without_walking_every_group_and_sees_a_ne
         assert "eva-x" in set(eva_arrays(state))
     # Another process's store reads the same from disk.
     assert any(v.group == "DRG-new" for v in ArrayIndex(LabStore(tmp_path).read(), "eva-ka").vdisks.values())
+
+
+def test_a_snapshot_of_a_revision_a_few_commits_old_is_shared_not_parsed_when_this_store_wrote_it(
+    tmp_path: Path,
+) -> None:
+    # A reader that read an older revision's header, then waited while commits went by
+    # (a loaded machine): here the older file put back stands for what that reader saw.
+    store = LabStore(tmp_path)
+    seed_synthetic(store, hosts=2, vms=4)
+    with store.transaction() as state:
+        state["faults"]["synth002"]["mode"] = "down"
+    older, older_text = store.snapshot(), _on_disk(store)
+    for mode in ("up", "down", "up"):
+        with store.transaction() as state:
+            state["faults"]["synth002"]["mode"] = mode
+        store.snapshot()  # other readers came by meanwhile
+    store.state_path.write_text(older_text, encoding="utf-8")
+    assert store.snapshot() is older
