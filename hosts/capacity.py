@@ -863,7 +863,7 @@ def check_scenario(
     hosts: Iterable[HostSpec], vms: Iterable[VMSpec], scenario: Scenario, *, reserve_mb: int = 0
 ) -> CapacityResult:
     """Check one scenario (see the module docstring) and propose what to shed if it does not fit."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         return _check(list(hosts), list(vms), scenario, reserve_mb, None)
 
 
@@ -890,7 +890,7 @@ def what_ifs(
     With a site lost every VM runs at its DR memory, also those already at the surviving site
     (thesis runbook step 4 reduces their memory)."""
     hosts, vms = list(hosts), list(vms)
-    with _no_cycle_collection():
+    with no_cycle_collection():
         shared = _Shared(vms)  # the VMs by name, and their MB per memory map, for every scenario
         # No explicit placement: every VM on its home host (VM names are unique).
         normal = Scenario("normal operation", None, normal_memory, dom0_normal_memory)
@@ -902,12 +902,14 @@ def what_ifs(
 
 
 @contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for one capacity check. The check allocates a few
-    hundred thousand small lists and tuples for 100,000 VMs and builds no reference cycles; each
-    time the allocations cross the collector's threshold it walks every object alive (the whole
-    estate), which cost about as much CPU as the check itself. Reference counting still frees
-    everything; the collector is enabled again as it was found."""
+def no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one capacity check (or another bounded piece
+    of work that allocates much and keeps it: the failover survey's inventory read). The check
+    allocates a few hundred thousand small lists and tuples for 100,000 VMs and builds no
+    reference cycles; each time the allocations cross the collector's threshold it walks every
+    object alive (the whole estate), which cost about as much CPU as the check itself. Reference
+    counting still frees everything else; the collector is enabled again as it was found (and
+    then collects any cycle left meanwhile)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

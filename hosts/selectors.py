@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from . import capacity
-from .models import VM, Host, HostAllocation, MemoryProfile, Site, VMAllocation
+from .models import VM, DRGroup, Host, HostAllocation, MemoryProfile, Site, StorageArray, VMAllocation
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,32 @@ class EstateInputs:
 CAPACITY_VM_RELATED = ("home_host__site", "dr_group__source_array__site", "dr_group__target_array__site")
 
 
+def estate_vms(*prefetch: str) -> list[VM]:
+    """Every VM, in the model's order, with what CAPACITY_VM_RELATED names already set
+    (and ``prefetch`` prefetched): as ``select_related(*CAPACITY_VM_RELATED)`` gives them,
+    except that each site, array, host and DR group is one instance shared by its VMs,
+    read once each, not a joined copy per VM (5,000 VMs were 40,000 model instances).
+    Each table is read before the ones it points to (VMs, groups, hosts, arrays, sites): a
+    row pointed to cannot go while it is (PROTECT), so a row added meanwhile is read too, and
+    only one moved off and removed during the read could be missing (a KeyError)."""
+    rows = list(VM.objects.prefetch_related(*prefetch))
+    groups = {group.pk: group for group in DRGroup.objects.all()}
+    hosts = {host.pk: host for host in Host.objects.all()}
+    arrays = {array.pk: array for array in StorageArray.objects.all()}
+    sites = {site.pk: site for site in Site.objects.all()}
+    for array in arrays.values():
+        array.site = sites[array.site_id]
+    for host in hosts.values():
+        host.site = sites[host.site_id]
+    for group in groups.values():
+        group.source_array = arrays[group.source_array_id]
+        group.target_array = arrays[group.target_array_id] if group.target_array_id is not None else None
+    for vm in rows:
+        vm.home_host = hosts[vm.home_host_id]
+        vm.dr_group = groups[vm.dr_group_id] if vm.dr_group_id is not None else None
+    return rows
+
+
 def capacity_inputs(*, lost_site: str | None = None, vm_rows: list[VM] | None = None) -> EstateInputs:
     """Turn the inventory into the pure capacity model: one scenario per memory profile,
     plus a "<SITE> lost" what-if for every site no profile plans for (with each VM's
@@ -72,7 +98,7 @@ def capacity_inputs(*, lost_site: str | None = None, vm_rows: list[VM] | None = 
     sites = list(Site.objects.values_list("code", flat=True))
     host_rows = list(Host.objects.select_related("site").order_by("site__code", "name"))
     if vm_rows is None:
-        vm_rows = list(VM.objects.select_related(*CAPACITY_VM_RELATED).prefetch_related("interfaces"))
+        vm_rows = estate_vms("interfaces")
     profiles = list(MemoryProfile.objects.select_related("lost_site").order_by("pk"))
     vm_alloc: dict[int, dict[str, tuple[str, int]]] = defaultdict(dict)
     for profile_id, vm_name, host_name, mb in VMAllocation.objects.values_list(

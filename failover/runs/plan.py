@@ -77,7 +77,10 @@ def _copied(value):
     if isinstance(value, list | tuple):
         return type(value)(item if isinstance(item, _SCALARS) else _copied(item) for item in value)
     if is_dataclass(value) and not isinstance(value, type):
-        return {name: _copied(getattr(value, name)) for name in _field_names(type(value))}
+        return {
+            name: item if isinstance(item := getattr(value, name), _SCALARS) else _copied(item)
+            for name in _field_names(type(value))
+        }
     return value
 
 

@@ -52,6 +52,14 @@ _IDENT = re.compile(r"[a-z][._0-9a-z]*")
 _NUMBER = re.compile(r"[0-9][0-9a-fx]*")
 _STRING = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _COMMENT = re.compile(r"#.*\n")
+# The rules above in one pattern, blanks before a token skipped: their first characters are
+# disjoint, so which group matched is the rule flex picks. Groups: _NEWLINE (a newline, or a
+# comment with its newline), _PUNCT, _IDENT_RULE, _NUMBER_RULE, _STRING_RULE.
+_TOKEN = re.compile(
+    rf"[ \t]*(?:(\n|{_COMMENT.pattern})|(\+=|[,\[\]=;])|({_IDENT.pattern})|({_NUMBER.pattern})|({_STRING.pattern}))"
+)
+_NEWLINE, _PUNCT, _IDENT_RULE, _NUMBER_RULE, _STRING_RULE = 1, 2, 3, 4, 5
+_BLANKS = re.compile(r"[ \t]*")
 _SIMPLE_ESCAPES = {
     '"': '"',
     "'": "'",
@@ -79,53 +87,30 @@ class _Lexer:
         return ConfigParseError(f"{self.source}:{line}: config parsing error near {_near(near)}: {message}")
 
     def __iter__(self) -> Iterator[_Tok]:
-        for tok in self._scan():
-            if tok.kind != "EOF":
-                self.last_line = tok.line
-            yield tok
-
-    def _scan(self) -> Iterator[_Tok]:
-        text = self.text
-        while self.pos < len(text):
-            pos, char = self.pos, text[self.pos]
-            if char in " \t":
-                self.pos += 1
+        """The tokens, then EOF. One match of ``_TOKEN`` per token (its blanks before it
+        included); where it matches nothing, the rules' own order decides (``lexerr``)."""
+        text, size, match = self.text, len(self.text), _TOKEN.match
+        while self.pos < size:
+            found = match(text, self.pos)
+            if found is None:
+                # Blanks, then no rule's start (or an unterminated string): the ``.`` rule.
+                self.pos = _BLANKS.match(text, self.pos).end()  # type: ignore[union-attr]
+                if self.pos < size:
+                    self.lexerr()  # raises, or returns at the end of the text
                 continue
-            if char == "\n":
-                self.pos += 1
+            self.pos, rule, word = found.end(), found.lastindex, found.group(found.lastindex or 0)
+            line = self.line
+            if rule == _NEWLINE:  # a newline, or a comment up to its newline
                 self.line += 1
-                yield _Tok("NEWLINE", "\n", None, self.line - 1)
-                continue
-            comment = _COMMENT.match(text, pos) if char == "#" else None
-            if comment:
-                self.pos = comment.end()
-                self.line += 1
-                yield _Tok("NEWLINE", comment.group(0), None, self.line - 1)
-                continue
-            if text.startswith("+=", pos):
-                self.pos += 2
-                yield _Tok("+=", "+=", None, self.line)
-                continue
-            if char in ",[]=;":
-                self.pos += 1
-                yield _Tok(char, char, None, self.line)
-                continue
-            # The three rules start with disjoint characters: the first one picks the rule.
-            if "a" <= char <= "z":
-                kind, match = "IDENT", _IDENT.match(text, pos)
-            elif "0" <= char <= "9":
-                kind, match = "NUMBER", _NUMBER.match(text, pos)
-            elif char == "'" or char == '"':
-                kind, match = "STRING", _STRING.match(text, pos)
+                kind, value = "NEWLINE", None
+            elif rule == _PUNCT:
+                kind, value = word, None
+            elif rule == _STRING_RULE:
+                kind, value = "STRING", self.dequote(word)
             else:
-                match = None
-            if match:
-                self.pos = match.end()
-                word = match.group(0)
-                value = self.dequote(word) if kind == "STRING" else word
-                yield _Tok(kind, word, value, self.line)
-            else:
-                self.lexerr()  # raises, or returns at the end of the text
+                kind, value = ("IDENT" if rule == _IDENT_RULE else "NUMBER"), word
+            self.last_line = line
+            yield _Tok(kind, word, value, line)
         # At the end flex sets no location, so bison keeps the last token's (xl names it).
         yield _Tok("EOF", "", None, self.last_line)
 

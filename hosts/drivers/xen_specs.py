@@ -445,9 +445,15 @@ def rate_error(rate: str) -> str | None:
     return None
 
 
+# A MAC as people write it: the loop below reads each pair as its octet, so it is the MAC.
+_PLAIN_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}")
+
+
 def _mac(text: str) -> str | None:
     """xl's MAC loop: six strtoul(16) octets, each followed by any one character; None
     where xl prints "Invalid parameter `mac'" (it then keeps a partial MAC)."""
+    if _PLAIN_MAC.fullmatch(text):
+        return text.lower()
     octets, rest = [], text
     for _ in range(6):
         value, used = c_strtoul(rest, 16)
