@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
+import os
 import select
 import socket
 import threading
@@ -30,6 +32,22 @@ from hosts.drivers.base import CommandResult, DriverError, quote_command, redact
 
 # Keys we accept for logging in; paramiko >= 4 dropped DSA, and we do not want it anyway.
 _CLIENT_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+
+
+def load_private_key(path: str) -> paramiko.PKey:
+    """The private key in ``path``, parsed once per version of the file: a survey opens a
+    connection to every dom0 with the same key, and loading a 3072-bit RSA key costs a
+    quarter of a second of CPU (cryptography checks it). A file replaced or rewritten (its
+    inode, size or mtime changed) is read again; errors are never kept."""
+    stat = os.stat(path)
+    return _parsed_key(path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed_key(path: str, _inode: int, _size: int, _mtime_ns: int) -> paramiko.PKey:
+    return paramiko.PKey.from_path(path)
+
+
 _CHUNK = 65536
 # Anything paramiko or the socket layer may raise once a connection is up.
 _WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
@@ -229,7 +247,7 @@ class SSHConnection:
     def _load_key(self) -> paramiko.PKey:
         target = self.target
         try:
-            key = paramiko.PKey.from_path(target.key_path)
+            key = load_private_key(target.key_path)
         except (OSError, ValueError, TypeError, paramiko.SSHException) as exc:
             # TypeError is what cryptography raises for a passphrase-protected key.
             raise SSHAuthError(f"cannot load private key {target.key_path} for {target.name}: {exc}") from exc

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from hosts.drivers.base import CommandResult
-from hosts.drivers.ssh import SSHAuthError, SSHConnectError, SSHConnection, SSHPool, SSHTimeout
+from hosts.drivers.ssh import (
+    SSHAuthError,
+    SSHConnectError,
+    SSHConnection,
+    SSHPool,
+    SSHTimeout,
+    load_private_key,
+)
 from tests.ssh.conftest import run_sshd
 
 
@@ -128,6 +135,28 @@ def test_it_refuses_a_key_the_server_does_not_know(sshd) -> None:
 def test_it_reports_a_missing_key_file_as_an_auth_error(sshd, tmp_path: Path) -> None:
     with pytest.raises(SSHAuthError, match=r"cannot load private key .*nope for xenka01"):
         SSHConnection(sshd.target(key_path=str(tmp_path / "nope"))).connect()
+
+
+def test_a_key_file_is_parsed_once_until_it_is_replaced(sshd, tmp_path: Path) -> None:
+    key_file = tmp_path / "id"
+    key_file.write_bytes(Path(sshd.client_keys["ed25519"]).read_bytes())
+
+    first = load_private_key(str(key_file))
+    assert load_private_key(str(key_file)) is first  # the same version: not parsed again
+
+    # Rotated in place (as an admin replacing the portal's key would): read again, and the
+    # connection logs in with the new key.
+    time.sleep(0.01)
+    key_file.write_bytes(Path(sshd.client_keys["ecdsa"]).read_bytes())
+    rotated = load_private_key(str(key_file))
+    assert rotated is not first and rotated.get_name() != first.get_name()
+    with SSHConnection(sshd.target(key_path=str(key_file))) as conn:
+        assert conn.run(["echo", "rotated"]).stdout == "rotated\n"
+
+    # A file that became unreadable is an error each time, not an old key kept.
+    key_file.write_text("not a key")
+    with pytest.raises(SSHAuthError, match=r"cannot load private key .*id for xenka01"):
+        SSHConnection(sshd.target(key_path=str(key_file))).connect()
 
 
 def test_the_pool_reuses_one_connection_per_host(sshd) -> None:
