@@ -331,10 +331,11 @@ class EvaDriver(EvaDrills, StorageDriver):
             group_path(group)  # refuse a bad name before anything is sent
         groups_answer, vdisks_answer = self._session(LS_DR_GROUPS_FULL, LS_VDISKS_FULL)
         vdisks = self._vdisks([vdisks_answer])
+        wanted = set(groups)  # a plan preview asks for thousands: not a list scan per block
         found = {}
         for block in groups_answer.blocks():
             name = last_part(block.path)
-            if name in groups:
+            if name in wanted:
                 found[name] = group_read(name, self.system, block, groups_answer, vdisks).status
         return {group: found[group] if group in found else self.status(group) for group in groups}
 
