@@ -145,7 +145,31 @@ def claim_action() -> str:
         f" EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a['id']} = d.{_col(_DEPENDS, 'from_action')}"
         f" WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']}"
         f" AND b.{_col(Action, 'step')} = {action}.{_col(Action, 'step')}"
-        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')})"
+        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')}) AS awaited"
+    )
+
+
+@cache
+def claim_and_start() -> str:
+    """PostgreSQL: ``claim_action`` and its "started" event in one statement (so in one
+    transaction, and without one of its own): the event is numbered and written only if
+    the claim took the action. Parameters: those of ``claim_action``, then created at and
+    the event's kind. Returns the claim's row, then the event's number."""
+    run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
+    columns = ", ".join(_col(RunEvent, f) for f in EVENT_FIELDS)
+    c = {f: f"c.{_col(Action, f)}" for f in ("id", "run", "target", "kind", "attempt", "claimed_by")}
+    message = (
+        f"{c['target']} || ': ' || replace({c['kind']}, '_', ' ') || ' (attempt ' || {c['attempt']} || ')'"
+    )
+    return (
+        f"WITH c AS ({claim_action()}),"  # nosec B608  # names from _meta, values are parameters
+        f" n AS (UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {run_id} = (SELECT {c['run']} FROM c)"
+        f" RETURNING {run_id}, {seq}),"
+        f" e AS (INSERT INTO {_table(RunEvent)} ({columns})"
+        f" SELECT n.{run_id}, n.{seq}, %s, %s, {message}, {c['id']}, NULL,"
+        f" jsonb_build_object('attempt', {c['attempt']}, 'worker', {c['claimed_by']}) FROM n, c"
+        f" RETURNING {_col(RunEvent, 'seq')})"
+        f" SELECT c.*, e.{_col(RunEvent, 'seq')} FROM c, e"
     )
 
 
