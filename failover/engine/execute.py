@@ -341,17 +341,17 @@ def _hand_on(action: Action) -> int | None:
     postgres = connection.vendor == "postgresql"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(sql.run_state(key_share=postgres), [action.run_id])
-        row = cursor.fetchone()
-        if row is None or row[0] not in (R.RUNNING, R.WAITING):
-            return None
-        # Conditional on PENDING: a pass (or a person skipping it) may have taken it.
+        # One statement: the run's state (held as a pass holds it), then the next action,
+        # conditional on PENDING: a pass (or a person skipping it) may have taken it.
         cursor.execute(
             sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres),
             [
+                action.run_id,
                 A.QUEUED,
                 now,
                 A.PENDING,
+                R.RUNNING,
+                R.WAITING,
                 action.run_id,
                 action.step_id,
                 action.tier,
