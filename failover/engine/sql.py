@@ -214,7 +214,7 @@ def hand_on_and_event(*, not_ok: int) -> str:
     ``hand_on``, then those of ``number_and_insert_event``. Returns the event's id and
     number, and the id of the action handed on (NULL if none)."""
     return (
-        f"WITH {_run_state_cte(True)}, h AS ({_hand_on_update(not_ok, True)}),"  # nosec B608  # names from _meta
+        f"WITH {_run_state_cte(True)}, h AS ({_hand_on_update(not_ok, True)}),"
         f" {_event_counter_cte()} {_event_insert()}, (SELECT h.{_col(Action, 'id')} FROM h)"
     )
 
