@@ -36,7 +36,7 @@ from hosts.drivers.storage import ManualStepRequired
 from . import sql
 from .advance import NOT_OK, advance
 from .dispatch import send_actions
-from .journal import event_params, record_event, ring_after_commit
+from .journal import record_event
 
 log = logging.getLogger(__name__)
 
@@ -309,33 +309,17 @@ def record_result(
         )
         if not cursor.rowcount:
             return False
-        kind, message = f"action_{state}", f"{action.target}: {VERBS[state]}{by}: {detail}"
-        data = {"state": state, "attempt": attempt, "outcome": outcome}
-        if hand_on is not None and action.host and connection.vendor == "postgresql":
-            # The hand-on and the event in one statement (sql.hand_on_and_event).
-            now = timezone.now()
-            cursor.execute(
-                sql.hand_on_and_event(not_ok=len(NOT_OK)),
-                [
-                    *_hand_on_params(action),
-                    *event_params(
-                        run_id=action.run_id,
-                        kind=kind,
-                        message=message,
-                        action_id=action.pk,
-                        user=None,
-                        data=data,
-                        now=now,
-                    ),
-                ],
-            )
-            _event_id, seq, hand_on[0] = cursor.fetchone()
-            ring_after_commit(action.run_id, seq)
-            return True
         if hand_on is not None:
             # Before the event: the event's counter locks the run row until commit.
             hand_on[0] = _hand_on(action)
-        record_event(run_id=action.run_id, kind=kind, message=message, action_id=action.pk, data=data)
+        verb = VERBS[state]
+        record_event(
+            run_id=action.run_id,
+            kind=f"action_{state}",
+            message=f"{action.target}: {verb}{by}: {detail}",
+            action_id=action.pk,
+            data={"state": state, "attempt": attempt, "outcome": outcome},
+        )
     return True
 
 
@@ -355,28 +339,27 @@ def _hand_on(action: Action) -> int | None:
     if not action.host:
         return None
     postgres = connection.vendor == "postgresql"
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         # One statement: the run's state (held as a pass holds it), then the next action,
         # conditional on PENDING: a pass (or a person skipping it) may have taken it.
-        cursor.execute(sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres), _hand_on_params(action))
+        cursor.execute(
+            sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres),
+            [
+                action.run_id,
+                A.QUEUED,
+                now,
+                A.PENDING,
+                R.RUNNING,
+                R.WAITING,
+                action.run_id,
+                action.step_id,
+                action.tier,
+                action.host,
+                action.array,
+                A.PENDING,
+                *NOT_OK,
+            ],
+        )
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _hand_on_params(action: Action) -> list:
-    """The parameters of sql.hand_on for the slot ``action`` frees, in its order."""
-    return [
-        action.run_id,
-        A.QUEUED,
-        connection.ops.adapt_datetimefield_value(timezone.now()),
-        A.PENDING,
-        R.RUNNING,
-        R.WAITING,
-        action.run_id,
-        action.step_id,
-        action.tier,
-        action.host,
-        action.array,
-        A.PENDING,
-        *NOT_OK,
-    ]

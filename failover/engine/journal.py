@@ -28,7 +28,18 @@ def record_event(
         # One statement numbers and writes the event (see sql.number_and_insert_event).
         now = timezone.now()
         with connection.cursor() as cursor:
-            cursor.execute(sql.number_and_insert_event(), event_params(now=now, **fields))
+            cursor.execute(
+                sql.number_and_insert_event(),
+                [
+                    run_id,
+                    now,
+                    kind,
+                    message,
+                    action_id,
+                    user.pk if user else None,
+                    json.dumps(fields["data"]),
+                ],
+            )
             row = cursor.fetchone()
         if row is None:
             raise RuntimeError(f"run {run_id} does not exist")
@@ -41,17 +52,6 @@ def record_event(
         if row is None:
             raise RuntimeError(f"run {run_id} does not exist")
         event = RunEvent.objects.create(seq=row[0], **fields)
-    ring_after_commit(run_id, event.seq)
-    return event
-
-
-def event_params(
-    *, run_id: int, kind: str, message: str, action_id: int | None, user, data: dict, now
-) -> list:
-    """The parameters of sql.number_and_insert_event (PostgreSQL), in its order."""
-    return [run_id, now, kind, message, action_id, user.pk if user else None, json.dumps(data)]
-
-
-def ring_after_commit(run_id: int, seq: int) -> None:
-    """The doorbell for event ``seq``, once the transaction that wrote it commits."""
+    seq = event.seq
     transaction.on_commit(lambda: events.ring_doorbell(run_id, seq))
+    return event

@@ -204,34 +204,13 @@ def hand_on(*, not_ok: int, skip_locked: bool) -> str:
     row's latest version), before any action row is locked (the join yields no action row
     before it has the run's, so locks are taken in the order a pause takes them); and an
     action row another transaction holds is not this one's to take."""
-    return f"WITH {_run_state_cte(skip_locked)} {_hand_on_update(not_ok, skip_locked)}"
-
-
-@cache
-def hand_on_and_event(*, not_ok: int) -> str:
-    """PostgreSQL: ``hand_on`` and then ``number_and_insert_event`` in one statement (the
-    event is written whether or not an action was handed on). Parameters: those of
-    ``hand_on``, then those of ``number_and_insert_event``. Returns the event's id and
-    number, and the id of the action handed on (NULL if none)."""
-    return (
-        f"WITH {_run_state_cte(True)}, h AS ({_hand_on_update(not_ok, True)}),"
-        f" {_event_counter_cte()} {_event_insert()}, (SELECT h.{_col(Action, 'id')} FROM h)"
-    )
-
-
-def _run_state_cte(key_share: bool) -> str:
-    return (
-        f"r AS (SELECT {_col(Run, 'state')} AS state FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s"  # nosec B608  # names from _meta
-        + (" FOR KEY SHARE" if key_share else "")
-        + ")"
-    )
-
-
-def _hand_on_update(not_ok: int, skip_locked: bool) -> str:
     action, depends = _table(Action), _table(_DEPENDS)
     state, a_id = _col(Action, "state"), _col(Action, "id")
     return (
-        f"UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"  # nosec B608  # names from _meta
+        f"WITH r AS (SELECT {_col(Run, 'state')} AS state FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s"  # nosec B608  # names from _meta
+        + (" FOR KEY SHARE" if skip_locked else "")
+        + ")"
+        f" UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"
         f" WHERE {state} = %s AND {a_id} = ("
         f"SELECT a.{a_id} FROM r JOIN {action} a ON r.state IN (%s, %s)"
         f" WHERE a.{_col(Action, 'run')} = %s AND a.{_col(Action, 'step')} = %s"
@@ -284,19 +263,11 @@ def number_and_insert_event() -> str:
     (which keeps the numbers in commit order) for one round trip and the commit. Parameters:
     run id, then created at, kind, message, action id, user id and data (JSON text).
     Returns the event's id and number."""
-    return f"WITH {_event_counter_cte()} {_event_insert()}"
-
-
-def _event_counter_cte() -> str:
-    run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
-    return f"n AS (UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {run_id} = %s RETURNING {run_id}, {seq})"  # nosec B608  # names from _meta
-
-
-def _event_insert() -> str:
     run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
     columns = ", ".join(_col(RunEvent, f) for f in EVENT_FIELDS)
     return (
-        f"INSERT INTO {_table(RunEvent)} ({columns})"  # nosec B608  # names from _meta
+        f"WITH n AS (UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {run_id} = %s RETURNING {run_id}, {seq})"  # nosec B608  # names from _meta
+        f" INSERT INTO {_table(RunEvent)} ({columns})"
         f" SELECT n.{run_id}, n.{seq}, %s, %s, %s, %s, %s, %s::jsonb FROM n"
         f" RETURNING {_col(RunEvent, 'id')}, {_col(RunEvent, 'seq')}"
     )
