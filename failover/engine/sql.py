@@ -209,7 +209,7 @@ def hand_on(*, not_ok: int, skip_locked: bool) -> str:
     return (
         f"WITH r AS (SELECT {_col(Run, 'state')} AS state FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s"  # nosec B608  # names from _meta
         + (" FOR KEY SHARE" if skip_locked else "")
-        + ")"
+        + ")"  # nosec B608  # names from _meta, values are parameters
         f" UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"
         f" WHERE {state} = %s AND {a_id} = ("
         f"SELECT a.{a_id} FROM r JOIN {action} a ON r.state IN (%s, %s)"
