@@ -248,6 +248,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wait_startup_checks(workers: int, timeout: float = 120) -> None:
+    """Each worker checks readiness when it starts (failover.tasks.readiness_at_start): wait
+    for those checks before the estate is loaded, as a deployment's workers are up long
+    before a failover. A check that starts late probes the whole estate over SSH while the
+    run runs, and its CPU (seconds) would be counted as the engine's."""
+    from failover.readiness.models import ReadinessCheck
+
+    deadline = time.monotonic() + timeout
+    while ReadinessCheck.objects.count() < workers:
+        if time.monotonic() > deadline:
+            log(f"start-up readiness checks: {ReadinessCheck.objects.count()} of {workers} after {timeout} s")
+            return
+        time.sleep(0.2)
+
+
 def wait_run(run_id: int, timeout: float = 900):
     from failover.models import Run
 
@@ -955,6 +970,7 @@ def main() -> int:
             synthetic_lab = work / "synthetic-lab"
             os.environ["DRPORTAL_SSH_KEY"] = str(synthetic_lab / "keys" / "id_drportal")
             workers = start_workers(work, synthetic_threads, args.workers)
+            wait_startup_checks(args.workers)
             settings.DRPORTAL_SSH_KEY = Path(os.environ["DRPORTAL_SSH_KEY"])
             result["synthetic"] = bench_synthetic(
                 synthetic_lab, work, workers, hosts=args.hosts, vms=args.vms

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from drportal.twosite import site_status
+from failover import events
 from failover.actions.base import CheckDown, Context, lend_back_connection
 from failover.actions.registry import HANDLERS
 from failover.choices import ActionStateChoices as A
@@ -139,20 +140,11 @@ def _worker_stopping() -> bool:
 def _execute_one(action_id: int) -> int | None:
     now = timezone.now()
     lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
-    with transaction.atomic():
-        claimed = _claim(action_id, now, now + lease)
-        if claimed is None:
-            return None  # a duplicate message, or the run was paused/aborted meanwhile
-        action, awaited = claimed
-        attempt = action.attempt
-        record_event(
-            run_id=action.run_id,
-            kind="action_started",
-            message=f"{action.target}: {action.kind.replace('_', ' ')} (attempt {attempt})",
-            action_id=action.pk,
-            # claimed_by keeps only the latest claim; the events keep who ran each attempt.
-            data={"attempt": attempt, "worker": action.claimed_by},
-        )
+    claimed = _claim(action_id, now, now + lease)
+    if claimed is None:
+        return None  # a duplicate message, or the run was paused/aborted meanwhile
+    action, awaited = claimed
+    attempt = action.attempt
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
     with CONNECTIONS.lease() as pool, Heartbeat(action.pk, attempt):
@@ -220,9 +212,13 @@ def _pass_can_wait(action: Action, state: str) -> bool:
         return bool(cursor.fetchone()[0])
 
 
+STARTED = "action_started"
+
+
 def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
-    """Claim a queued action of a running (or waiting) run and load it, in one statement;
-    None if there is nothing to claim. With it: do other actions wait for it?
+    """Claim a queued action of a running (or waiting) run, load it and journal its start,
+    in one transaction; None if there is nothing to claim. With it: do other actions wait
+    for it?
 
     Two sites: only a portal that may act claims (a standby's or a behind portal's worker
     never does), and only in the epoch its database says is current."""
@@ -231,26 +227,47 @@ def _claim(action_id: int, now, lease_expires_at) -> tuple[Action, bool] | None:
         log.warning("action %s not claimed: %s", action_id, site.reason)
         return None
     ops = connection.ops
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql.claim_action(),
-            [
-                A.RUNNING,
-                ops.adapt_datetimefield_value(lease_expires_at),
-                worker_id(),
-                ops.adapt_datetimefield_value(now),
-                site.epoch,
-                action_id,
-                A.QUEUED,
-                site.epoch,
-                R.RUNNING,
-                R.WAITING,
-            ],
+    started_at = ops.adapt_datetimefield_value(now)
+    params = [
+        A.RUNNING,
+        ops.adapt_datetimefield_value(lease_expires_at),
+        worker_id(),
+        started_at,
+        site.epoch,
+        action_id,
+        A.QUEUED,
+        site.epoch,
+        R.RUNNING,
+        R.WAITING,
+    ]
+    if connection.vendor == "postgresql":
+        # One statement claims and writes the "started" event (sql.claim_and_start): it
+        # is its own transaction, and the event is there only if the claim is.
+        with connection.cursor() as cursor:
+            cursor.execute(sql.claim_and_start(), [*params, started_at, STARTED])
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        action, seq = sql.from_row(Action, row[:-2]), row[-1]
+        run_id = action.run_id
+        transaction.on_commit(lambda: events.ring_doorbell(run_id, seq))  # at once outside a transaction
+        return action, bool(row[-2])
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql.claim_action(), params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        action = sql.from_row(Action, row[:-1])
+        record_event(
+            run_id=action.run_id,
+            kind=STARTED,
+            message=f"{action.target}: {action.kind.replace('_', ' ')} (attempt {action.attempt})",
+            action_id=action.pk,
+            # claimed_by keeps only the latest claim; the events keep who ran each attempt.
+            data={"attempt": action.attempt, "worker": action.claimed_by},
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return sql.from_row(Action, row[:-1]), bool(row[-1])
+    return action, bool(row[-1])
 
 
 VERBS: dict[str, str] = {A.SUCCEEDED: "done", A.FAILED: "FAILED", A.MANUAL: "waits for a person"}
@@ -324,17 +341,17 @@ def _hand_on(action: Action) -> int | None:
     postgres = connection.vendor == "postgresql"
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(sql.run_state(key_share=postgres), [action.run_id])
-        row = cursor.fetchone()
-        if row is None or row[0] not in (R.RUNNING, R.WAITING):
-            return None
-        # Conditional on PENDING: a pass (or a person skipping it) may have taken it.
+        # One statement: the run's state (held as a pass holds it), then the next action,
+        # conditional on PENDING: a pass (or a person skipping it) may have taken it.
         cursor.execute(
             sql.hand_on(not_ok=len(NOT_OK), skip_locked=postgres),
             [
+                action.run_id,
                 A.QUEUED,
                 now,
                 A.PENDING,
+                R.RUNNING,
+                R.WAITING,
                 action.run_id,
                 action.step_id,
                 action.tier,

@@ -74,12 +74,17 @@ def get(model: type[models.Model], field: str, value):
 def from_row(model: type[models.Model], values):
     """A model instance from the values of ``column_list(model)``, converted as the ORM
     converts them (so a JSONField holds its dict, not the text the driver returned)."""
-    converted = []
-    for value, (expression, converters) in zip(values, _converters(model, connection.vendor), strict=True):
+    converted = list(values)
+    attnames = _attnames(model)
+    if len(converted) != len(attnames):
+        raise ValueError(f"{len(converted)} values for the {len(attnames)} columns of {model.__name__}")
+    # Only the fields that have converters (an Action has two JSONFields among its ~30).
+    for index, expression, converters in _converters(model, connection.vendor):
+        value = converted[index]
         for convert in converters:
             value = convert(value, expression, connection)
-        converted.append(value)
-    return model.from_db(connection.alias, _attnames(model), converted)
+        converted[index] = value
+    return model.from_db(connection.alias, attnames, converted)
 
 
 @cache
@@ -89,19 +94,20 @@ def _attnames(model: type[models.Model]) -> list[str]:
 
 @cache
 def _converters(model: type[models.Model], vendor: str) -> list[tuple]:
-    """Per concrete field: its column expression and the converters the ORM would apply
-    (the backend's, then the field's), found once per model and database backend."""
+    """The concrete fields the ORM converts: their position, column expression and
+    converters (the backend's, then the field's), found once per model and database
+    backend. A field without converters is not listed: its value is used as it is."""
     assert connection.vendor == vendor
     table = model._meta.db_table
     found = []
-    for field in model._meta.concrete_fields:
+    for index, field in enumerate(model._meta.concrete_fields):
         expression = field.get_col(table)
-        found.append(
-            (
-                expression,
-                (*connection.ops.get_db_converters(expression), *expression.get_db_converters(connection)),
-            )
+        converters = (
+            *connection.ops.get_db_converters(expression),
+            *expression.get_db_converters(connection),
         )
+        if converters:
+            found.append((index, expression, converters))
     return found
 
 
@@ -145,7 +151,31 @@ def claim_action() -> str:
         f" EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a['id']} = d.{_col(_DEPENDS, 'from_action')}"
         f" WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a['id']}"
         f" AND b.{_col(Action, 'step')} = {action}.{_col(Action, 'step')}"
-        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')})"
+        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')}) AS awaited"
+    )
+
+
+@cache
+def claim_and_start() -> str:
+    """PostgreSQL: ``claim_action`` and its "started" event in one statement (so in one
+    transaction, and without one of its own): the event is numbered and written only if
+    the claim took the action. Parameters: those of ``claim_action``, then created at and
+    the event's kind. Returns the claim's row, then the event's number."""
+    run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
+    columns = ", ".join(_col(RunEvent, f) for f in EVENT_FIELDS)
+    c = {f: f"c.{_col(Action, f)}" for f in ("id", "run", "target", "kind", "attempt", "claimed_by")}
+    message = (
+        f"{c['target']} || ': ' || replace({c['kind']}, '_', ' ') || ' (attempt ' || {c['attempt']} || ')'"
+    )
+    return (
+        f"WITH c AS ({claim_action()}),"  # nosec B608  # names from _meta, values are parameters
+        f" n AS (UPDATE {_table(Run)} SET {seq} = {seq} + 1 WHERE {run_id} = (SELECT {c['run']} FROM c)"
+        f" RETURNING {run_id}, {seq}),"
+        f" e AS (INSERT INTO {_table(RunEvent)} ({columns})"
+        f" SELECT n.{run_id}, n.{seq}, %s, %s, {message}, {c['id']}, NULL,"
+        f" jsonb_build_object('attempt', {c['attempt']}, 'worker', {c['claimed_by']}) FROM n, c"
+        f" RETURNING {_col(RunEvent, 'seq')})"
+        f" SELECT c.*, e.{_col(RunEvent, 'seq')} FROM c, e"
     )
 
 
@@ -162,34 +192,34 @@ def finish_action() -> str:
 
 
 @cache
-def run_state(*, key_share: bool) -> str:
-    """The run's state (run id); ``key_share`` (PostgreSQL) holds the row as a pass does."""
-    return f"SELECT {_col(Run, 'state')} FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s" + (  # nosec B608  # names from _meta
-        " FOR KEY SHARE" if key_share else ""
-    )
-
-
-@cache
 def hand_on(*, not_ok: int, skip_locked: bool) -> str:
-    """Queue the next pending action of a host, step and tier whose dependencies are done,
-    in the pass's order, and return its id. Parameters: queued, now, pending, run id,
-    step id, tier, host, array, pending, then the ``not_ok`` states a dependency must not
-    be in. Only an action of the same storage array (or of none, like the finished one)
-    takes the slot: the per-array count stays what it was.
-    ``skip_locked`` (PostgreSQL): a row another transaction holds is not this one's to take."""
+    """If the run is running or waiting, queue the next pending action of a host, step and
+    tier whose dependencies are done, in the pass's order, and return its id. Parameters:
+    run id, queued, now, pending, the two run states, run id, step id, tier, host, array,
+    pending, then the ``not_ok`` states a dependency must not be in. Only an action of the
+    same storage array (or of none, like the finished one) takes the slot: the per-array
+    count stays what it was.
+    ``skip_locked`` (PostgreSQL): the run row is held FOR KEY SHARE, as a pass holds it (a
+    pause or an abort waits for it, and one that went first is seen: a lock reads the
+    row's latest version), before any action row is locked (the join yields no action row
+    before it has the run's, so locks are taken in the order a pause takes them); and an
+    action row another transaction holds is not this one's to take."""
     action, depends = _table(Action), _table(_DEPENDS)
     state, a_id = _col(Action, "state"), _col(Action, "id")
     return (
-        f"UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"  # nosec B608  # names from _meta
+        f"WITH r AS (SELECT {_col(Run, 'state')} AS state FROM {_table(Run)} WHERE {_col(Run, 'id')} = %s"  # nosec B608  # names from _meta
+        + (" FOR KEY SHARE" if skip_locked else "")
+        + ")"  # nosec B608  # names from _meta, values are parameters
+        f" UPDATE {action} SET {state} = %s, {_col(Action, 'queued_at')} = %s"
         f" WHERE {state} = %s AND {a_id} = ("
-        f"SELECT a.{a_id} FROM {action} a"
+        f"SELECT a.{a_id} FROM r JOIN {action} a ON r.state IN (%s, %s)"
         f" WHERE a.{_col(Action, 'run')} = %s AND a.{_col(Action, 'step')} = %s"
         f" AND a.{_col(Action, 'tier')} = %s AND a.{_col(Action, 'host')} = %s"
         f" AND a.{_col(Action, 'array')} = %s AND a.{state} = %s"
         f" AND NOT EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a_id} = d.{_col(_DEPENDS, 'to_action')}"
         f" WHERE d.{_col(_DEPENDS, 'from_action')} = a.{a_id} AND b.{state} IN ({', '.join(['%s'] * not_ok)}))"
         f" ORDER BY a.{_col(Action, 'order')}, a.{a_id} LIMIT 1"
-        + (" FOR UPDATE SKIP LOCKED" if skip_locked else "")
+        + (" FOR UPDATE OF a SKIP LOCKED" if skip_locked else "")
         + f") RETURNING {a_id}"
     )
 
