@@ -1,4 +1,5 @@
-"""When a chain of actions ends without handing its slot on, a pass runs unless a later
+"""A finished action hands its host slot on to the next action of its host, step and tier
+(the chain); when a chain ends without handing its slot on, a pass runs unless a later
 chain end of the same step and tier will run one that sees this result."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from failover.choices import ActionStateChoices as A
-from failover.engine.execute import _pass_can_wait
+from failover.engine.execute import _hand_on, _pass_can_wait
 from failover.models import Action, Run, Step
 from tests.factories import SiteFactory
 
@@ -57,3 +58,38 @@ def test_a_pending_action_of_the_freed_host_or_array_runs_the_pass():
         (A.SUCCEEDED, "dst1", ""), (A.RUNNING, "dst2", ""), (A.PENDING, "dst1", "other-eva")
     )
     assert _pass_can_wait(done, A.SUCCEEDED) is False
+
+
+# -- the hand-on: a finished action gives its host slot to the next one at once -------------
+
+
+def test_a_finished_action_hands_its_slot_to_the_next_pending_action_of_its_host_step_and_tier():
+    done, other_host, other_array, nxt, later = a_step(
+        (A.SUCCEEDED, "dst1", ""),
+        (A.PENDING, "dst2", ""),
+        (A.PENDING, "dst1", "dst-eva"),
+        (A.PENDING, "dst1", ""),
+        (A.PENDING, "dst1", ""),
+    )
+
+    assert _hand_on(done) == nxt.id  # the pass's order: the first that fits
+    states = dict(Action.objects.values_list("id", "state"))
+    assert (states[nxt.id], states[later.id], states[other_host.id], states[other_array.id]) == (
+        A.QUEUED,
+        A.PENDING,
+        A.PENDING,
+        A.PENDING,
+    )
+    assert Action.objects.get(id=nxt.id).queued_at is not None
+
+
+def test_nothing_is_handed_on_past_a_failed_dependency_or_in_a_paused_run():
+    done, blocked, failed = a_step((A.SUCCEEDED, "dst1", ""), (A.PENDING, "dst1", ""), (A.FAILED, "dst2", ""))
+    blocked.depends_on.add(failed)
+    assert _hand_on(done) is None
+    assert Action.objects.get(id=blocked.id).state == A.PENDING
+
+    done, waiting = a_step((A.SUCCEEDED, "dst1", ""), (A.PENDING, "dst1", ""))
+    Run.objects.filter(id=done.run_id).update(state="paused")
+    assert _hand_on(done) is None
+    assert Action.objects.get(id=waiting.id).state == A.PENDING
