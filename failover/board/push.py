@@ -242,16 +242,78 @@ def _whole(part: str, context: dict) -> Rendered:
 
 
 def _actions(part: str, context: dict) -> Rendered:
-    """Each step's group drawn once: alone (a piece), and inside the whole part."""
-    group_template = get_template(GROUP_TEMPLATE)
+    """Each step's group drawn once: alone (a piece), and inside the whole part. A group
+    that shows what it showed before (``_group_key``) is not drawn again: most bursts
+    change one step's actions, and the drawings are most of the part's cost."""
     groups = []
     pieces = {}
     for group in context["action_groups"]:
-        html = group_template.render({**context, "group": group})
-        pieces[f"actions-step-{group['step'].number}"] = cut(html, GROUP_ELEMENTS)
-        groups.append({**group, "html": mark_safe(html)})  # nosec B308 B703  # the template's own escaped output
+        key = _group_key(context, group)
+        drawn = _GROUPS.get(key)
+        if drawn is None:
+            if len(_GROUPS) >= GROUPS_KEPT:
+                _GROUPS.clear()  # the next bursts draw their groups again, once
+            html = get_template(GROUP_TEMPLATE).render({**context, "group": group})
+            drawn = _GROUPS[key] = (mark_safe(html), cut(html, GROUP_ELEMENTS))  # nosec B308 B703  # the template's own escaped output
+        pieces[f"actions-step-{group['step'].number}"] = drawn[1]
+        groups.append({**group, "html": drawn[0]})
     full = get_template(TEMPLATES[part]).render({**context, "action_groups": groups})
     return Rendered(format_part(part, full), cut(full, given=pieces))
+
+
+def _group_key(context: dict, group: dict) -> tuple:
+    """Everything a step's group of actions shows (``_action_group.html`` and
+    ``_action_list.html`` read nothing else), in the language it is drawn in: its drawing
+    is kept under it, as the log's lines are (``selectors.LogLine``), so nothing stale can
+    come back."""
+    step = group["step"]
+    lists = tuple(
+        (
+            shown.kind,
+            shown.step_number,
+            shown.page,
+            shown.total,
+            shown.page_size,
+            tuple(
+                (
+                    a.pk,
+                    a.target,
+                    a.host,
+                    str(a.kind_label),
+                    a.optional,
+                    a.state,
+                    str(a.state_label),
+                    a.error,
+                    a.reason,
+                    a.attempt,
+                    a.output_tail,
+                    a.truncated,
+                    a.can_retry,
+                    a.can_skip,
+                    a.can_mark_done,
+                )
+                for a in shown.actions
+            ),
+        )
+        for shown in (group["decide"], group["rest"])
+    )
+    return (
+        translation.get_language(),
+        context["run"].pk,
+        "operate" in context["roles"] and bool(context["live"]),
+        step.number,
+        step.state,
+        str(group["name"]),
+        str(group["state_label"]),
+        tuple((state, str(label), n) for state, label, n in group["counts"]),
+        bool(group["open"]),
+        lists,
+    )
+
+
+# The groups drawn lately (``_group_key`` -> the HTML and its piece); a bounded number.
+_GROUPS: dict[tuple, tuple[str, Piece]] = {}
+GROUPS_KEPT = 512
 
 
 def _log(part: str, context: dict) -> Rendered:

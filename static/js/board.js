@@ -35,13 +35,69 @@
     el.dataset.kind = kind;
     el.textContent = ICONS[kind] + " " + el.dataset[kind];
   }
-  document.addEventListener("htmx:sseOpen", function () { liveStatus("open"); });
-  document.addEventListener("htmx:sseError", function () { liveStatus("error"); });
+  var source = null; // the stream the board follows (the sse extension opens it)
+  var ended = false; // it said the run has ended, and was closed
+  var reopening = false; // closed here, to be opened afresh (not a lost connection)
+  document.addEventListener("htmx:sseOpen", function (event) {
+    source = event.detail && event.detail.source;
+    reopening = false;
+    liveStatus("open");
+  });
+  document.addEventListener("htmx:sseError", function () {
+    if (reopening) {
+      reopening = false; // the error that closed it here; any later one is the connection's
+      return;
+    }
+    liveStatus("error");
+  });
   document.addEventListener("htmx:sseClose", function (event) {
     if (event.detail && event.detail.type === "message") {
+      ended = true;
       liveStatus("closed");
     }
   });
+
+  // An operator's control (a POST: Retry, Skip, Pause, ...) answers with a part of the
+  // board as it was when the answer was drawn, which the stream does not know of: an
+  // element the stream sent meanwhile, and not since, would stay as the answer drew it.
+  // So the stream is opened afresh once the answer is in (the extension's own reopening,
+  // from a stream that erred: it opens the board's sse-connect again, without the page's
+  // last_event_id, so the new stream starts from a snapshot and sends every part whole).
+  // A refusal in the answer stays above the part through that redraw, as it would
+  // until the part next changed. After the run's end the part is fetched again instead.
+  var refusals = {}; // section id -> [the refusal, its place among the section's children]
+  function answered(section) {
+    var board = document.getElementById("board");
+    var url = board && board.getAttribute("sse-connect");
+    if (!url || !source) {
+      return; // a board that polls: every part it fetches is whole
+    }
+    var refusal = section.querySelector(":scope > .error[role=alert]");
+    if (refusal) {
+      refusals[section.id] = [refusal, Array.prototype.indexOf.call(section.children, refusal)];
+    }
+    if (ended) {
+      window.htmx.ajax("GET", url.replace(/events\/.*$/, "part/" + section.id.slice(4) + "/"), {
+        target: "#" + section.id, swap: "innerHTML",
+      });
+      return;
+    }
+    var fresh = new URL(url, window.location.href);
+    fresh.searchParams.delete("last_event_id");
+    board.setAttribute("sse-connect", fresh.pathname + fresh.search);
+    if (source.readyState !== EventSource.CLOSED) { // closed: the extension opens it again anyway
+      reopening = true;
+      source.close();
+      source.dispatchEvent(new Event("error"));
+    }
+  }
+  function keepRefusal(section) {
+    var kept = refusals[section.id];
+    delete refusals[section.id];
+    if (kept && !section.querySelector(":scope > .error[role=alert]")) {
+      section.insertBefore(kept[0], section.children[kept[1]] || null);
+    }
+  }
 
   // A <details> someone opened or closed by hand keeps that state across redraws.
   var touched = {};
@@ -86,6 +142,12 @@
     var target = event.detail.target || event.target;
     if (!target || !target.querySelectorAll) {
       return;
+    }
+    var config = event.detail.requestConfig;
+    if (config && config.verb === "post" && /^run-/.test(target.id)) {
+      answered(target);
+    } else if (Object.prototype.hasOwnProperty.call(refusals, target.id)) {
+      keepRefusal(target);
     }
     if (target.id === "run-actions") {
       returnToTurnedPages();

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from failover.board.push import Piece, Rendered, cut, format_part
 
 ROWS = re.compile(r'<(tr) id="(row-\d+)"')
@@ -52,3 +54,36 @@ def test_the_log_is_sent_its_new_lines_or_whole_when_more_came_than_it_shows():
     )
     gap = log([9, 8, 7], 6)
     assert gap.since(before) == gap.full
+
+
+@pytest.mark.django_db
+def test_a_step_group_is_drawn_again_when_what_it_shows_changed_and_kept_when_not(make_run, monkeypatch):
+    from failover.board import push
+    from failover.models import Action
+
+    run = make_run(per_step=2)
+    variant = ("en", frozenset({"operate"}))
+    drawn = []
+    real = push.get_template
+
+    def counting(name):
+        drawn.append(name)
+        return real(name)
+
+    monkeypatch.setattr(push, "get_template", counting)
+    monkeypatch.setattr(push, "_GROUPS", {})
+
+    def actions() -> bytes:
+        drawn.clear()
+        return push.render_parts(run.pk, ["actions"], [variant])[variant]["actions"].full
+
+    first = actions()
+    assert drawn.count(push.GROUP_TEMPLATE) == 7  # one group per step
+    assert actions() == first and drawn.count(push.GROUP_TEMPLATE) == 0  # kept: as drawn before
+    action = Action.objects.filter(run=run, step__number=3).order_by("pk").first()
+    Action.objects.filter(pk=action.pk).update(state="failed", error="disk <full>", attempt=2)
+    changed = actions()
+    assert drawn.count(push.GROUP_TEMPLATE) == 1  # step 3's group, alone
+    push._GROUPS.clear()
+    assert actions() == changed  # the group kept reads as one drawn afresh
+    assert b"disk &lt;full&gt;" in changed and b"Retry" in changed

@@ -16,7 +16,7 @@ from failover.choices import RunStateChoices as R
 from failover.models import Run
 from failover.runs.controls import run_pause
 from hosts.lab import cli
-from tests.e2e.test_e2e_board import DESKTOP, log_in
+from tests.e2e.test_e2e_board import DESKTOP, assert_reads_as_drawn_afresh, log_in
 from tests.engine.conftest import lose_wsl, wait_for_run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -91,8 +91,19 @@ def test_the_whole_life_of_a_disaster_as_the_mod_and_the_helpdesk_see_it(
 
     # Failed over: the MoD resumes; the helpdesk's board follows live to the end.
     assert cli.lab_latency(lab.lab_dir, clear=True)[0] == 0
+    expect(mod.locator("#live-status[data-kind=open]")).to_have_count(1, timeout=PAGE_MS)
+    mod.evaluate(
+        "() => { window.__opened = 0; document.addEventListener('htmx:sseOpen', () => window.__opened++); }"
+    )
     mod.click("#run-header button:has-text('Resume')")
+    # The control's answer drew the header as it was then, which the stream does not know:
+    # the board opens its stream afresh (from a snapshot: every part whole), and follows
+    # the run to a board that reads as one drawn afresh.
+    mod.wait_for_function("() => window.__opened >= 1", timeout=PAGE_MS)
+    assert "last_event_id" not in mod.get_attribute("#board", "sse-connect")
     assert wait_for_state(failover, [R.SUCCEEDED, R.FAILED, R.ABORTED], worker).state == R.SUCCEEDED
+    expect(mod.locator("#live-status[data-kind=closed]")).to_have_count(1, timeout=PAGE_MS)
+    assert_reads_as_drawn_afresh(mod.context, mod, mod.url, Run.objects.get(pk=failover).event_seq)
     expect(desk.locator("#run-state")).to_contain_text("Succeeded", timeout=PAGE_MS)
     expect(desk.locator("#run-header")).to_contain_text("Run time")
     expect(desk.locator("#run-header")).to_contain_text("from when the event was noticed")
