@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from hosts.drivers.ssh import SSHConnectError, SSHConnection, SSHTarget, SSHTimeout, fetch_host_key
+from tests.ssh.conftest import loopback_server
 
 PIN = "SHA256:" + "A" * 43
 
@@ -39,22 +39,13 @@ def silent_port() -> Iterator[int]:
 @pytest.fixture
 def rude_port() -> Iterator[int]:
     """Accepts, answers with something that is not SSH, and hangs up."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
 
-    def serve() -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            with client:
-                client.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    def answer(client: socket.socket) -> None:
+        with client:
+            client.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
 
-    threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1]
-    listener.close()
+    with loopback_server(answer) as port:
+        yield port
 
 
 def test_it_fails_fast_when_nothing_listens(unused_key: Path, unused_port: int) -> None:

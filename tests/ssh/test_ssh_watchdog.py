@@ -12,6 +12,7 @@ import paramiko
 import pytest
 
 from hosts.drivers.ssh import SSHConnection, SSHTarget, SSHTimeout, _Watchdog, fingerprint
+from tests.ssh.conftest import loopback_server
 
 
 class _Swallows(paramiko.ServerInterface):
@@ -47,35 +48,26 @@ class _Swallows(paramiko.ServerInterface):
 def swallowing_server(unused_key: Path) -> Iterator[tuple[SSHTarget, threading.Event]]:
     host_key = paramiko.RSAKey.generate(2048)
     held = threading.Event()
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
     transports: list[paramiko.Transport] = []
 
-    def serve() -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            transport = paramiko.Transport(client)
-            transport.add_server_key(host_key)
-            transport.start_server(server=_Swallows(held))
-            transports.append(transport)
+    def serve(client: socket.socket) -> None:
+        transport = paramiko.Transport(client)
+        transport.add_server_key(host_key)
+        transport.start_server(server=_Swallows(held))
+        transports.append(transport)
 
-    threading.Thread(target=serve, daemon=True).start()
-    target = SSHTarget(
-        name="xenka01",
-        address="127.0.0.1",
-        port=listener.getsockname()[1],
-        user="root",
-        key_path=str(unused_key),
-        fingerprint=fingerprint(host_key),
-        command_timeout=0.5,
-    )
-    yield target, held
-    held.set()
-    listener.close()
+    with loopback_server(serve) as port:
+        target = SSHTarget(
+            name="xenka01",
+            address="127.0.0.1",
+            port=port,
+            user="root",
+            key_path=str(unused_key),
+            fingerprint=fingerprint(host_key),
+            command_timeout=0.5,
+        )
+        yield target, held
+        held.set()
     for transport in transports:
         transport.close()
 
