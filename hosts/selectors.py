@@ -69,22 +69,28 @@ def estate_vms(*prefetch: str) -> list[VM]:
     read once each, not a joined copy per VM (5,000 VMs were 40,000 model instances).
     Each table is read before the ones it points to (VMs, groups, hosts, arrays, sites): a
     row pointed to cannot go while it is (PROTECT), so a row added meanwhile is read too, and
-    only one moved off and removed during the read could be missing (a KeyError)."""
+    only one moved off and removed during the read could be missing: then the joined read
+    is made instead, which is consistent row by row."""
     rows = list(VM.objects.prefetch_related(*prefetch))
     groups = {group.pk: group for group in DRGroup.objects.all()}
     hosts = {host.pk: host for host in Host.objects.all()}
     arrays = {array.pk: array for array in StorageArray.objects.all()}
     sites = {site.pk: site for site in Site.objects.all()}
-    for array in arrays.values():
-        array.site = sites[array.site_id]
-    for host in hosts.values():
-        host.site = sites[host.site_id]
-    for group in groups.values():
-        group.source_array = arrays[group.source_array_id]
-        group.target_array = arrays[group.target_array_id] if group.target_array_id is not None else None
-    for vm in rows:
-        vm.home_host = hosts[vm.home_host_id]
-        vm.dr_group = groups[vm.dr_group_id] if vm.dr_group_id is not None else None
+    try:
+        for array in arrays.values():
+            array.site = sites[array.site_id]
+        for host in hosts.values():
+            host.site = sites[host.site_id]
+        for group in groups.values():
+            group.source_array = arrays[group.source_array_id]
+            group.target_array = arrays[group.target_array_id] if group.target_array_id is not None else None
+        for vm in rows:
+            vm.home_host = hosts[vm.home_host_id]
+            vm.dr_group = groups[vm.dr_group_id] if vm.dr_group_id is not None else None
+    except KeyError:
+        # An inventory edit between two of the reads (a host emptied and removed): no
+        # half-linked VM leaves here.
+        return list(VM.objects.select_related(*CAPACITY_VM_RELATED).prefetch_related(*prefetch))
     return rows
 
 

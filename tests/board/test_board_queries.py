@@ -24,7 +24,10 @@ BOUNDS = {
     "actions": 7,
     "log": 7,
     "checks": 7,
-    "overview": 18,
+    # The estate's capacity summary reads VMs, groups, hosts, arrays and sites one table each
+    # (hosts.selectors.estate_vms: 5,000 VMs must not be 40,000 joined copies): 4 more than
+    # one joined read, and still fixed however many runs pile up (checked below).
+    "overview": 22,
     "incidents": 9,
 }
 

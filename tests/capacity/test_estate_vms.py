@@ -42,3 +42,30 @@ def test_estate_vms_read_the_estate_in_a_fixed_number_of_queries_when_asked_for_
         for vm in rows:
             _seen(vm)
             list(vm.disks.all())
+
+
+def test_estate_vms_fall_back_to_the_joined_read_when_a_host_is_emptied_and_removed_mid_read(db):
+    from django.db import connection
+
+    from hosts.models import Host
+    from tests.factories import HostFactory, VMFactory
+
+    stays = HostFactory(name="xenka01")
+    going = HostFactory(name="xenka09", site=stays.site)
+    moved = VMFactory(name="app01", home_host=going)
+    VMFactory(name="app02", home_host=stays)
+    edited = []
+
+    def edit_after_the_vm_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not edited and 'FROM "hosts_vm"' in sql:
+            edited.append(sql)  # an admin moves app01 and removes its emptied host meanwhile
+            VM.objects.filter(pk=moved.pk).update(home_host=stays)
+            Host.objects.filter(pk=going.pk).delete()
+        return result
+
+    with connection.execute_wrapper(edit_after_the_vm_read):
+        rows = estate_vms()
+
+    assert edited
+    assert [(vm.name, vm.home_host.name) for vm in rows] == [("app01", "xenka01"), ("app02", "xenka01")]
