@@ -655,8 +655,9 @@ def lose_source_site(layout: dict, lab_dir: Path, port: int) -> None:
     from hosts.lab import cli
 
     load_synthetic_inventory(layout, lab_dir, port)
-    for name in [*layout["src"], "src-eva"]:
-        cli.lab_fault(lab_dir, name, "down", [])
+    code, text = cli.lab_fault(lab_dir, [*layout["src"], "src-eva"], "down", [])
+    if code:
+        raise RuntimeError(f"lab fault: {text}")
     cli.lab_latency(
         lab_dir,
         default_seconds=LATENCIES["default"],

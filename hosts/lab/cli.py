@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     fault = sub.add_parser(
         "fault",
-        help="HOST down|up|hang|slow SECONDS|fail-next [MESSAGE]|rekey; "
+        help="HOST[,HOST...] down|up|hang|slow SECONDS|fail-next [MESSAGE]|rekey (several hosts: "
+        "one change of the lab's state, e.g. a whole site lost at once); "
         "DOM0 crash (a power cut: down, and every guest domain is gone; 'up' brings the dom0 "
         "back empty, its DRBD resources secondary); "
         "VM service-down PORT|ssh|all, service-up [PORT|ssh|all], rekey",
@@ -97,7 +98,8 @@ def dispatch(options: Mapping[str, Any], out: Callable[[str], object] | None = N
     if action == "reset":
         return lab_reset(lab_dir)
     if action == "fault":
-        return lab_fault(lab_dir, options["host"], options["mode"], options.get("fault_args") or [])
+        hosts = [name for name in options["host"].split(",") if name]
+        return lab_fault(lab_dir, hosts, options["mode"], options.get("fault_args") or [])
     if action == "latency":
         return lab_latency(
             lab_dir,
@@ -164,21 +166,31 @@ def _check_host(state: dict, host: str) -> str | None:
     return f"unknown lab host '{host}'; known: {', '.join(sorted(state['hosts']))}\n"
 
 
-def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
+def lab_fault(lab_dir: Path, host: str | Sequence[str], mode: str, args: list[str]) -> Result:
     """``up`` means healthy again: it also clears slow and fail-next (not the host key).
 
     ``crash`` (dom0s only) is a power cut: the host goes down like ``down`` and all its
     guest domains are gone (Domain-0 stays). ``up`` then brings it back as after a reboot:
-    no guests, domids from 1, and its DRBD resources secondary (nothing promotes them)."""
+    no guests, domids from 1, and its DRBD resources secondary (nothing promotes them).
+
+    Several lab hosts (not VMs) take the same fault in one change of the lab's state: all
+    of them or, when one is refused, none. (A site of 100 dom0s lost host by host re-read
+    and re-wrote the whole state 100 times: minutes at 5,000 VMs.)"""
+    hosts = [host] if isinstance(host, str) else list(host)
     store = LabStore(lab_dir)
     state = store.read()
-    if vm_services.is_vm(state, host):
-        return lab_vm_fault(store, host, mode, args)
-    if mode in {"service-down", "service-up"} and host in state["hosts"]:
-        return 2, f"{host} is a lab host, not a VM; service faults are for VMs\n"
-    error = _check_host(state, host)
-    if error:
-        return 2, error
+    if len(hosts) == 1 and vm_services.is_vm(state, hosts[0]):
+        return lab_vm_fault(store, hosts[0], mode, args)
+    if not hosts:
+        return 2, "fault needs a HOST\n"
+    for name in hosts:
+        if vm_services.is_vm(state, name):
+            return 2, f"{name} is a VM: fault VMs one at a time, not in a list of hosts\n"
+        if mode in {"service-down", "service-up"} and name in state["hosts"]:
+            return 2, f"{name} is a lab host, not a VM; service faults are for VMs\n"
+        error = _check_host(state, name)
+        if error:
+            return 2, error
     if mode not in FAULT_MODES:
         return (
             2,
@@ -192,30 +204,34 @@ def lab_fault(lab_dir: Path, host: str, mode: str, args: list[str]) -> Result:
         try:
             (seconds,) = (float(word) for word in args)
         except ValueError:
-            return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {host} slow 2.5'\n"
+            return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {hosts[0]} slow 2.5'\n"
         if not seconds >= 0 or seconds == float("inf"):
-            return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {host} slow 2.5'\n"
-    if mode == "crash" and state["hosts"][host]["kind"] != "dom0":
-        return 2, f"{host} is an {state['hosts'][host]['kind']}, not a dom0; crash is for dom0s (use down)\n"
+            return 2, f"fault slow needs one SECONDS value >= 0, e.g. 'fault {hosts[0]} slow 2.5'\n"
+    for name in hosts:
+        if mode == "crash" and state["hosts"][name]["kind"] != "dom0":
+            kind = state["hosts"][name]["kind"]
+            return 2, f"{name} is an {kind}, not a dom0; crash is for dom0s (use down)\n"
     if mode == "rekey":
-        return 0, f"{host}: new host key {rekey_host(store, host)}\n"
+        return 0, "".join(f"{name}: new host key {rekey_host(store, name)}\n" for name in hosts)
+    lines = []
     with store.transaction() as state:
-        faults = state.setdefault("faults", {}).setdefault(host, default_faults())
-        if mode == "up":
-            if faults.pop("crashed", False):
-                _reboot(state, host)
-            faults.pop("lost_domains", None)
-            faults.update(mode="up", slow_seconds=0.0, fail_next=None)
-        elif mode == "crash":
-            _power_cut(state, host, faults)
-        elif mode in {"down", "hang"}:
-            faults["mode"] = mode
-        elif mode == "slow":
-            faults["slow_seconds"] = seconds
-        else:
-            faults["fail_next"] = " ".join(args) or "lab: injected failure"
-        summary = _fault_text(faults)
-    return 0, f"{host}: {summary}\n"
+        for name in hosts:
+            faults = state.setdefault("faults", {}).setdefault(name, default_faults())
+            if mode == "up":
+                if faults.pop("crashed", False):
+                    _reboot(state, name)
+                faults.pop("lost_domains", None)
+                faults.update(mode="up", slow_seconds=0.0, fail_next=None)
+            elif mode == "crash":
+                _power_cut(state, name, faults)
+            elif mode in {"down", "hang"}:
+                faults["mode"] = mode
+            elif mode == "slow":
+                faults["slow_seconds"] = seconds
+            else:
+                faults["fail_next"] = " ".join(args) or "lab: injected failure"
+            lines.append(f"{name}: {_fault_text(faults)}\n")
+    return 0, "".join(lines)
 
 
 def _power_cut(state: dict, host: str, faults: dict) -> None:

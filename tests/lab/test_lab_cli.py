@@ -154,3 +154,26 @@ def test_lab_status_lists_each_vms_services_and_where_it_runs(lab_dir: Path) -> 
         {"lab_dir": str(lab_dir), "action": "fingerprints", "as_json": True, "vms": True}
     )
     assert code == 0 and "tomcat-xen01" in text and "xenka01" not in text
+
+
+def test_several_hosts_take_one_fault_in_one_change_of_the_state_or_none_do(lab_dir: Path) -> None:
+    store = LabStore(lab_dir)
+    revision = store.read()["revision"]
+    code, text = cli.dispatch(_parse("--lab-dir", str(lab_dir), "fault", "xenwsl01,eva-wsl", "down"))
+    assert (code, text) == (0, "xenwsl01: down\neva-wsl: down\n")
+    faults = store.read()["faults"]
+    assert (faults["xenwsl01"]["mode"], faults["eva-wsl"]["mode"], faults["xenka01"]["mode"]) == (
+        "down",
+        "down",
+        "up",
+    )
+    assert store.read()["revision"] == revision + 1  # one write for both
+    # One refused host refuses them all: nothing is half-written.
+    before = store.read()
+    assert cli.lab_fault(lab_dir, ["xenka01", "eva-ka"], "crash", []) == (
+        2,
+        "eva-ka is an array, not a dom0; crash is for dom0s (use down)\n",
+    )
+    assert cli.lab_fault(lab_dir, ["xenka01", "xenfoo01"], "hang", [])[0] == 2
+    assert store.read() == before
+    assert cli.lab_fault(lab_dir, [], "down", []) == (2, "fault needs a HOST\n")
