@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
+import select
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -63,3 +65,22 @@ class DriverError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+_READABLE = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def wait_readable(files: Sequence[Any], timeout: float | None) -> list[Any]:
+    """What ``select.select(files, [], [], timeout)[0]`` answers, without select's limit:
+    select() refuses any descriptor numbered 1024 or more ("filedescriptor out of range in
+    select()"), and a worker with hundreds of SSH connections gets there (every paramiko
+    channel waited on opens a pipe of its own). poll() has no such limit. ``files`` are
+    descriptors or objects with ``fileno()``; end of file and errors count as readable."""
+    poller = select.poll()
+    by_fd: dict[int, Any] = {}
+    for item in files:
+        fd = item if isinstance(item, int) else item.fileno()
+        by_fd[fd] = item
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+    milliseconds = None if timeout is None else max(0, math.ceil(timeout * 1000))
+    return [by_fd[fd] for fd, events in poller.poll(milliseconds) if events & _READABLE]

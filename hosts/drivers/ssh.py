@@ -20,7 +20,6 @@ import hashlib
 import heapq
 import itertools
 import os
-import select
 import socket
 import threading
 import time
@@ -30,7 +29,7 @@ from dataclasses import dataclass
 
 import paramiko
 
-from hosts.drivers.base import CommandResult, DriverError, quote_command, redact_secrets
+from hosts.drivers.base import CommandResult, DriverError, quote_command, redact_secrets, wait_readable
 
 # Keys we accept for logging in; paramiko >= 4 dropped DSA, and we do not want it anyway.
 _CLIENT_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
@@ -440,7 +439,7 @@ class SSHConnection:
                 if remaining <= 0:
                     raise timed_out()
                 if not progressed:
-                    select.select([channel], [], [], min(remaining, 1.0))
+                    wait_readable([channel], min(remaining, 1.0))
             # OpenSSH sends EOF, then exit-status, then close; wait for the status too.
             if not channel.status_event.wait(max(deadline - time.monotonic(), 0)):
                 raise timed_out()

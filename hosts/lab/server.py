@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -48,7 +47,7 @@ from pathlib import Path
 
 import paramiko
 
-from hosts.drivers.base import redact_secrets
+from hosts.drivers.base import redact_secrets, wait_readable
 from hosts.lab import default_lab_dir, tools, vm_services
 from hosts.lab.keys import ensure_keys, fingerprints, load_host_key, write_known_hosts
 from hosts.lab.seed import default_faults, reset
@@ -649,7 +648,7 @@ def spawn_lab_process(
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        readable, _, _ = select.select([proc.stdout], [], [], 0.2)
+        readable = wait_readable([proc.stdout], 0.2)
         if readable:
             line = proc.stdout.readline()
             if not line and proc.poll() is not None:

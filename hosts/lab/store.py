@@ -25,7 +25,6 @@ import fcntl
 import json
 import os
 import re
-import select
 import struct
 import threading
 import time
@@ -33,6 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hosts.drivers.base import wait_readable
 from hosts.lab import default_lab_dir
 from hosts.lab.journal import Journal
 from hosts.lab.seed import reference_state
@@ -237,7 +237,7 @@ class StateWatch:
     """Wakes a waiter when the state file is replaced (by this process or any other).
 
     On Linux through inotify on the lab directory (``os.replace`` is a rename into it), so a
-    waiter sleeps in ``select`` until a write: no polling. Elsewhere ``wait`` just returns
+    waiter sleeps in ``poll`` until a write: no polling. Elsewhere ``wait`` just returns
     after ``fallback_period`` and the caller looks for itself. ``wake()`` ends a wait early
     (to stop)."""
 
@@ -274,12 +274,12 @@ class StateWatch:
         was called (False). Without inotify: True after ``fallback_period`` at the latest."""
         if self._fd is None:
             timeout = self.fallback_period if timeout is None else min(timeout, self.fallback_period)
-            readable, _, _ = select.select([self._wake_r], [], [], timeout)
+            readable = wait_readable([self._wake_r], timeout)
             return not readable
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            readable, _, _ = select.select([self._fd, self._wake_r], [], [], left)
+            readable = wait_readable([self._fd, self._wake_r], left)
             if self._wake_r in readable or not readable:
                 return False
             if self._read_events():
