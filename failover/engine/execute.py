@@ -9,12 +9,14 @@ action of the same step and tier, which the same worker runs at once.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import threading
 import time
 from datetime import timedelta
+from typing import NamedTuple
 
 from celery.worker import state
 from django.conf import settings
@@ -123,27 +125,20 @@ def execute(action_id: int) -> None:
     """Run one queued action, then the next ones its host slot is handed on to (see
     ``_hand_on``); a pass over the run follows when the chain ends, or sooner when an
     action others wait for has finished."""
-    next_id: int | None = action_id
-    while next_id is not None:
-        next_id = _execute_one(next_id)
-        if next_id is not None and _worker_stopping():
-            # A warm shutdown waits for this task: hand the rest to the other workers
-            # (or to this one after its restart) instead of working through them first.
-            send_actions([next_id])
-            return
+    now = timezone.now()
+    claimed = _claim(action_id, now, now + timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S))
+    while claimed is not None:
+        claimed = _execute_claimed(*claimed)
 
 
 def _worker_stopping() -> bool:
     return bool(state.should_stop or state.should_terminate)
 
 
-def _execute_one(action_id: int) -> int | None:
-    now = timezone.now()
-    lease = timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)
-    claimed = _claim(action_id, now, now + lease)
-    if claimed is None:
-        return None  # a duplicate message, or the run was paused/aborted meanwhile
-    action, awaited = claimed
+def _execute_claimed(action: Action, awaited: bool) -> tuple[Action, bool] | None:
+    """Run a claimed action and record its result; returns the next action of its slot,
+    claimed for this worker (see ``finish_and_claim_next``), if it was handed on."""
+    action_id = action.pk
     attempt = action.attempt
     handler = HANDLERS[action.kind]
     state, outcome, detail, result, undo = A.FAILED, "", "", {}, {}
@@ -171,14 +166,28 @@ def _execute_one(action_id: int) -> int | None:
         except Exception as exc:  # a bug must not leave the action running forever
             log.exception("action %s crashed", action_id)
             state, detail = A.FAILED, f"internal error: {type(exc).__name__}: {exc}"
-    handed: list[int | None] = [None]
-    recorded = record_result(
-        action, attempt, state, detail, result, undo, outcome, "\n".join(ctx.lines), hand_on=handed
-    )
-    next_id = handed[0]
+    finished = Finished(state, detail, result, undo, outcome, "\n".join(ctx.lines))
+    site = site_status()
+    claimed: tuple[Action, bool] | None = None
+    if connection.vendor == "postgresql" and site.may_act and not _worker_stopping():
+        # Record, hand on and claim the next in one statement (_finish_and_claim_next).
+        recorded, claimed = _finish_and_claim_next(action, attempt, finished, site.epoch)
+        next_id = claimed[0].pk if claimed else None
+    else:
+        handed: list[int | None] = [None]
+        recorded = record_result(action, attempt, *finished, hand_on=handed)
+        next_id = handed[0]
     if awaited or (next_id is None and not (recorded and _pass_can_wait(action, state))):
         advance(action.run_id)  # queues what waited for this one, or what its slot frees
-    return next_id
+    if claimed is not None or next_id is None:
+        return claimed
+    if _worker_stopping():
+        # A warm shutdown waits for this task: hand the rest to the other workers
+        # (or to this one after its restart) instead of working through them first.
+        send_actions([next_id])
+        return None
+    now = timezone.now()
+    return _claim(next_id, now, now + timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S))
 
 
 def _pass_can_wait(action: Action, state: str) -> bool:
@@ -299,7 +308,7 @@ def record_result(
                 connection.ops.adapt_datetimefield_value(timezone.now()),
                 json_field.get_db_prep_save(result, connection),
                 json_field.get_db_prep_save(undo, connection),
-                outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome),
+                _outcome(action, state, outcome),
                 output[-20000:],
                 "" if state == A.SUCCEEDED else detail,
                 action.pk,
@@ -321,6 +330,74 @@ def record_result(
             data={"state": state, "attempt": attempt, "outcome": outcome},
         )
     return True
+
+
+class Finished(NamedTuple):
+    """What an attempt ended with, as ``record_result`` takes it."""
+
+    state: str
+    detail: str
+    result: dict
+    undo: dict
+    outcome: str
+    output: str
+
+
+def _finish_and_claim_next(
+    action: Action, attempt: int, finished: Finished, epoch: int | None
+) -> tuple[bool, tuple[Action, bool] | None]:
+    """PostgreSQL: ``record_result`` with ``hand_on``, then ``_claim`` of the action the
+    slot went to, in one statement (sql.finish_and_claim_next): the same rows, events and
+    locks, one round trip instead of five between this action's last command and the
+    next one's first. Returns whether the result was stored, and the claimed action with
+    whether others wait for it (None if nothing was handed on)."""
+    state, detail, result, undo, outcome, output = finished
+    json_field = Action._meta.get_field("result")  # result and undo: both JSONFields
+    ops = connection.ops
+    now = timezone.now()
+    params = {
+        "state": state,
+        "now": ops.adapt_datetimefield_value(now),
+        "result": json_field.get_db_prep_save(result, connection),
+        "undo": json_field.get_db_prep_save(undo, connection),
+        "outcome": _outcome(action, state, outcome),
+        "output": output[-20000:],
+        "error": "" if state == A.SUCCEEDED else detail,
+        "id": action.pk,
+        "attempt": attempt,
+        "running": A.RUNNING,
+        "run": action.run_id,
+        "step": action.step_id,
+        "tier": action.tier,
+        "host": action.host or None,  # no host: nothing to hand on (NULL matches no row)
+        "array": action.array,
+        "pending": A.PENDING,
+        "run_running": R.RUNNING,
+        "run_waiting": R.WAITING,
+        **{f"not_ok{i}": s for i, s in enumerate(NOT_OK)},
+        "lease": ops.adapt_datetimefield_value(now + timedelta(seconds=settings.DRPORTAL_ACTION_LEASE_S)),
+        "worker": worker_id(),
+        "epoch": epoch,
+        "kind": f"action_{state}",
+        "message": f"{action.target}: {VERBS[state]}: {detail}",
+        "data": json.dumps({"state": state, "attempt": attempt, "outcome": outcome}),
+        "started": STARTED,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql.finish_and_claim_next(not_ok=len(NOT_OK)), params)
+        row = cursor.fetchone()
+    if row is None:
+        return False, None  # the reaper or a person decided meanwhile
+    run_id, seq = action.run_id, row[0]
+    transaction.on_commit(lambda: events.ring_doorbell(run_id, seq))  # at once: no transaction
+    if row[1] is None:
+        return True, None
+    return True, (sql.from_row(Action, row[1:-1]), bool(row[-1]))
+
+
+def _outcome(action: Action, state: str, outcome: str) -> str:
+    """What is stored as the outcome: a functional check that succeeded is "ok"."""
+    return outcome or ("ok" if state == A.SUCCEEDED and action.kind == "functional_check" else outcome)
 
 
 def _hand_on(action: Action) -> int | None:

@@ -225,6 +225,75 @@ def hand_on(*, not_ok: int, skip_locked: bool) -> str:
 
 
 @cache
+def finish_and_claim_next(*, not_ok: int) -> str:
+    """PostgreSQL: ``finish_action`` with its event, ``hand_on``, and ``claim_and_start``
+    of the action the slot went to, as one statement (so one transaction and one round
+    trip between one action's last command and the next one's first: on an array of four
+    sessions that gap is paid 125 times in a row per step). Named parameters: the result
+    (state, now, result, undo, outcome, output, error) and its guard (id, attempt,
+    running); the hand-on's (run, step, tier, host, array, pending, run_running,
+    run_waiting, not_ok0...); the claim's (lease, worker, epoch); the finished action's
+    event (kind, message, data as JSON text) and the kind of the "started" event.
+
+    The same choice as ``hand_on``, with its locks in its order (the finished row, the
+    run row FOR KEY SHARE, the next row, the run row's counter), made only if the result
+    was stored. Every sub-statement reads one snapshot, so a dependency on the finished
+    action is judged by the state this statement gives it, as ``hand_on`` after
+    ``finish_action`` judges it. The claim is ``claim_action``'s (epoch, attempt, lease);
+    the finished action's event is numbered before the claimed one's "started". Returns
+    one row if the result was stored: the last event's number, then the claimed action's
+    columns and ``awaited`` (NULL when nothing was handed on)."""
+    action, run, depends = _table(Action), _table(Run), _table(_DEPENDS)
+    state, a_id, attempt = _col(Action, "state"), _col(Action, "id"), _col(Action, "attempt")
+    run_id, seq = _col(Run, "id"), _col(Run, "event_seq")
+    current = f"COALESCE((SELECT MAX({_col(Epoch, 'number')}) FROM {_table(Epoch)}), 1)"  # nosec B608  # names from _meta
+    results = ("result", "undo", "outcome", "output", "error")
+    sets = ", ".join(f"{_col(Action, f)} = %({f})s" for f in results)
+    not_ok_states = ", ".join(f"%(not_ok{i})s" for i in range(not_ok))
+    columns = ", ".join(_col(RunEvent, f) for f in EVENT_FIELDS)
+    h = {f: f"h.{_col(Action, f)}" for f in ("id", "target", "kind", "attempt", "claimed_by")}
+    started = (
+        f"{h['target']} || ': ' || replace({h['kind']}, '_', ' ') || ' (attempt ' || {h['attempt']} || ')'"
+    )
+    claimed = "(SELECT count(*) FROM h)"
+    return (
+        f"WITH f AS (UPDATE {action} SET {state} = %(state)s, {_col(Action, 'finished_at')} = %(now)s,"  # nosec B608  # names from _meta, values are parameters
+        f" {sets}, {_col(Action, 'lease_expires_at')} = NULL"
+        f" WHERE {a_id} = %(id)s AND {attempt} = %(attempt)s AND {state} = %(running)s"
+        f" RETURNING {a_id}),"
+        f" r AS (SELECT {_col(Run, 'state')} AS state FROM {run} WHERE {run_id} = %(run)s"
+        " AND EXISTS (SELECT 1 FROM f) FOR KEY SHARE),"
+        f" h AS (UPDATE {action} SET {state} = %(running)s, {attempt} = {attempt} + 1,"
+        f" {_col(Action, 'lease_expires_at')} = %(lease)s, {_col(Action, 'claimed_by')} = %(worker)s,"
+        f" {_col(Action, 'started_at')} = %(now)s, {_col(Action, 'queued_at')} = %(now)s,"
+        f" {_col(Action, 'error')} = '', {_col(Action, 'epoch')} = COALESCE(%(epoch)s, {current})"
+        f" WHERE {state} = %(pending)s AND {current} = COALESCE(%(epoch)s, {current}) AND {a_id} = ("
+        f"SELECT a.{a_id} FROM r JOIN {action} a ON r.state IN (%(run_running)s, %(run_waiting)s)"
+        f" WHERE a.{_col(Action, 'run')} = %(run)s AND a.{_col(Action, 'step')} = %(step)s"
+        f" AND a.{_col(Action, 'tier')} = %(tier)s AND a.{_col(Action, 'host')} = %(host)s"
+        f" AND a.{_col(Action, 'array')} = %(array)s AND a.{state} = %(pending)s"
+        f" AND NOT EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a_id} = d.{_col(_DEPENDS, 'to_action')}"
+        f" WHERE d.{_col(_DEPENDS, 'from_action')} = a.{a_id}"
+        f" AND (CASE WHEN b.{a_id} = %(id)s THEN %(state)s ELSE b.{state} END) IN ({not_ok_states}))"
+        f" ORDER BY a.{_col(Action, 'order')}, a.{a_id} LIMIT 1 FOR UPDATE OF a SKIP LOCKED)"
+        f" RETURNING {column_list(Action)},"
+        f" EXISTS (SELECT 1 FROM {depends} d JOIN {action} b ON b.{a_id} = d.{_col(_DEPENDS, 'from_action')}"
+        f" WHERE d.{_col(_DEPENDS, 'to_action')} = {action}.{a_id}"
+        f" AND b.{_col(Action, 'step')} = {action}.{_col(Action, 'step')}"
+        f" AND b.{_col(Action, 'tier')} = {action}.{_col(Action, 'tier')}) AS awaited),"
+        f" n AS (UPDATE {run} SET {seq} = {seq} + 1 + {claimed} WHERE {run_id} = %(run)s"
+        f" AND EXISTS (SELECT 1 FROM f) RETURNING {run_id}, {seq}),"
+        f" e AS (INSERT INTO {_table(RunEvent)} ({columns})"
+        f" SELECT n.{run_id}, n.{seq} - {claimed}, %(now)s, %(kind)s, %(message)s, %(id)s, NULL, %(data)s::jsonb"
+        " FROM n),"
+        f" s AS (INSERT INTO {_table(RunEvent)} ({columns})"
+        f" SELECT n.{run_id}, n.{seq}, %(now)s, %(started)s, {started}, {h['id']}, NULL,"
+        f" jsonb_build_object('attempt', {h['attempt']}, 'worker', {h['claimed_by']}) FROM n, h)"
+        f" SELECT (SELECT n.{seq} FROM n), h.* FROM f LEFT JOIN h ON true"
+    )
+
+
+@cache
 def pass_can_wait() -> str:
     """After a chain of actions ended (nothing handed on), committed: may the pass wait for
     a later chain end? Yes while the run is running, another action of the same step and
