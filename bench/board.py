@@ -164,8 +164,8 @@ class Watcher(asyncio.Protocol):
         self.registered = asyncio.Event()
         self.ended = asyncio.Event()
         self.error: str | None = None
-        self._raw = b""  # the response as it arrives: head, then chunk framing
-        self._body = b""  # the event stream, unframed
+        self._raw = bytearray()  # the response as it arrives: head, then chunk framing
+        self._body = bytearray()  # the event stream, unframed
         self._head = False
         self.transport: asyncio.Transport | None = None
 
@@ -191,41 +191,50 @@ class Watcher(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
-        self._raw += data
+        raw = self._raw
+        raw += data
         try:
+            at = 0  # what of ``raw`` is read
             if not self._head:
-                if b"\r\n\r\n" not in self._raw:
+                head_end = raw.find(b"\r\n\r\n")
+                if head_end < 0:
                     return
-                head, self._raw = self._raw.split(b"\r\n\r\n", 1)
-                if not head.startswith(b"HTTP/1.1 200"):
-                    raise RuntimeError(head.split(b"\r\n", 1)[0].decode())
+                if not raw.startswith(b"HTTP/1.1 200"):
+                    raise RuntimeError(bytes(raw[: raw.find(b"\r\n")]).decode())
                 self._head = True
+                at = head_end + 4
             last = False
-            while (line_end := self._raw.find(b"\r\n")) >= 0:
-                size = int(self._raw[:line_end].split(b";")[0], 16)
+            body = self._body
+            while (line_end := raw.find(b"\r\n", at)) >= 0:
+                size_end = raw.find(b";", at, line_end)
+                size = int(raw[at : line_end if size_end < 0 else size_end], 16)
                 if size == 0:
                     last = True  # the end of the response (read what came before it first)
                     break
-                if len(self._raw) < line_end + 2 + size + 2:
+                start = line_end + 2
+                if len(raw) < start + size + 2:
                     break  # the rest of this chunk is still on its way
-                self._body += self._raw[line_end + 2 : line_end + 2 + size]
+                body += raw[start : start + size]
                 self.bytes += size
-                self._raw = self._raw[line_end + 2 + size + 2 :]
+                at = start + size + 2
                 self.writes += 1
-            while (block_end := self._body.find(b"\n\n")) >= 0:
-                block, self._body = self._body[:block_end], self._body[block_end + 2 :]
-                if block.startswith(b"retry:"):
-                    self.registered.set()
-                elif block.startswith(b"id: "):
+            del raw[:at]
+            read = 0  # what of ``body`` is read
+            while (block_end := body.find(b"\n\n", read)) >= 0:
+                if body.startswith(b"id: ", read):
                     if self._parts_came:  # a new burst
                         self._waiting, self._parts_came = [], False
-                    self._waiting.append(int(block[4 : block.index(b"\n")]))
-                elif block.startswith(b"event: html-"):
+                    self._waiting.append(int(body[read + 4 : body.index(b"\n", read)]))
+                elif body.startswith(b"event: html-", read):
                     self._parts_came = True
                     for seq in self._waiting:
                         self.received[seq] = now
-                elif block.startswith(b"event: end"):
+                elif body.startswith(b"retry:", read):
+                    self.registered.set()
+                elif body.startswith(b"event: end", read):
                     self._finish()
+                read = block_end + 2
+            del body[:read]
             if last:
                 self._finish()
         except Exception as exc:  # reported, and the round fails loudly

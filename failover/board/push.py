@@ -227,7 +227,14 @@ def render_parts(run_id: int, parts: list[str], variants: Iterable[Variant]) -> 
     out: dict[Variant, Parts] = {}
     for language, role_sets in by_language.items():
         with translation.override(language):
-            contexts = {part: {**SELECTORS[part](run_id=run_id, run=run), **live} for part in parts}
+            contexts = {}
+            if "header" in parts and "steps" in parts:  # the header's counts from the steps' rows
+                contexts["steps"] = {**board.board_steps(run_id=run_id, run=run), **live}
+                counts = board.header_counts(contexts["steps"]["steps"])
+                contexts["header"] = {**board.board_header(run_id=run_id, run=run, counts=counts), **live}
+            for part in parts:
+                if part not in contexts:
+                    contexts[part] = {**SELECTORS[part](run_id=run_id, run=run), **live}
             for roles in role_sets:
                 out[(language, roles)] = {
                     part: RENDER.get(part, _whole)(part, {**contexts[part], "roles": roles}) for part in parts

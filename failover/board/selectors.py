@@ -167,15 +167,30 @@ class Header:
         return round(100 * self.finished / self.total) if self.total else 0
 
 
-def board_header(*, run_id: int, run: Run | None = None) -> dict:
+# What a header counts as needing a decision: a failed optional action does not.
+FAILED_REQUIRED = Q(actions__state__in=(A.FAILED, A.ATTENTION), actions__optional=False)
+
+
+def header_counts(steps: list[StepRow]) -> dict[str, int]:
+    """The header's counts of the run's actions, from its steps' rows (``board_steps``,
+    which counts them per step): every action is in a step of its run."""
+    return {
+        "total": sum(row.total for row in steps),
+        "finished": sum(row.finished for row in steps),
+        "failed": sum(row.step.failed_required for row in steps),
+    }
+
+
+def board_header(*, run_id: int, run: Run | None = None, counts: dict[str, int] | None = None) -> dict:
+    """The run's header. ``counts`` (``header_counts``) saves the query that counts the
+    run's actions where its steps' rows were read anyway (the stream draws both)."""
     run = run or board_run(run_id=run_id)
-    counts = Run.objects.filter(pk=run.pk).aggregate(
-        total=Count("actions"),
-        finished=Count("actions", filter=FINISHED_OK),
-        failed=Count(
-            "actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION), actions__optional=False)
-        ),
-    )
+    if counts is None:
+        counts = Run.objects.filter(pk=run.pk).aggregate(
+            total=Count("actions"),
+            finished=Count("actions", filter=FINISHED_OK),
+            failed=Count("actions", filter=FAILED_REQUIRED),
+        )
     now = timezone.now()
     disaster = run.disaster
     deadline = disaster.deadline if disaster else None
@@ -364,6 +379,7 @@ def board_steps(*, run_id: int, run: Run | None = None) -> dict:
             total=Count("actions"),
             finished=Count("actions", filter=FINISHED_OK),
             failed=Count("actions", filter=Q(actions__state__in=(A.FAILED, A.ATTENTION))),
+            failed_required=Count("actions", filter=FAILED_REQUIRED),
         ).order_by("number")
     )
     rows = [

@@ -261,6 +261,9 @@ class Hub:
         self.loop = loop
         self.subs: dict[int, set[Subscriber]] = defaultdict(set)
         self.dirty: set[int] = set()
+        # When the first bell since its last read rang, per run: a read waits the batch
+        # window after it (``_fetch_loop``).
+        self.rung_at: dict[int, float] = {}
         self.fetching: dict[int, asyncio.Task] = {}
         # One thread, so one database connection, for every stream of this process.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-db")
@@ -358,30 +361,42 @@ class Hub:
     def ring(self, run_id: int) -> None:
         if run_id not in self.subs:
             return
+        if run_id not in self.dirty:
+            self.rung_at[run_id] = self.loop.time()
         self.dirty.add(run_id)
         if run_id not in self.fetching:
             self.fetching[run_id] = asyncio.create_task(self._fetch_loop(run_id))
 
     async def _fetch_loop(self, run_id: int) -> None:
         # The engine commits in bursts (a step ends, the next starts, its actions queue):
-        # waiting a moment after the first bell of a quiet spell reads and sends a burst in
-        # one go, which saves writes to every watcher (a third, in the reference failover)
-        # for 50 ms. The bells that ring while a read is under way were waiting already:
-        # the next read starts as soon as this one is sent.
+        # a read waits a moment after the first bell since the last read, and reads and
+        # sends what rang meanwhile in one go. That saves writes to every watcher (a third,
+        # in the reference failover) for at most 50 ms, whether the bell rang in a quiet
+        # spell or while the last burst was read and sent: under a stream of events the
+        # bursts are read at most once a window, not as fast as they can be sent (each
+        # costs a rendering, and a write and a wakeup per watcher).
         window = settings.DRPORTAL_SSE_BATCH_MS / 1000
         try:
-            if window:
-                await asyncio.sleep(window)
             while run_id in self.dirty and self.subs.get(run_id):
+                wait = self.rung_at.get(run_id, 0.0) + window - self.loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 self.dirty.discard(run_id)
                 try:
                     await self._fetch(run_id)
+                    # The streams handed the burst were woken before this task: one turn of
+                    # the loop runs them, and they write it. The next read starts after
+                    # those writes, not beside them (its thread would take the GIL from
+                    # them, which delays this burst at every watcher).
+                    await asyncio.sleep(0)
                 except Exception:
                     log.exception("SSE hub: reading run %s failed; trying again", run_id)
                     self.dirty.add(run_id)
                     await asyncio.sleep(1)
         finally:
             self.fetching.pop(run_id, None)
+            if run_id not in self.dirty:
+                self.rung_at.pop(run_id, None)
 
     async def _fetch(self, run_id: int) -> None:
         subs = [s for s in self.subs.get(run_id, ()) if not s.closed]

@@ -81,6 +81,25 @@ def test_a_step_counts_done_skipped_and_failed_optional_actions_as_finished_like
     assert (verify.finished, verify.total, verify.failed) == (5, 5, 2)
 
 
+def test_the_headers_counts_from_the_steps_rows_are_the_ones_it_counts_itself(make_run):
+    # failed required and optional actions, attention, done and skipped ones, in several steps
+    run = make_run(per_step=2, checks=4, action_state=A.FAILED)
+    Action.objects.filter(run=run, step__number=1).update(state=A.ATTENTION)
+    Action.objects.filter(run=run, step__number=2).update(state=A.SKIPPED)
+    Action.objects.filter(run=run, step__number=3, optional=False).update(state=A.SUCCEEDED)
+    for _ in range(2):
+        counted = board.board_header(run_id=run.pk)["header"]
+        rows = board.board_steps(run_id=run.pk)["steps"]
+        given = board.board_header(run_id=run.pk, counts=board.header_counts(rows))["header"]
+        assert (given.total, given.finished, given.failed) == (
+            counted.total,
+            counted.finished,
+            counted.failed,
+        )
+        assert counted.failed and counted.finished and counted.total > counted.finished
+        Action.objects.filter(run=run, step__number=6, optional=True).update(state=A.ATTENTION)
+
+
 def test_the_snapshot_tells_each_steps_progress_and_every_actions_state(make_run):
     run = make_run(per_step=2, events=2)
     first = Action.objects.filter(run=run).order_by("pk").first()

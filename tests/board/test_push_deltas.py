@@ -87,3 +87,27 @@ def test_a_step_group_is_drawn_again_when_what_it_shows_changed_and_kept_when_no
     push._GROUPS.clear()
     assert actions() == changed  # the group kept reads as one drawn afresh
     assert b"disk &lt;full&gt;" in changed and b"Retry" in changed
+
+
+def test_a_burst_drawing_the_header_and_the_steps_counts_the_actions_once_and_reads_alike(make_run):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from failover.board import push
+    from failover.models import Action
+
+    run = make_run(per_step=2, action_state="failed")
+    Action.objects.filter(run=run, step__number=2).update(state="succeeded")
+    variant = ("en", frozenset({"operate"}))
+    with CaptureQueriesContext(connection) as both:
+        drawn = push.render_parts(run.pk, ["header", "steps"], [variant])[variant]
+    with CaptureQueriesContext(connection) as header:
+        alone = push.render_parts(run.pk, ["header"], [variant])[variant]["header"]
+    with CaptureQueriesContext(connection) as steps:
+        push.render_parts(run.pk, ["steps"], [variant])
+    # each alone reads the run; together the run once, and the actions' counts once
+    assert len(both) == len(header) + len(steps) - 2
+    progress = drawn["header"].tree.pieces["run-progress"].html
+    assert progress == alone.tree.pieces["run-progress"].html
+    total = Action.objects.filter(run=run).count()
+    assert "need a decision" in progress and f" of {total} actions done" in progress

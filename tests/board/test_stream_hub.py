@@ -167,6 +167,74 @@ def test_a_stalled_client_is_dropped_with_what_waits_for_it_ending_at_an_event()
     assert asyncio.run(sub.next()) is None
 
 
+def _fake_hub(fetch) -> stream.Hub:
+    """A hub of its own (no Redis, no database) whose reads are ``fetch(hub, run_id)``."""
+    hub = stream.Hub(asyncio.get_running_loop())
+
+    async def read(run_id: int) -> None:
+        await fetch(hub, run_id)
+
+    hub._fetch = read  # type: ignore[method-assign]
+    return hub
+
+
+def test_bells_that_ring_while_a_burst_is_read_are_read_together_a_window_after_the_first(settings):
+    settings.DRPORTAL_SSE_BATCH_MS = 50
+    reads: list[float] = []
+
+    async def fetch(hub, run_id):
+        reads.append(hub.loop.time())
+        if len(reads) == 1:  # news while the first burst is read: three bells, 10 ms apart
+            for _ in range(3):
+                hub.ring(run_id)
+                await asyncio.sleep(0.01)
+
+    async def scenario():
+        hub = _fake_hub(fetch)
+        hub.subs[7].add(stream.Subscriber(7, 0))
+        first_bell = hub.loop.time()
+        hub.ring(7)
+        while 7 in hub.fetching:
+            await asyncio.sleep(0.005)
+        return first_bell
+
+    first_bell = asyncio.run(scenario())
+    assert len(reads) == 2  # the three bells: one read
+    assert reads[0] - first_bell >= 0.045  # the window after the first bell of a quiet spell
+    assert reads[1] - reads[0] >= 0.045  # and after the first bell during the burst
+
+
+def test_the_next_read_starts_after_the_streams_wrote_the_last_burst(settings):
+    settings.DRPORTAL_SSE_BATCH_MS = 0
+    order: list[str] = []
+    sub = stream.Subscriber(7, 0)
+
+    async def fetch(hub, run_id):
+        order.append("read")
+        if order.count("read") == 1:
+            hub.ring(run_id)  # more news: a second read follows at once
+        sub.send(b"burst")
+
+    async def scenario():
+        hub = _fake_hub(fetch)
+        hub.subs[7].add(sub)
+
+        async def writes():
+            while await sub.next() is not None:
+                order.append("written")
+
+        writer = asyncio.create_task(writes())
+        await asyncio.sleep(0)  # the stream waits for what the hub hands it
+        hub.ring(7)
+        while 7 in hub.fetching:
+            await asyncio.sleep(0)
+        sub.close()
+        await writer
+
+    asyncio.run(scenario())
+    assert order == ["read", "written", "read", "written"]
+
+
 def test_the_gate_hands_only_a_200_over_to_the_stream():
     sent: list[dict] = []
 
