@@ -27,6 +27,7 @@ from failover.models import Disaster, Run
 from hosts.capacity import no_cycle_collection
 from hosts.drivers.ssh import SSHPool
 from hosts.models import VM, DRGroup, Site
+from hosts.selectors import prefetched
 
 from .blocks import (
     dom0_shrinks,
@@ -129,7 +130,7 @@ def _build_plan(*, lost_site: str, mode: str, pool: SSHPool | None) -> Plan:
     for group in sv.groups.values():
         # Steps 2 and 3: fail the group over, present it to the dom0 of its first VM, check the data.
         # Its VMs came with it (survey), ordered as the model orders them: no query per group.
-        first = next(iter(group.vms.all()), None)
+        first = next(iter(prefetched(group, "vms")), None)
         present_to = sv.placement.get(first.name) if first else None
         array = target_array(group).name
         actions.append(
@@ -219,7 +220,7 @@ def _bridge_problems(sv: Survey, plan: Plan, vm: VM, host_name: str) -> None:
     as the inventory says)."""
     host = sv.host_by_name.get(host_name)
     known = sv.look.bridges.get(host_name, host.bridges if host else [])
-    missing = sorted({nic.bridge for nic in vm.interfaces.all()} - set(known))
+    missing = sorted({nic.bridge for nic in prefetched(vm, "interfaces")} - set(known))
     if missing:
         plan.blocking.append(
             Problem("bridge", f"{host_name} lacks bridge(s) {', '.join(missing)} that {vm.name} needs")
