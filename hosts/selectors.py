@@ -7,9 +7,11 @@ of the estate (tests bound them with django_assert_max_num_queries).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.models import Model
 
 from . import capacity
 from .models import VM, DRGroup, Host, HostAllocation, MemoryProfile, Site, StorageArray, VMAllocation
@@ -60,6 +62,17 @@ class EstateInputs:
 
 # What capacity_inputs reads of every VM (a caller that hands it the VMs fetches at least this).
 CAPACITY_VM_RELATED = ("home_host__site", "dr_group__source_array__site", "dr_group__target_array__site")
+
+
+def prefetched(obj: Model, name: str) -> Iterable:
+    """``obj.<name>.all()`` of a relation already prefetched (``estate_vms``'s prefetch,
+    or a cache filled as prefetch_related fills it): the same rows, in the same order,
+    without a related manager made for every call (5,000 VMs made some 30,000 of them
+    for the plan of the preview). Not prefetched: ``obj.<name>.all()`` itself."""
+    cache = getattr(obj, "_prefetched_objects_cache", None)
+    if cache is not None and name in cache:
+        return cache[name]  # what the related manager's all() returns for a prefetched relation
+    return getattr(obj, name).all()
 
 
 def estate_vms(*prefetch: str) -> list[VM]:
@@ -153,7 +166,7 @@ def capacity_inputs(*, lost_site: str | None = None, vm_rows: list[VM] | None = 
                 memory_mb=normal_vm.get(vm.name, 0),
                 priority=vm.tier,
                 replica_sites=frozenset(replica_sites),
-                bridges=frozenset(nic.bridge for nic in vm.interfaces.all()),
+                bridges=frozenset(nic.bridge for nic in prefetched(vm, "interfaces")),
             )
         )
 

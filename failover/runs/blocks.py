@@ -16,6 +16,7 @@ from failover.actions.drill import drill_domain
 from failover.choices import ActionKindChoices as K
 from failover.choices import FailoverStep as F
 from hosts.models import VM, DRGroup, Host
+from hosts.selectors import prefetched
 
 from .plan import Plan, PlannedAction
 from .survey import Survey, target_array
@@ -111,7 +112,7 @@ def start_params(vm: VM, memory_mb: int) -> dict:
         "config_path": vm.config_path,
         "memory_mb": memory_mb,
         "tier": vm.tier,
-        "depends_on_vms": sorted(d.name for d in vm.depends_on.all()),
+        "depends_on_vms": sorted(d.name for d in prefetched(vm, "depends_on")),
     }
 
 
@@ -163,7 +164,7 @@ def functional_checks(vm: VM, host: str, *, after: str, drill: bool = False) -> 
             depends_on=[after],
             optional=True,
         )
-        for check in vm.checks.all()
+        for check in prefetched(vm, "checks")
     ]
 
 
@@ -172,7 +173,7 @@ def functional_checks(vm: VM, host: str, *, after: str, drill: bool = False) -> 
 
 def group_devices(group: DRGroup) -> list[str]:
     """The block devices of the group's VMs, as a dom0 that sees the group shows them."""
-    return sorted(d.target for vm in group.vms.all() for d in vm.disks.all())
+    return sorted(d.target for vm in prefetched(group, "vms") for d in prefetched(vm, "disks"))
 
 
 def group_checks(groups: Iterable[DRGroup]) -> list[PlannedAction]:

@@ -24,8 +24,10 @@ from failover.choices import (
 from failover.choices import FailoverStep as F
 from failover.choices import RunStateChoices as R
 from failover.models import Disaster, Run
+from hosts.capacity import no_cycle_collection
 from hosts.drivers.ssh import SSHPool
 from hosts.models import VM, DRGroup, Site
+from hosts.selectors import prefetched
 
 from .blocks import (
     dom0_shrinks,
@@ -64,7 +66,16 @@ from .survey import (
 
 def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None = None) -> Plan:
     """The failover plan for losing ``lost_site`` (``mode`` planned: a planned migration,
-    see ``migration``). Talks to the surviving site over SSH."""
+    see ``migration``). Talks to the surviving site over SSH.
+
+    The cyclic garbage collector pauses for the building too, as for the survey: the plan
+    of 5,000 VMs makes some 20,000 actions while the survey's estate is alive, and each
+    collection walked all of it again (a third of the building's CPU)."""
+    with no_cycle_collection():
+        return _build_plan(lost_site=lost_site, mode=mode, pool=pool)
+
+
+def _build_plan(*, lost_site: str, mode: str, pool: SSHPool | None) -> Plan:
     sv = survey(lost_site=lost_site, pool=pool, look_at_lost=mode == RunModeChoices.DISASTER)
     plan = Plan(lost_site=sv.lost.code, target_site=sv.target_site.code, mode=mode)
     if mode == RunModeChoices.DISASTER:
@@ -119,7 +130,7 @@ def build_plan(*, lost_site: str, mode: str = "disaster", pool: SSHPool | None =
     for group in sv.groups.values():
         # Steps 2 and 3: fail the group over, present it to the dom0 of its first VM, check the data.
         # Its VMs came with it (survey), ordered as the model orders them: no query per group.
-        first = next(iter(group.vms.all()), None)
+        first = next(iter(prefetched(group, "vms")), None)
         present_to = sv.placement.get(first.name) if first else None
         array = target_array(group).name
         actions.append(
@@ -209,7 +220,7 @@ def _bridge_problems(sv: Survey, plan: Plan, vm: VM, host_name: str) -> None:
     as the inventory says)."""
     host = sv.host_by_name.get(host_name)
     known = sv.look.bridges.get(host_name, host.bridges if host else [])
-    missing = sorted({nic.bridge for nic in vm.interfaces.all()} - set(known))
+    missing = sorted({nic.bridge for nic in prefetched(vm, "interfaces")} - set(known))
     if missing:
         plan.blocking.append(
             Problem("bridge", f"{host_name} lacks bridge(s) {', '.join(missing)} that {vm.name} needs")

@@ -297,7 +297,110 @@ class _Parser:
 def read_cfg(text: str, source: str = "<config>") -> ParsedCfg:
     """A config file's settings. Raises ConfigParseError worded like xl's
     ``<file>:<line>: config parsing error near ...`` for a file xl would refuse."""
-    return _Parser(text, source).parse()
+    return _read_plain(text, source) or _Parser(text, source).parse()
+
+
+# A text the lazy lexer reads without an error, end to end (trailing blanks are no error),
+# and its tokens all at once (blanks before each dropped): the rules of ``_TOKEN``.
+_TOKEN_TEXT = rf"\n|{_COMMENT.pattern}|\+=|[,\[\]=;]|{_IDENT.pattern}|{_NUMBER.pattern}|{_STRING.pattern}"
+# Possessive and atomic: each token is the one ``_TOKEN`` matches there, never a shorter
+# one that would let a later character the lazy lexer refuses pass inside another token.
+_LEXES = re.compile(rf"(?:[ \t]*+(?>{_TOKEN_TEXT}))*+[ \t]*+")
+_ALL_TOKENS = re.compile(rf"[ \t]*({_TOKEN_TEXT})")
+_ENDS = ("\n", "#", ";")  # a NEWLINE token (a newline, or a comment and its newline) or ';'
+
+
+class _NotPlain(Exception):
+    """The text is not one ``_read_plain`` reads: ``_Parser`` reads it (and finds the error)."""
+
+
+def _read_plain(text: str, source: str) -> ParsedCfg | None:
+    """``_Parser(text, source).parse()`` of a config without errors and without escapes in
+    its strings (every config a dom0 really holds), several times as fast: the tokens in one
+    ``findall``, then the same grammar over that list. None for any other text (a lexical
+    error, a stray character, an escape, a syntax error, ``+=`` of a list to a string):
+    the lazy parser then reads it, so the first error is the one xl meets first. A token's
+    kind is its first character (the rules' first characters are disjoint), and its line
+    is one more than the NEWLINE tokens before it (no other token holds a newline)."""
+    if "\\" in text or not _LEXES.fullmatch(text):
+        return None
+    try:
+        return _plain_settings(_ALL_TOKENS.findall(text), source)
+    except _NotPlain:
+        return None
+
+
+def _plain_settings(tokens: list[str], source: str) -> ParsedCfg:
+    """``_Parser.parse`` over ``_read_plain``'s tokens; _NotPlain where it would raise."""
+    values: dict[str, CfgValue] = {}
+    lines: dict[str, int] = {}
+    appended: set[str] = set()
+    size, i, line = len(tokens), 0, 1
+    while i < size:
+        word = tokens[i]
+        i += 1
+        first = word[0]
+        if first in _ENDS:
+            line += first != ";"
+            continue
+        if not ("a" <= first <= "z") or i + 1 >= size:
+            raise _NotPlain
+        op = tokens[i]
+        if op != "=" and op != "+=":
+            raise _NotPlain
+        value_line = line
+        value, i, line = _plain_value(tokens, i + 1, line)
+        if op == "+=" and word in values:
+            before = values[word]
+            if isinstance(before, list) != isinstance(value, list):
+                raise _NotPlain
+            value = before + value  # type: ignore[operator]
+        values.pop(word, None)
+        values[word] = value
+        lines[word] = value_line
+        (appended.add if op == "+=" else appended.discard)(word)
+        if i < size:
+            first = tokens[i][0]
+            if first not in _ENDS:
+                raise _NotPlain
+            line += first != ";"
+            i += 1
+    return ParsedCfg(source, values, lines, frozenset(appended))
+
+
+def _plain_value(tokens: list[str], i: int, line: int) -> tuple[CfgValue, int, int]:
+    """``_Parser.value`` from token ``i`` on ``line``: the value, the index and the line after it."""
+    size = len(tokens)
+    if i >= size:
+        raise _NotPlain
+    word = tokens[i]
+    first = word[0]
+    if first == "'" or first == '"':
+        return word[1:-1], i + 1, line
+    if "0" <= first <= "9":
+        return word, i + 1, line
+    if word != "[":
+        raise _NotPlain
+    items: list[CfgValue] = []
+    i += 1
+    while i < size and tokens[i][0] in "\n#":
+        i, line = i + 1, line + 1
+    if i < size and tokens[i] == "]":
+        return items, i + 1, line
+    while True:
+        item, i, line = _plain_value(tokens, i, line)
+        items.append(item)
+        while i < size and tokens[i][0] in "\n#":
+            i, line = i + 1, line + 1
+        if i >= size or (tokens[i] != "]" and tokens[i] != ","):
+            raise _NotPlain
+        i += 1
+        if tokens[i - 1] == "]":
+            return items, i, line
+        while i < size and tokens[i][0] in "\n#":
+            i, line = i + 1, line + 1
+        if i < size and tokens[i] == "]":
+            return items, i + 1, line
 
 
 def parse_cfg(text: str, source: str = "<config>") -> dict[str, CfgValue]:
@@ -316,6 +419,8 @@ def where(cfg: ParsedCfg, name: str) -> str:
 
 def c_strtol(text: str) -> tuple[int, int, bool]:
     """strtol(base 0): (value, characters used, out of range)."""
+    if text.isascii() and text.isdigit() and text[0] != "0" and len(text) < 19:
+        return int(text), len(text), False  # decimal, in range: what c_number reads of it
     negative, magnitude, used = c_number(text, 0)
     value = -magnitude if negative else magnitude
     if value > LONG_MAX:

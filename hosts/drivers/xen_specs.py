@@ -314,6 +314,9 @@ _DISK_RULES: list[tuple[re.Pattern[str], re.Pattern[str] | None, Callable[[_Disk
         True,
     ),
 ]
+# Some rule's head matches at a position exactly when this does (an alternation matches
+# where one of its alternatives does): where it does not, only the positional rule can.
+_ANY_HEAD = re.compile("|".join(f"(?:{head.pattern})" for head, _trail, _action, _stops in _DISK_RULES))
 _POSITIONAL = re.compile(r"[^=,]*,|[^=,]+,?")
 _POSITIONAL_ALTERNATIVES = (re.compile(r"[^=,]*,"), re.compile(r"[^=,]+,?"))
 
@@ -339,7 +342,8 @@ def scan_disk_spec(spec: str, source: str = "command line") -> tuple[DiskSpec, s
     pos = 0
     while pos < len(spec):
         best_len, best = 0, None
-        for index, (head, trail, _action, _stops) in enumerate(_DISK_RULES):
+        rules = _DISK_RULES if _ANY_HEAD.match(spec, pos) else ()  # a path: only the positional rule
+        for index, (head, trail, _action, _stops) in enumerate(rules):
             match = head.match(spec, pos)  # no rule's head is the positional one (_longest)
             if match is None:
                 continue

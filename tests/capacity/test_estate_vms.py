@@ -4,7 +4,7 @@ site read once and shared by its VMs (the failover survey reads 5,000 VMs this w
 from __future__ import annotations
 
 from hosts.models import VM
-from hosts.selectors import CAPACITY_VM_RELATED, estate_vms
+from hosts.selectors import CAPACITY_VM_RELATED, estate_vms, prefetched
 
 
 def _seen(vm: VM) -> tuple:
@@ -69,3 +69,20 @@ def test_estate_vms_fall_back_to_the_joined_read_when_a_host_is_emptied_and_remo
 
     assert edited
     assert [(vm.name, vm.home_host.name) for vm in rows] == [("app01", "xenka01"), ("app02", "xenka01")]
+
+
+def test_prefetched_answers_what_all_answers_without_a_query_when_the_relation_is_prefetched(
+    reference_estate, django_assert_num_queries
+):
+    rows = estate_vms("interfaces", "depends_on", "checks", "disks")
+    with django_assert_num_queries(0):
+        for name in ("interfaces", "depends_on", "checks", "disks"):
+            assert all(list(prefetched(vm, name)) == list(getattr(vm, name).all()) for vm in rows)
+
+
+def test_prefetched_reads_the_relation_when_it_is_not_prefetched(reference_estate, django_assert_num_queries):
+    vm = VM.objects.order_by("name").first()
+    expected = list(vm.interfaces.all())
+    assert expected
+    with django_assert_num_queries(1):
+        assert list(prefetched(vm, "interfaces")) == expected

@@ -41,6 +41,23 @@ def test_the_preview_lists_what_runs_already_what_shrinks_and_what_starts(lab, e
     assert sorted(plan.groups) == ["DRG-dns-xen01", "DRG-proxy-xen01", "DRG-rsync-xen01"]
 
 
+def test_the_plan_is_built_with_the_cyclic_collector_paused_and_left_as_found(lab, estate, monkeypatch):
+    import gc
+
+    from failover.runs import failover
+
+    lose_wsl(lab)
+    seen = []
+    order_starts = failover.order_starts
+    monkeypatch.setattr(
+        failover, "order_starts", lambda actions: seen.append(gc.isenabled()) or order_starts(actions)
+    )
+    assert gc.isenabled()
+    plan = build_plan(lost_site="WSL")
+    assert seen == [False] and gc.isenabled()
+    assert [s["vm"] for s in plan.starts] == ["dns-xen01", "proxy-xen01", "rsync-xen01"]
+
+
 def test_a_capacity_shortfall_blocks_and_an_override_is_recorded_with_its_reason(lab, estate, worker):
     lose_wsl(lab)
     VMAllocation.objects.filter(profile__name="WSL lost", vm__name="dasi-xen01").update(memory_mb=1700)

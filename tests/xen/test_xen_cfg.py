@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from hosts.drivers import xen_cfg
 from hosts.drivers.xen import (
     ConfigParseError,
     Disk,
@@ -351,3 +354,71 @@ class TestRenderCfg:
     def test_it_refuses_to_write_what_it_cannot_quote(self):
         with pytest.raises(ValueError):
             render_cfg(name="it's", memory_mb=1)
+
+
+_FRAGMENTS = st.sampled_from(
+    [
+        "name", "memory", "disk", "a.b_c", "x9", "1a", "_", " ", "\t", "\n", "\r\n", "=", "+=", ";", ",",
+        "[", "]", "#c\n", "# c", "-", ".", "0", "12", "0x1f", "'s'", '"d"', "'a\\'b'", "'\\101'", "'open",
+    ]
+)  # fmt: skip
+
+
+def _token_by_token(text: str):
+    """The lazy parser alone (xl's order of errors): what read_cfg's one-pass reading must equal."""
+    try:
+        return xen_cfg._Parser(text, "cfg").parse()
+    except ConfigParseError as exc:
+        return str(exc)
+
+
+def _read(text: str):
+    try:
+        return read_cfg(text, "cfg")
+    except ConfigParseError as exc:
+        return str(exc)
+
+
+_PLAIN_CASES = [
+    THESIS_CFG,
+    XEN_TOOLS_CFG,
+    "disk = [ 'a' ]\ndisk += [ 'b' ]\nname='x'; name += 'y'\n",
+    "a = [ [1,2], 'x', ]\nb=[]\nc=[,]\n",
+    "a = [\n'x',\n'y'\n]\nb=[\n\n]\nc = 1\n",
+    "a = [ 'x', # a comment in a list\n 'y' ]\nb = 2 # c\n",
+    ";;\n;a=1;b=2",
+    "a = 'x'\na += [1]\n",
+    "a = [1] \nb = 'x'\na += 'y'\n",
+    "a = 1a._\n",  # the lazy lexer stops at '.' (NUMBER 1a); no shorter split may read on
+    "a = 1g\n",
+    "a = 1 #c",
+    "name='a'\n#",
+    "a\t=\t1\r\n",
+    "a = 'x\\'y'\n",
+    "memory = 512\nmemory += 1\n   ",
+    "a = [ 'x'\n",
+    "a = \n",
+    "",
+]
+
+
+class TestOnePassReading:
+    """read_cfg reads an ordinary config in one pass over all its tokens; every text reads
+    exactly as the token-by-token parser (held to libxlutil) reads it, error for error."""
+
+    @pytest.mark.parametrize("text", _PLAIN_CASES)
+    def test_it_reads_each_text_as_the_token_by_token_parser(self, text):
+        assert _read(text) == _token_by_token(text)
+
+    def test_it_reads_the_benchmarks_configs_in_one_pass(self):
+        text = THESIS_CFG + "bootloader = 'pygrub'\non_crash = \"restart\"\n"
+        assert xen_cfg._read_plain(text, "cfg") == _token_by_token(text)
+
+    @pytest.mark.parametrize("text", ["a = 1a._\n", "a = 'x\\'y'\n", "a = 1 #c", "a = 'x'\na += [1]\n"])
+    def test_what_is_not_plain_goes_to_the_token_by_token_parser(self, text):
+        assert xen_cfg._read_plain(text, "cfg") is None
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(_FRAGMENTS, max_size=16).map("".join))
+    def test_it_reads_generated_text_as_the_token_by_token_parser(self, text):
+        assert _read(text) == _token_by_token(text)
