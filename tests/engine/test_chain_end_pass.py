@@ -65,14 +65,20 @@ def test_a_pending_action_of_the_freed_host_or_array_runs_the_pass():
 # -- the hand-on: a finished action gives its host slot to the next one at once -------------
 
 
-def test_a_finished_action_hands_its_slot_to_the_next_pending_action_of_its_host_step_and_tier():
-    done, other_host, other_array, nxt, later = a_step(
-        (A.SUCCEEDED, "dst1", ""),
-        (A.PENDING, "dst2", ""),
-        (A.PENDING, "dst1", "dst-eva"),
-        (A.PENDING, "dst1", ""),
-        (A.PENDING, "dst1", ""),
+def a_slot_and_its_neighbours(first: str, array: str, other_array: str):
+    """The first action (in state ``first``) on dst1 and ``array``; one pending on another
+    host, one on dst1 and another array; two more pending that fit its slot, in order."""
+    return a_step(
+        (first, "dst1", array),
+        (A.PENDING, "dst2", array),
+        (A.PENDING, "dst1", other_array),
+        (A.PENDING, "dst1", array),
+        (A.PENDING, "dst1", array),
     )
+
+
+def test_a_finished_action_hands_its_slot_to_the_next_pending_action_of_its_host_step_and_tier():
+    done, other_host, other_array, nxt, later = a_slot_and_its_neighbours(A.SUCCEEDED, "", "dst-eva")
 
     assert _hand_on(done) == nxt.id  # the pass's order: the first that fits
     states = dict(Action.objects.values_list("id", "state"))
@@ -118,13 +124,7 @@ postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="on
 
 @postgres_only
 def test_a_result_and_the_claim_of_the_next_action_of_its_slot_are_one_statement_with_both_events_in_order():
-    done, other_host, other_array, nxt, later = a_step(
-        (A.PENDING, "dst1", "dst-eva"),
-        (A.PENDING, "dst2", "dst-eva"),
-        (A.PENDING, "dst1", "other-eva"),
-        (A.PENDING, "dst1", "dst-eva"),
-        (A.PENDING, "dst1", "dst-eva"),
-    )
+    done, other_host, other_array, nxt, later = a_slot_and_its_neighbours(A.PENDING, "dst-eva", "other-eva")
     done = claimed_running(done)
 
     with CaptureQueriesContext(connection) as queries:
