@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 import paramiko
@@ -140,7 +141,8 @@ def write_known_hosts(lab_dir: str | os.PathLike[str], port: int) -> Path:
         where = address if port == 22 else f"[{address}]:{port}"
         lines.append(f"{where} {key.get_name()} {key.get_base64()}\n")
     path = keys_dir(lab_dir) / "known_hosts"
-    tmp = path.with_name("known_hosts.tmp")
+    # A lab of several shards (server.py) has several writers: each its own temporary file.
+    tmp = path.with_name(f"known_hosts.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text("".join(lines), encoding="ascii")
     os.replace(tmp, path)
     return path

@@ -23,7 +23,11 @@ The VMs are served too, while their domain runs (hosts/lab/vm_services.py): thei
 this same port at their service address, with its own host key and a few VM-side tools,
 and their HTTP(S)/TCP service ports.
 
-Run: ``python -m hosts.lab.server --lab-dir DIR --port N`` (prints "lab ready ...").
+One process runs one Python thread at a time, so a few hundred busy hosts are one core's
+work: ``--shards N`` serves the lab from N processes (sshd.py's Shard: each its share of
+the dom0s, arrays and VMs, all on the same port), which share the state through store.py.
+
+Run: ``python -m hosts.lab.server --lab-dir DIR --port N [--shards N]`` (prints "lab ready ...").
 """
 
 from __future__ import annotations
@@ -55,9 +59,11 @@ from hosts.lab.sshd import (
     Listener,
     Session,
     SessionTransport,
+    Shard,
     bind,
     close_quietly,
     latency_for,
+    served_names,
     split_command,
 )
 from hosts.lab.store import LabStore, StateWatch
@@ -83,21 +89,24 @@ class _HandlerCrashed(Exception):
 
 
 class LabServer:
-    """Serves the hosts of the lab state (or only ``hosts``) on ``port`` (0: pick a free one,
-    the same for every address; read ``.port`` after ``start()``)."""
+    """Serves the hosts of the lab state (or only ``hosts``: names, or one shard of them) on
+    ``port`` (0: pick a free one, the same for every address; read ``.port`` after
+    ``start()``). ``announce``: write server.json (a shard other than the first does not)."""
 
     def __init__(
         self,
         lab_dir: str | os.PathLike[str] | None = None,
         port: int = LAB_PORT,
-        hosts: Iterable[str] | None = None,
+        hosts: Iterable[str] | Shard | None = None,
         *,
         verbose: bool = False,
+        announce: bool = True,
     ) -> None:
         self.lab_dir = Path(lab_dir) if lab_dir is not None else default_lab_dir()
         self.store = LabStore(self.lab_dir)
         self.port = port
-        self.only_hosts = set(hosts) if hosts is not None else None
+        self.only_hosts = served_names(hosts)
+        self.announce = announce
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.RLock()  # guards everything below; re-entrant for _spawn
@@ -124,9 +133,8 @@ class LabServer:
     def start(self) -> LabServer:
         ensure_keys(self.lab_dir)
         snapshot = self.store.snapshot()
-        unknown = sorted(
-            (self.only_hosts or set()) - set(snapshot["hosts"]) - set(vm_services.specs(snapshot))
-        )
+        named = self.only_hosts if isinstance(self.only_hosts, set) else set()
+        unknown = sorted(named - set(snapshot["hosts"]) - set(vm_services.specs(snapshot)))
         if unknown:
             known = ", ".join(sorted(snapshot["hosts"]))
             raise LabError(f"unknown lab host '{unknown[0]}'; known: {known}")
@@ -141,8 +149,9 @@ class LabServer:
                 self._add_listener(host, address, sockets.get(host))
         self._generations = {h: self._faults(snapshot, h).get("key_generation", 0) for h in served}
         write_known_hosts(self.lab_dir, self.port)
-        info = {"pid": os.getpid(), "port": self.port, "started": time.time(), "hosts": served}
-        (self.lab_dir / "server.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
+        if self.announce:
+            info = {"pid": os.getpid(), "port": self.port, "started": time.time(), "hosts": served}
+            (self.lab_dir / "server.json").write_text(json.dumps(info, indent=1) + "\n", encoding="utf-8")
         self._supervise_once()  # the running VMs' SSH and service ports, before "ready"
         self._spawn(self._supervise, "lab-supervisor")
         self.ready.set()
@@ -176,22 +185,44 @@ class LabServer:
         except (OSError, ValueError):
             pass
 
-    def serve_forever(self, out: Callable[[str], object] = print) -> None:
-        """Start, announce "lab ready", serve until SIGINT/SIGTERM (or ``stop()``)."""
+    def serve_forever(self, out: Callable[[str], object] = print, *, shards: int = 1) -> None:
+        """Start, announce "lab ready", serve until SIGINT/SIGTERM (or ``stop()``).
+
+        ``shards`` > 1: this server is shard 0 of them and starts the others as child
+        processes on the same port; "lab ready" comes once all are. A shard that dies
+        stops the whole lab: half an estate answering would look like a disaster."""
+        if shards > 1 and self.only_hosts != Shard(0, shards):
+            raise LabError(f"a lab of {shards} shards is started from a server of shard 0/{shards}")
         self.start()
+        children: list[subprocess.Popen[str]] = []
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 previous[signum] = signal.signal(signum, lambda *_: self._stop.set())
         try:
+            for index in range(1, shards):
+                children.append(spawn_lab_process(self.lab_dir, self.port, shard=Shard(index, shards))[0])
             hosts = ", ".join(f"{h}={listener.address}" for h, listener in sorted(self._listeners.items()))
-            out(f"lab ready port={self.port} dir={self.lab_dir} hosts: {hosts}")
+            shown = f" shards={shards}" if shards > 1 else ""
+            out(f"lab ready port={self.port} dir={self.lab_dir}{shown} hosts: {hosts}")
             # With a timeout: the kernel hands SIGTERM to any thread, and a main thread
             # blocked in a wait without one would never run the handler.
             while not self._stop.wait(1.0):
-                pass
+                for index, child in enumerate(children, start=1):
+                    if child.poll() is not None:
+                        raise LabError(
+                            f"shard {index}/{shards} (pid {child.pid}) exited with status {child.returncode}:"
+                            " the lab stopped, since its hosts would look down"
+                        )
         finally:
+            for child in children:
+                child.terminate()
             self.stop()
+            for child in children:
+                try:
+                    child.wait(10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
@@ -636,13 +667,24 @@ def start_lab_in_thread(lab_dir: str | os.PathLike[str], port: int = 0, **kwargs
 
 
 def spawn_lab_process(
-    lab_dir: str | os.PathLike[str], port: int = 0, *, timeout: float = 20.0, reset_state: bool = False
+    lab_dir: str | os.PathLike[str],
+    port: int = 0,
+    *,
+    timeout: float = 20.0,
+    reset_state: bool = False,
+    shard: Shard | None = None,
+    shards: int = 1,
 ) -> tuple[subprocess.Popen[str], int]:
     """``python -m hosts.lab.server`` in a child process; returns it once "lab ready" is
-    printed, with the port it listens on. Stop it with ``terminate()`` (SIGTERM)."""
+    printed, with the port it listens on. Stop it with ``terminate()`` (SIGTERM).
+    ``shard``: serve only that shard; ``shards``: the whole lab in that many processes."""
     argv = [sys.executable, "-m", "hosts.lab.server", "--lab-dir", str(lab_dir), "--port", str(port)]
     if reset_state:
         argv.append("--reset")
+    if shard is not None:
+        argv += ["--shard", str(shard)]
+    if shards > 1:
+        argv += ["--shards", str(shards)]
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.Popen(argv, cwd=repo, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
@@ -668,16 +710,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=LAB_PORT, help="0 picks a free port")
     parser.add_argument("--host", action="append", dest="hosts", help="serve only this host (repeatable)")
     parser.add_argument("--reset", action="store_true", help="reseed the reference estate first")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="serve the lab from this many processes (a few hundred busy hosts are one core's work)",
+    )
+    parser.add_argument("--shard", metavar="I/N", help="serve only shard I of N (what --shards starts)")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
+    if args.shards < 1:
+        parser.error("--shards: must be 1 or more")
+    if sum(bool(x) for x in (args.hosts, args.shard, args.shards > 1)) > 1:
+        parser.error("--host, --shard and --shards exclude each other")
+    served: list[str] | Shard | None = args.hosts or (Shard(0, args.shards) if args.shards > 1 else None)
+    if args.shard:
+        try:
+            served = Shard.parse(args.shard)
+        except ValueError as exc:
+            parser.error(f"--shard: {exc}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     store = LabStore(args.lab_dir)
     if args.reset:
         reset(store)
     try:
-        LabServer(store.lab_dir, args.port, args.hosts, verbose=args.verbose).serve_forever(
-            out=lambda line: print(line, flush=True)
-        )
+        LabServer(
+            store.lab_dir, args.port, served, verbose=args.verbose, announce=not args.shard
+        ).serve_forever(out=lambda line: print(line, flush=True), shards=args.shards)
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1

@@ -10,12 +10,52 @@ import re
 import shlex
 import socket
 import threading
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from hosts.drivers.ssh import Transport
 from hosts.lab.keys import authorized_keys
+
+
+@dataclass(frozen=True)
+class Shard:
+    """One of ``count`` lab server processes: it serves the names (dom0s, arrays, VMs) whose
+    CRC-32 falls on ``index``. One Python process runs one thread at a time, so a lab of a
+    few hundred hosts under a few hundred commands a second is one core's worth of work,
+    whatever the machine has: shards spread it. They share the state (its lock and its
+    log, store.py) and the port, and each listens on its own names' addresses."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: the index must be 0 to {self.count - 1}")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"I/N"``, as ``--shard`` takes it."""
+        index, sep, count = text.partition("/")
+        if not sep or not index.isdigit() or not count.isdigit() or int(count) < 1:
+            raise ValueError(f"shard '{text}': expected I/N, e.g. 0/2 (shard I of N, I from 0)")
+        return cls(int(index), int(count))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and zlib.crc32(name.encode()) % self.count == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def served_names(only: Iterable[str] | Shard | None) -> set[str] | Shard | None:
+    """What a server or service manager serves: every name (None), a shard, or a set."""
+    if only is None or isinstance(only, Shard):
+        return only
+    return set(only)
 
 
 class Session(paramiko.ServerInterface):

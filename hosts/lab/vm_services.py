@@ -50,7 +50,7 @@ from hosts.lab.keys import (
     write_secret,
 )
 from hosts.lab.seed import default_drill_address
-from hosts.lab.sshd import bind, close_quietly
+from hosts.lab.sshd import Shard, bind, close_quietly, served_names
 from hosts.lab.store import LabStore
 from hosts.lab.tools.base import ToolResult
 from hosts.lab.tools.core import command_not_found
@@ -143,17 +143,19 @@ def key_owner(state: dict, name: str) -> str:
     return resolved[0] if resolved is not None else name
 
 
-def _served_vms(state: dict, only: Iterable[str] | None) -> list[tuple[str, dict, str]]:
+def _served_vms(state: dict, only: Iterable[str] | Shard | None) -> list[tuple[str, dict, str]]:
     """(name served, spec, address) of every running VM and drill clone (``only``: by VM
-    or clone name)."""
+    or clone name, or a shard of the lab's names)."""
     alive = alive_vms(state)
-    wanted = set(only) if only is not None else None
+    wanted = served_names(only)
     served = [(vm, spec, spec["address"]) for vm, spec in specs(state).items() if vm in alive]
     for clone, vm in drill_clones(state, alive).items():
         spec = specs(state)[vm]
         served.append((clone, spec, spec["drill_address"]))
     if wanted is None:
         return served
+    if isinstance(wanted, Shard):  # a drill clone is served by its VM's shard, never by two
+        return [entry for entry in served if entry[0].removeprefix(DRILL_PREFIX) in wanted]
     return [
         (name, spec, address)
         for name, spec, address in served
@@ -176,14 +178,16 @@ def unit_is_active(spec: dict, unit: str) -> bool:
     return not any(service_is_down(spec, port) for port in spec.get("units", {}).get(unit, ()))
 
 
-def ssh_endpoints(state: dict, only: Iterable[str] | None = None) -> dict[str, str]:
+def ssh_endpoints(state: dict, only: Iterable[str] | Shard | None = None) -> dict[str, str]:
     """{VM or drill clone: address} of the VM SSH servers that should listen now."""
     return {
         name: address for name, spec, address in _served_vms(state, only) if not service_is_down(spec, "ssh")
     }
 
 
-def port_endpoints(state: dict, only: Iterable[str] | None = None) -> dict[tuple[str, int], tuple[str, dict]]:
+def port_endpoints(
+    state: dict, only: Iterable[str] | Shard | None = None
+) -> dict[tuple[str, int], tuple[str, dict]]:
     """{(address, port): (VM or drill clone, port entry)} of the service ports that should listen now."""
     endpoints: dict[tuple[str, int], tuple[str, dict]] = {}
     for name, spec, address in _served_vms(state, only):
@@ -457,9 +461,9 @@ class _PortListener:
 class ServiceManager:
     """The VMs' service ports of one lab: ``sync(state)`` opens and closes listeners."""
 
-    def __init__(self, lab_dir: str | os.PathLike[str], only: Iterable[str] | None = None) -> None:
+    def __init__(self, lab_dir: str | os.PathLike[str], only: Iterable[str] | Shard | None = None) -> None:
         self.lab_dir = Path(lab_dir)
-        self.only = set(only) if only is not None else None
+        self.only = served_names(only)
         self._listeners: dict[tuple[str, int], _PortListener] = {}
         self._failing: dict[tuple[str, int], float] = {}
         self._warned: set[tuple[str, int]] = set()

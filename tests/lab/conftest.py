@@ -61,10 +61,14 @@ class Lab:
         return self.store.read()["hosts"][host]["address"]
 
     def connect(self, host: str, *, pin: str | None = None, timeout: float = 5.0) -> paramiko.SSHClient:
+        return self.connect_to(self.address(host), pin or fingerprints(self.lab_dir)[host], timeout=timeout)
+
+    def connect_to(self, address: str, pin: str, *, timeout: float = 5.0) -> paramiko.SSHClient:
+        """An SSH client of ``address`` (a dom0, a VM, a drill clone) pinned to ``pin``."""
         client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(PinnedHostKey(pin or fingerprints(self.lab_dir)[host]))
+        client.set_missing_host_key_policy(PinnedHostKey(pin))
         client.connect(
-            self.address(host),
+            address,
             port=self.port,
             username="root",
             key_filename=str(client_key_path(self.lab_dir)),

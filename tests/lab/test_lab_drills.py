@@ -33,7 +33,7 @@ from hosts.lab.tools.eva_model import add_lun, mapper_device, wwid
 from hosts.lab.vm_services import vm_fingerprints
 from hosts.reference import sssu_login_file
 
-from .conftest import Lab, PinnedHostKey, exec_on
+from .conftest import Lab, exec_on
 
 GROUP = "DRG-proxy-xen01"
 VM = "proxy-xen01"
@@ -147,17 +147,7 @@ def test_a_drill_clone_serves_on_the_drill_address_while_production_keeps_servin
         assert (status, "ERR_INVALID_URL (squid)" in body) == (400, True)
 
         # The clone's SSH has the VM's own host key (a clone of its disk) and answers as the VM.
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(PinnedHostKey(vm_fingerprints(lab.lab_dir)[VM]))
-        client.connect(
-            drill,
-            port=lab.port,
-            username="root",
-            key_filename=str(client_key_path(lab.lab_dir)),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=5,
-        )
+        client = lab.connect_to(drill, vm_fingerprints(lab.lab_dir)[VM])
         try:
             assert exec_on(client, "hostname") == (0, f"{VM}\n", "")
         finally:
