@@ -9,7 +9,9 @@ What a connection can meet: ``reset`` (accepted, then an RST: a dropped connecti
 ``close`` (accepted, then closed: the server went away mid-handshake), ``silent``
 (accepted and never answered, like a slow or half-dead host: the client's timeout ends
 it). ``closed()`` shuts the listener, so connecting is refused until ``opened()``.
-``cut()`` breaks every connection passing through now (a network failure mid-command).
+``cut()`` breaks every connection passing through now (a network failure mid-command);
+``stall(seconds)`` holds back what their clients send meanwhile (what the server sends
+still arrives), as a congested link or a server too busy to read would.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Door:
         self.connections = 0  # accepted, whatever became of them
         self._plan: deque[Misbehaviour] = deque()
         self._held: list[socket.socket] = []
+        self._flows: list[threading.Event] = []  # set: a passing connection's client may send
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
         with socket.socket() as probe:
@@ -70,6 +73,17 @@ class Door:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def stall(self, seconds: float) -> None:
+        """Hold back, for ``seconds``, what the clients of the connections passing through
+        now send; connections made meanwhile are not held."""
+        with self._lock:
+            flows = list(self._flows)
+        for flow in flows:
+            flow.clear()
+        timer = threading.Timer(seconds, lambda: [flow.set() for flow in flows])
+        timer.daemon = True
+        timer.start()
+
     def __enter__(self) -> Door:
         return self.opened()
 
@@ -104,15 +118,20 @@ class Door:
             _reset(client)
             return
         server.settimeout(None)
+        flowing = threading.Event()
+        flowing.set()
         with self._lock:
             self._held.append(server)
+            self._flows.append(flowing)
         threading.Thread(target=_pump, args=(server, client), daemon=True, name="door-pump").start()
-        _pump(client, server)
+        _pump(client, server, flowing)
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, flowing: threading.Event | None = None) -> None:
     try:
         while data := source.recv(65536):
+            if flowing is not None:
+                flowing.wait()
             sink.sendall(data)
         sink.shutdown(socket.SHUT_WR)
     except OSError:

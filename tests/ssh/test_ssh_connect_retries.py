@@ -163,3 +163,31 @@ def test_an_unpinned_host_is_not_even_tried(sshd, door) -> None:
         conn.run(["true"])
 
     assert door.connections == 0
+
+
+def test_a_session_that_does_not_open_in_time_is_opened_on_a_fresh_transport_and_its_neighbour_finishes(
+    sshd, door
+) -> None:
+    retries: list[ConnectRetry] = []
+    with SSHConnection(behind(sshd, door)) as conn:
+        conn.run(["true"])
+        first = conn.transport
+        neighbour: dict = {}
+
+        def run_the_neighbour() -> None:
+            neighbour["result"] = conn.run(["sh", "-c", "sleep 3; echo done"])
+
+        thread = threading.Thread(target=run_the_neighbour)
+        thread.start()
+        time.sleep(0.3)  # its command is sent
+        door.stall(2.0)  # nothing more the client sends reaches the server for 2 s
+
+        result = conn.run(["echo", "hello"], on_retry=retries.append)
+
+        assert result.stdout == "hello\n"
+        assert [str(r.error) for r in retries] == [f"timed out opening a session on {conn.target.where}"]
+        assert conn.transport is not first and first.is_active()  # given up, not torn down
+        thread.join(5)
+        assert neighbour["result"].stdout == "done\n"
+        assert not first.is_active()  # closed once its last command finished
+    assert door.connections == 2
