@@ -216,6 +216,10 @@ DRPORTAL_HYPERVISOR_RESERVE_MB = int(os.environ.get("DRPORTAL_HYPERVISOR_RESERVE
 DRPORTAL_LAB_DIR = Path(os.environ.get("DRPORTAL_LAB_DIR", VAR_DIR / "lab"))
 DRPORTAL_SSH_CONNECT_TIMEOUT = float(os.environ.get("DRPORTAL_SSH_CONNECT_TIMEOUT", "10"))
 DRPORTAL_SSH_COMMAND_TIMEOUT = float(os.environ.get("DRPORTAL_SSH_COMMAND_TIMEOUT", "120"))
+# Attempts at reaching a dom0 or an array before an action's command fails: a refused, reset
+# or silent connection is tried again (0.5 s doubling, at most 5 s, within the command's
+# timeout); never once the command was sent (hosts.drivers.ssh.SSHConnection.run).
+DRPORTAL_SSH_CONNECT_ATTEMPTS = max(1, int(os.environ.get("DRPORTAL_SSH_CONNECT_ATTEMPTS", "3")))
 
 LOGGING = {
     "version": 1,

@@ -9,28 +9,25 @@ from .drivers.storage import get_driver
 from .models import Host, StorageArray
 
 
-def ssh_target(host: Host | StorageArray) -> SSHTarget:
-    """The SSH target of a dom0 or of an array's management host, with its pinned key."""
+def ssh_target(host: Host | StorageArray, *, connect_attempts: int | None = None) -> SSHTarget:
+    """The SSH target of a dom0 or of an array's management host, with its pinned key.
+    ``connect_attempts``: DRPORTAL_SSH_CONNECT_ATTEMPTS unless given (the survey gives a
+    lost site's dom0s one: it expects them not to answer)."""
     if isinstance(host, StorageArray):
-        return SSHTarget(
-            name=host.name,
-            address=host.management_address,
-            port=host.management_port,
-            user=host.management_user,
-            key_path=_key_path(getattr(host, "ssh_key_path", "")),
-            fingerprint=host.host_key_fingerprint or None,
-            connect_timeout=settings.DRPORTAL_SSH_CONNECT_TIMEOUT,
-            command_timeout=settings.DRPORTAL_SSH_COMMAND_TIMEOUT,
-        )
+        address, port, user = host.management_address, host.management_port, host.management_user
+        key_path = getattr(host, "ssh_key_path", "")
+    else:
+        address, port, user, key_path = host.address, host.ssh_port, host.ssh_user, host.ssh_key_path
     return SSHTarget(
         name=host.name,
-        address=host.address,
-        port=host.ssh_port,
-        user=host.ssh_user,
-        key_path=_key_path(host.ssh_key_path),
+        address=address,
+        port=port,
+        user=user,
+        key_path=_key_path(key_path),
         fingerprint=host.host_key_fingerprint or None,
         connect_timeout=settings.DRPORTAL_SSH_CONNECT_TIMEOUT,
         command_timeout=settings.DRPORTAL_SSH_COMMAND_TIMEOUT,
+        connect_attempts=connect_attempts or settings.DRPORTAL_SSH_CONNECT_ATTEMPTS,
     )
 
 

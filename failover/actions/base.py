@@ -18,7 +18,7 @@ from django.db import connection
 from failover.models import Action, Run
 from hosts.connect import ssh_target, storage_driver
 from hosts.drivers.base import CommandResult, DriverError, quote_command
-from hosts.drivers.ssh import SSHConnection, SSHTarget
+from hosts.drivers.ssh import ConnectRetry, SSHConnection, SSHTarget
 from hosts.drivers.xen import DuplicateDomain, XenDriver
 from hosts.models import Host, StorageArray
 
@@ -27,7 +27,9 @@ class Connections(Protocol):
     """Where a handler gets its connection to a host: an SSHPool, or the connections the
     engine leases to one action (hosts.drivers.ssh.LeasedConnections)."""
 
-    def get(self, target: SSHTarget) -> SSHConnection: ...
+    def get(
+        self, target: SSHTarget, *, on_retry: Callable[[ConnectRetry], None] | None = None
+    ) -> SSHConnection: ...
 
 
 # How a handler's context reads one inventory row by a unique field: the engine passes its
@@ -94,7 +96,7 @@ class LoggedRunner:
     def run(self, argv, *, timeout: float | None = None) -> CommandResult:
         lend_back_connection()  # no database connection held while the host answers
         try:
-            result = self._conn.run(argv, timeout=timeout)
+            result = self._conn.run(argv, timeout=timeout, on_retry=self._ctx.connect_retried)
         except DriverError as exc:
             self._ctx.lines.append(f"[{self.name}] $ {quote_command(argv)}  -> {exc}")
             raise
@@ -129,6 +131,11 @@ class Context:
     def note(self, line: str) -> None:
         self.lines.append(line)
 
+    def connect_retried(self, retry: ConnectRetry) -> None:
+        """A host did not answer at first and is tried again: in the action's log, on
+        the board (the SSH layer's own log warning is the worker's)."""
+        self.note(f"[{retry.target.name}] {retry}")
+
     def log_command(self, result: CommandResult) -> None:
         text = f"[{result.host}] $ {result.command}  -> exit {result.exit_status} ({result.seconds:.2f} s)"
         output = (result.stdout.strip() + "\n" + result.stderr.strip()).strip()
@@ -145,7 +152,7 @@ class Context:
         return host
 
     def conn(self, target: SSHTarget) -> LoggedRunner:
-        return LoggedRunner(self.pool.get(target), self)
+        return LoggedRunner(self.pool.get(target, on_retry=self.connect_retried), self)
 
     def xen(self, host_name: str) -> XenDriver:
         host = self.host(host_name)

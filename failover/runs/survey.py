@@ -114,9 +114,11 @@ def _configs_seen(host: str, configs: Future, look: LiveLook) -> None:
 
 def _look_lost_host(host: Host, vms: set[str], pool: SSHPool, look: LiveLook) -> None:
     """Does a dom0 of the lost site answer, and which of ``vms`` does it run? Not
-    answering is what a lost site does: nothing is recorded then."""
+    answering is what a lost site does: nothing is recorded then, after one attempt
+    (retrying a dom0 expected dead would make every plan wait for the retries: ~1 s in the
+    lab, ~20 s for a site whose packets are dropped)."""
     try:
-        domains = XenDriver(pool.get(ssh_target(host)), host.toolstack).list_domains()
+        domains = XenDriver(pool.get(ssh_target(host, connect_attempts=1)), host.toolstack).list_domains()
     except DriverError:
         return
     look.lost_running[host.name] = sorted(d.name for d in domains if d.is_alive and d.name in vms)

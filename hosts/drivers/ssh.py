@@ -19,13 +19,16 @@ import functools
 import hashlib
 import heapq
 import itertools
+import logging
 import os
+import random
 import socket
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import paramiko
 
@@ -49,13 +52,29 @@ def _parsed_key(path: str, _inode: int, _size: int, _mtime_ns: int) -> paramiko.
     return paramiko.PKey.from_path(path)
 
 
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
 _CHUNK = 65536
 # Anything paramiko or the socket layer may raise once a connection is up.
 _WIRE_ERRORS = (paramiko.SSHException, EOFError, OSError)
 
 
 class SSHError(DriverError):
-    """Base of the SSH layer's errors."""
+    """Base of the SSH layer's errors.
+
+    ``transient``: the failure happened before any command was sent and another attempt,
+    on a fresh transport, may well succeed (a dropped SYN, a slow handshake, a reset): see
+    ``SSHTarget.connect_attempts``. Never set for what trying again cannot change (a key
+    refused, a host key mismatch, an incompatible peer, a session refused on a live
+    connection) nor once a command has been sent."""
+
+    transient = False
+
+
+def _transient(exc: SSHError) -> SSHError:
+    exc.transient = True
+    return exc
 
 
 class SSHConnectError(SSHError):
@@ -90,11 +109,16 @@ class SSHTarget:
     fingerprint: str | None = None  # "SHA256:..." as OpenSSH prints it; None = not enrolled
     connect_timeout: float = 10.0  # TCP + handshake + authentication, together
     command_timeout: float = 60.0
+    # Attempts at connecting and opening a session before a command is given up (1: no
+    # retry). Only failures before the command is sent are retried; see SSHConnection.run.
+    connect_attempts: int = 1
 
     def __post_init__(self) -> None:
         # A typo'd pin would only surface as a scary "mismatch" during a failover; say it now.
         if self.fingerprint is not None and not self.fingerprint.startswith("SHA256:"):
             raise ValueError(f"fingerprint of {self.name} must look like 'SHA256:...'")
+        if self.connect_attempts < 1:
+            raise ValueError(f"connect_attempts of {self.name} must be at least 1")
 
     @property
     def where(self) -> str:
@@ -126,6 +150,48 @@ def _caused_by_timeout(exc: BaseException | None) -> bool:
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return False
+
+
+def _caused_by_lost_connection(exc: BaseException | None) -> bool:
+    """Did the connection break (reset, closed) rather than the peer refuse our terms?
+    paramiko wraps both in SSHException; what it wraps tells them apart."""
+    seen = 0
+    lost = False
+    while exc is not None and seen < 10:
+        if isinstance(exc, paramiko.IncompatiblePeer):
+            return False
+        lost = lost or isinstance(exc, (EOFError, OSError))
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return lost
+
+
+@dataclass(frozen=True)
+class ConnectRetry:
+    """One failed attempt at reaching a host that will be tried again: what
+    ``SSHConnection``'s ``on_retry`` callback is given (and the worker log says)."""
+
+    target: SSHTarget
+    attempt: int  # the attempt that failed, from 1
+    error: SSHError
+    delay: float  # seconds until the next attempt
+
+    def __str__(self) -> str:
+        return (
+            f"connect attempt {self.attempt} of {self.target.connect_attempts} failed: {self.error}; "
+            f"trying again in {self.delay:.1f} s"
+        )
+
+
+# Backoff between attempts: 0.5 s doubling, each wait drawn from its upper half (jitter, so
+# the workers that lost one array do not come back in step), at most 5 s.
+_FIRST_DELAY = 0.5
+_MAX_DELAY = 5.0
+
+
+def _backoff(failed_attempt: int) -> float:
+    ceiling = min(_FIRST_DELAY * 2 ** (failed_attempt - 1), _MAX_DELAY)
+    return ceiling * random.uniform(0.5, 1.0)  # nosec B311  # jitter, not a secret
 
 
 class Transport(paramiko.Transport):
@@ -162,9 +228,14 @@ def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.
     try:
         sock = socket.create_connection((address, port), timeout=timeout)
     except TimeoutError as exc:
-        raise SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}") from exc
+        raise _transient(SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}")) from exc
     except OSError as exc:
-        raise SSHConnectError(f"cannot connect to {where}: {exc.strerror or exc}") from exc
+        error = SSHConnectError(f"cannot connect to {where}: {exc.strerror or exc}")
+        # Refused, reset, no route: the network's, worth another try. A name that does not
+        # resolve stays unresolved (unless the resolver itself was only unavailable).
+        if not isinstance(exc, socket.gaierror) or exc.errno == socket.EAI_AGAIN:
+            _transient(error)
+        raise error from exc
     # Small request/reply packets: without this, Nagle + delayed ACK add ~40 ms per channel.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -184,8 +255,13 @@ def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.
     error = transport.get_exception()
     transport.close()
     if not finished or _caused_by_timeout(error):
-        raise SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}: no SSH handshake")
-    raise SSHConnectError(f"cannot connect to {where}: SSH handshake failed: {error}") from error
+        raise _transient(
+            SSHTimeout(f"timed out after {_seconds(timeout)} connecting to {where}: no SSH handshake")
+        )
+    failed = SSHConnectError(f"cannot connect to {where}: SSH handshake failed: {error}")
+    if _caused_by_lost_connection(error):
+        _transient(failed)  # reset or closed mid-handshake; not a peer we cannot talk to
+    raise failed from error
 
 
 def fetch_host_key(address: str, port: int = 22, timeout: float = 10.0) -> HostKeyInfo:
@@ -277,6 +353,10 @@ class SSHConnection:
     """One authenticated SSH connection to one host; a ``Runner`` for the drivers.
 
     Thread-safe: commands from several threads run on separate channels of one transport.
+
+    Reaching the host is tried ``target.connect_attempts`` times (see ``_attempts``): a
+    connection refused, reset or lost, or a timeout, before the command is sent. Never
+    after: a command that may have run is never sent twice.
     """
 
     def __init__(
@@ -287,6 +367,10 @@ class SSHConnection:
         self.on_result = on_result
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
+        # Channels open (or opening) per transport, and transports given up (a session
+        # would not open in time) that still carry some: closed when their last one is.
+        self._users: dict[paramiko.Transport, int] = defaultdict(int)
+        self._retired: set[paramiko.Transport] = set()
 
     @property
     def transport(self) -> paramiko.Transport | None:
@@ -296,16 +380,32 @@ class SSHConnection:
     def is_connected(self) -> bool:
         return self._transport is not None and self._transport.is_active()
 
-    def connect(self) -> None:
-        """Connect if not connected; a dead transport is replaced."""
+    def connect(self, *, on_retry: Callable[[ConnectRetry], None] | None = None) -> None:
+        """Connect if not connected; a dead transport is replaced. Tried again (on a fresh
+        transport) while the failure is transient, up to ``connect_attempts`` times and
+        within ``command_timeout``; ``on_retry`` hears of every retry."""
+        self._attempts(self._connected, on_retry, time.monotonic() + self.target.command_timeout)
+
+    def _connected(self, users: int = 0) -> tuple[paramiko.Transport, bool]:
+        """The live transport (and whether it was opened just now), with ``users`` more
+        channels counted on it."""
         with self._lock:
-            if not self.is_connected:
+            fresh = not self.is_connected
+            if fresh:
                 self._drop()
                 self._transport = self._open()
+            transport = self._transport
+            assert transport is not None
+            if users:
+                self._users[transport] += users
+            return transport, fresh
 
     def close(self) -> None:
         with self._lock:
             self._drop()
+            retired, self._retired = self._retired, set()
+        for transport in retired:
+            transport.close()
 
     def __enter__(self) -> SSHConnection:
         return self
@@ -317,6 +417,35 @@ class SSHConnection:
         if self._transport is not None:
             self._transport.close()
             self._transport = None
+
+    def _attempts(
+        self, attempt: Callable[[], _T], on_retry: Callable[[ConnectRetry], None] | None, until: float
+    ) -> _T:
+        """``attempt()``, tried again after a transient failure: at most ``connect_attempts``
+        times, with backoff, and only while another attempt (the wait and a whole
+        ``connect_timeout``) ends by ``until``. The error given up with says how many."""
+        target = self.target
+        failed = 0
+        while True:
+            try:
+                return attempt()
+            except SSHError as exc:
+                if not exc.transient:
+                    raise
+                failed += 1
+                delay = _backoff(failed)
+                if (
+                    failed >= target.connect_attempts
+                    or time.monotonic() + delay + target.connect_timeout > until
+                ):
+                    if failed > 1:
+                        exc.message = f"{exc.message} (after {failed} attempts)"
+                    raise
+                retry = ConnectRetry(target, failed, exc, delay)
+            log.warning("%s: %s", target.name, retry)
+            if on_retry is not None:
+                on_retry(retry)
+            time.sleep(delay)
 
     def _load_key(self) -> paramiko.PKey:
         target = self.target
@@ -361,35 +490,78 @@ class SSHConnection:
             raise SSHAuthError(f"{who} does not accept public keys (allowed: {exc.allowed_types})") from exc
         except paramiko.AuthenticationException as exc:
             if _caused_by_timeout(exc):
-                raise SSHTimeout(
-                    f"timed out after {_seconds(target.connect_timeout)} authenticating to {who}"
+                raise _transient(
+                    SSHTimeout(f"timed out after {_seconds(target.connect_timeout)} authenticating to {who}")
                 ) from exc
             raise SSHAuthError(f"authentication failed for {who}: {exc}") from exc
         except _WIRE_ERRORS as exc:
-            raise SSHConnectError(f"connection to {target.where} lost during authentication: {exc}") from exc
+            raise _transient(
+                SSHConnectError(f"connection to {target.where} lost during authentication: {exc}")
+            ) from exc
         if more or not transport.is_authenticated():
             raise SSHAuthError(f"authentication failed for {who}: server wants more ({more})")
 
     def _open_channel(self) -> paramiko.Channel:
-        # Opening a channel sends no command, so retrying it on a fresh transport is safe.
-        for attempt in (1, 2):
-            self.connect()
-            transport = self._transport
-            assert transport is not None
+        """A session on the transport, connecting first if need be; the transport counts
+        the channel as its user until ``_release``. A transport of an earlier call found
+        dead is replaced once (no attempt spent: the host may never have been asked)."""
+        for stale_allowed in (True, False):
+            transport, fresh = self._connected(users=1)
             try:
                 return transport.open_session(timeout=self.target.connect_timeout)
             except _WIRE_ERRORS as exc:
+                self._release(transport)
+                where = self.target.where
                 if _caused_by_timeout(exc):
-                    raise SSHTimeout(f"timed out opening a session on {self.target.where}") from exc
-                if transport.is_active() or attempt == 2:
-                    raise SSHConnectError(f"cannot open a session on {self.target.where}: {exc}") from exc
+                    if self.target.connect_attempts > 1:
+                        self._retire(transport)  # the next attempt gets a transport of its own
+                    raise _transient(SSHTimeout(f"timed out opening a session on {where}")) from exc
+                if transport.is_active():
+                    # Refused on a live connection (MaxSessions, a forced command): not the network's.
+                    raise SSHConnectError(f"cannot open a session on {where}: {exc}") from exc
+                if fresh or not stale_allowed:
+                    raise _transient(SSHConnectError(f"cannot open a session on {where}: {exc}")) from exc
         raise AssertionError("unreachable")
 
-    def run(self, argv: Sequence[str], *, timeout: float | None = None) -> CommandResult:
-        """Run one command; a non-zero exit is a result, not an exception."""
+    def _retire(self, transport: paramiko.Transport) -> None:
+        """Stop using ``transport`` for new commands; it closes once the ones it carries
+        have finished (they are not cut short because this one gave it up)."""
+        with self._lock:
+            if self._transport is transport:
+                self._transport = None
+            if self._users.get(transport):
+                self._retired.add(transport)
+                return
+        transport.close()
+
+    def _release(self, transport: paramiko.Transport) -> None:
+        with self._lock:
+            left = self._users[transport] - 1
+            if left:
+                self._users[transport] = left
+                return
+            del self._users[transport]
+            if transport not in self._retired:
+                return
+            self._retired.discard(transport)
+        transport.close()
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        on_retry: Callable[[ConnectRetry], None] | None = None,
+    ) -> CommandResult:
+        """Run one command; a non-zero exit is a result, not an exception.
+
+        Reaching the host and opening the session are tried again on transient failures
+        (``connect_attempts``) within the command's own limit; ``on_retry`` hears of each
+        retry. Once the command is sent, nothing is tried again."""
         command = quote_command(argv)
         limit = self.target.command_timeout if timeout is None else timeout
-        channel = self._open_channel()
+        channel = self._attempts(self._open_channel, on_retry, time.monotonic() + limit)
+        transport = channel.get_transport()
         started = time.monotonic()
         deadline = started + limit
         stdout: list[bytes] = []
@@ -449,6 +621,7 @@ class SSHConnection:
             return finish(channel.exit_status)
         finally:
             channel.close()
+            self._release(transport)
 
     def _exec(self, channel: paramiko.Channel, command: str, deadline: float) -> None:
         """Send the command. paramiko waits for the server's answer without a timeout, so a
@@ -477,7 +650,9 @@ class SSHPool:
         self._connections: dict[str, SSHConnection] = {}
         self._lock = threading.Lock()
 
-    def get(self, target: SSHTarget) -> SSHConnection:
+    def get(
+        self, target: SSHTarget, *, on_retry: Callable[[ConnectRetry], None] | None = None
+    ) -> SSHConnection:
         with self._lock:
             conn = self._connections.get(target.name)
             if conn is not None and conn.target != target:
@@ -487,7 +662,7 @@ class SSHPool:
             if conn is None:
                 conn = self._connections[target.name] = SSHConnection(target, on_result=self.on_result)
         # Connect outside the pool lock so one slow host does not hold up the others.
-        conn.connect()
+        conn.connect(on_retry=on_retry)
         return conn
 
     def close(self) -> None:
@@ -524,13 +699,16 @@ class IdleConnections:
     def lease(self) -> LeasedConnections:
         return LeasedConnections(self)
 
-    def checkout(self, target: SSHTarget) -> SSHConnection:
+    def checkout(
+        self, target: SSHTarget, *, on_retry: Callable[[ConnectRetry], None] | None = None
+    ) -> SSHConnection:
         with self._lock:
             idle = self._idle.get(target)
             conn = idle.pop() if idle else None
         if conn is None:
             conn = SSHConnection(target)
-        conn.connect()  # a no-op while the transport lives; reconnects (and re-checks the key) if not
+        # A no-op while the transport lives; reconnects (and re-checks the key) if not.
+        conn.connect(on_retry=on_retry)
         return conn
 
     def checkin(self, conn: SSHConnection) -> None:
@@ -549,13 +727,15 @@ class LeasedConnections:
         self._cache = cache
         self._conns: dict[str, SSHConnection] = {}
 
-    def get(self, target: SSHTarget) -> SSHConnection:
+    def get(
+        self, target: SSHTarget, *, on_retry: Callable[[ConnectRetry], None] | None = None
+    ) -> SSHConnection:
         conn = self._conns.get(target.name)
         if conn is not None and conn.target != target:
             conn.close()
             conn = None
         if conn is None:
-            conn = self._conns[target.name] = self._cache.checkout(target)
+            conn = self._conns[target.name] = self._cache.checkout(target, on_retry=on_retry)
         return conn
 
     def close(self) -> None:

@@ -79,3 +79,16 @@ def test_a_lost_site_whose_dom0_came_back_empty_is_a_warning_not_a_block(lab, es
     plan = build_plan(lost_site="WSL")
     assert plan.blocking == []
     assert any("xenwsl01 is up, though it runs none of the VMs to move" in w for w in plan.warnings)
+
+
+def test_the_lost_sites_dom0s_are_asked_once_the_surviving_side_again(lab, estate, settings, caplog):
+    """The preview expects the lost site not to answer: trying it again would only make
+    every plan wait. A surviving dom0 that does not answer at first is tried again."""
+    settings.DRPORTAL_SSH_CONNECT_ATTEMPTS = 2
+    lose_wsl(lab)
+    lab.fault("xenka01", "down")
+    with caplog.at_level("WARNING", logger="hosts.drivers.ssh"):
+        plan = build_plan(lost_site="WSL")
+    retried = [r.getMessage().split(":")[0] for r in caplog.records if "connect attempt" in r.getMessage()]
+    assert retried == ["xenka01"]
+    assert any(p.code == "unreachable" and "(after 2 attempts)" in p.message for p in plan.blocking)

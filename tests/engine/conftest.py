@@ -218,8 +218,9 @@ def lose_wsl(lab: Lab) -> None:
     lab.fault("eva-wsl", "down")
 
 
-def declare(user, *, lost_site: str = "WSL", confirm_isolated: bool = True, override: str = ""):
-    plan = build_plan(lost_site=lost_site)
+def declare(user, *, lost_site: str = "WSL", confirm_isolated: bool = True, override: str = "", plan=None):
+    """Declare the loss of ``lost_site`` with ``plan`` (built now unless given)."""
+    plan = plan or build_plan(lost_site=lost_site)
     return disaster_declare(
         user=user,
         lost_site=lost_site,

@@ -21,6 +21,8 @@ from failover.runs.controls import action_retry
 from failover.runs.failover import build_plan, disaster_declare
 from hosts.lab import cli
 from hosts.lab.keys import client_key_path
+from hosts.models import StorageArray
+from tests.ssh.door import Door
 
 from .conftest import REPO, Worker, database_url, declare, lose_wsl, side_effects, wait_for_run
 
@@ -289,4 +291,29 @@ def test_a_host_going_down_mid_run_fails_its_actions_with_the_ssh_error_and_retr
         action_retry(user=estate["mod"], action_id=action.pk)
     run = wait_for_run(run_id, timeout=60, worker=worker)
     assert run.state == RunStateChoices.SUCCEEDED
+    assert_each_side_effect_once(lab, start)
+
+
+def test_a_run_succeeds_though_the_arrays_first_connection_is_never_answered(lab, estate, worker):
+    """A dropped SYN or a stalled handshake at the surviving array costs one connect
+    timeout (3 s here), not the failover step: the worker tries again, and says so in the
+    action's log."""
+    lose_wsl(lab)
+    start = len(side_effects(lab))
+    array = StorageArray.objects.get(name="eva-ka")
+    with Door(upstream=(array.management_address, array.management_port)) as door:
+        StorageArray.objects.filter(pk=array.pk).update(
+            management_address="127.0.0.1", management_port=door.port
+        )
+        plan = build_plan(lost_site="WSL")  # the survey's look goes through the open door
+        door.misbehave("silent")  # the worker's first connection to the array
+        run_id = declare(estate["mod"], plan=plan).run.pk
+        run = wait_for_run(run_id, timeout=90, worker=worker)
+
+    assert run.state == RunStateChoices.SUCCEEDED, [
+        (a.target, a.state, a.error) for a in run.actions.exclude(state=ActionStateChoices.SUCCEEDED)
+    ]
+    retried = [a for a in run.actions.all() if "[eva-ka] connect attempt 1 of 3 failed" in a.output]
+    assert len(retried) == 1, [a.output for a in run.actions.all() if "eva-ka" in a.output]
+    assert "timed out" in retried[0].output
     assert_each_side_effect_once(lab, start)
