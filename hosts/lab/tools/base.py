@@ -8,7 +8,7 @@ A handler never sleeps and never does I/O besides the state: latency and faults 
 the server's job. (One exception: drbdadm/drbdsetup ask the real drbd-utils to judge each
 call, a cached dry run; see drbd_check.py. DRBD's extra state keys: drbd_view.py.)
 
-Lab state schema (a JSON file, hosts/lab/store.py loads and saves it, hosts/lab/seed.py seeds it):
+Lab state schema (state.json, a log of JSON lines: hosts/lab/store.py loads and saves it, hosts/lab/seed.py seeds it):
 
 state["hosts"][name] = {
     "kind": "dom0" | "array",
