@@ -130,6 +130,17 @@ def start_lab(lab_dir: Path, log_dir: Path) -> tuple[subprocess.Popen, int]:
     raise RuntimeError(f"lab did not start: {out.read_text()[-2000:]}")
 
 
+def stop_lab(lab: subprocess.Popen) -> None:
+    """SIGTERM (the lab stops its other shards too); killed if it takes over 30 s."""
+    lab.terminate()
+    try:
+        lab.wait(30)
+    except subprocess.TimeoutExpired:
+        log(f"lab {lab.pid} still running 30 s after SIGTERM: killed")
+        lab.kill()
+        lab.wait(10)
+
+
 # -- counting the workers' SQL statements --------------------------------------------------
 # pg_stat_statements is not loaded on the development machine, and pg_stat_database counts
 # transactions and rows, not statements: so a bench worker counts its own. It is a Celery
@@ -241,11 +252,18 @@ def start_workers(log_dir: Path, concurrency: int, count: int) -> list[subproces
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
+    """A warm shutdown first; a worker still busy after 20 s (a readiness pass trying the
+    lost site's hosts again, say) is killed: the run has been measured by then."""
     for proc in workers:
         if proc.poll() is None:
             os.killpg(proc.pid, 15)
     for proc in workers:
-        proc.wait(20)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            log(f"worker {proc.pid} still busy 20 s after SIGTERM: killed")
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -763,8 +781,7 @@ def bench_synthetic(
             ],
         }
     finally:
-        lab.terminate()
-        lab.wait(10)
+        stop_lab(lab)
 
 
 def bench_preview(lab_dir: Path, log_dir: Path, *, hosts: int, vms: int, rounds: int) -> dict:
@@ -873,8 +890,7 @@ def bench_preview(lab_dir: Path, log_dir: Path, *, hosts: int, vms: int, rounds:
         }
     finally:
         failover_plan.survey = survey
-        lab.terminate()
-        lab.wait(10)
+        stop_lab(lab)
 
 
 def main() -> int:
@@ -988,8 +1004,7 @@ def main() -> int:
             try:
                 result["reference"] = bench_reference(lab_dir, port, args.rounds)
             finally:
-                lab.terminate()
-                lab.wait(10)
+                stop_lab(lab)
         if not args.skip_synthetic:
             # A fresh database and workers: the synthetic estate is the only estate.
             stop_workers(workers)
