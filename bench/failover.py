@@ -252,8 +252,8 @@ def start_workers(log_dir: Path, concurrency: int, count: int) -> list[subproces
 
 
 def stop_workers(workers: list[subprocess.Popen]) -> None:
-    """A warm shutdown first; a worker still busy after 20 s (a readiness pass trying the
-    lost site's hosts again, say) is killed: the run has been measured by then."""
+    """A warm shutdown first; a worker still busy with a task after 20 s is killed: the
+    run has been measured by then (its log says which worker)."""
     for proc in workers:
         if proc.poll() is None:
             os.killpg(proc.pid, 15)

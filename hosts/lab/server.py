@@ -185,14 +185,14 @@ class LabServer:
         except (OSError, ValueError):
             pass
 
-    def serve_forever(self, out: Callable[[str], object] = print, *, shards: int = 1) -> None:
+    def serve_forever(self, out: Callable[[str], object] = print, *, lead: bool = False) -> None:
         """Start, announce "lab ready", serve until SIGINT/SIGTERM (or ``stop()``).
 
-        ``shards`` > 1: this server is shard 0 of them and starts the others as child
-        processes on the same port; "lab ready" comes once all are. A shard that dies
-        stops the whole lab: half an estate answering would look like a disaster."""
-        if shards > 1 and self.only_hosts != Shard(0, shards):
-            raise LabError(f"a lab of {shards} shards is started from a server of shard 0/{shards}")
+        ``lead``: this server is shard 0 of a lab of several (``hosts=Shard(0, N)``) and
+        starts the others as child processes on the same port; "lab ready" comes once all
+        are. A shard that dies stops the whole lab: half an estate answering would look
+        like a disaster."""
+        shards = self.only_hosts.count if lead and isinstance(self.only_hosts, Shard) else 1
         self.start()
         children: list[subprocess.Popen[str]] = []
         previous = {}
@@ -723,12 +723,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--shards: must be 1 or more")
     if sum(bool(x) for x in (args.hosts, args.shard, args.shards > 1)) > 1:
         parser.error("--host, --shard and --shards exclude each other")
-    served: list[str] | Shard | None = args.hosts or (Shard(0, args.shards) if args.shards > 1 else None)
+    served: list[str] | Shard | None = args.hosts
     if args.shard:
         try:
             served = Shard.parse(args.shard)
         except ValueError as exc:
             parser.error(f"--shard: {exc}")
+    elif args.shards > 1:
+        served = Shard(0, args.shards)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     store = LabStore(args.lab_dir)
     if args.reset:
@@ -736,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         LabServer(
             store.lab_dir, args.port, served, verbose=args.verbose, announce=not args.shard
-        ).serve_forever(out=lambda line: print(line, flush=True), shards=args.shards)
+        ).serve_forever(out=lambda line: print(line, flush=True), lead=args.shards > 1)
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1

@@ -81,9 +81,13 @@ def test_writes_through_both_shards_in_turn_all_land_in_the_one_state(two_shards
         for dom in state["hosts"][host]["domains"]
     }
     assert memory["dns-xen01"] == 400 and memory["lws-xen01"] == 400
-    # Each shard reads the other's writes too: both hosts report the last size.
-    assert " 400 " in lab.run("xenwsl01", "xl list dns-xen01")[1]
-    assert " 400 " in lab.run("xenka01", "xl list lws-xen01")[1]
+    # Each shard reads what others wrote: a change made outside both (this process) to a
+    # domain of each host is what that host's shard reports next.
+    with lab.store.transaction() as state:
+        for host, domain in (("xenwsl01", "dns-xen01"), ("xenka01", "lws-xen01")):
+            next(d for d in state["hosts"][host]["domains"] if d["name"] == domain)["memory_mb"] = 384
+    assert " 384 " in lab.run("xenwsl01", "xl list dns-xen01")[1]
+    assert " 384 " in lab.run("xenka01", "xl list lws-xen01")[1]
 
 
 def test_a_shard_serves_only_its_own_hosts(lab_dir: Path) -> None:
