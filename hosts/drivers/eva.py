@@ -324,9 +324,12 @@ class EvaDriver(EvaDrills, StorageDriver):
     def status(self, group: str) -> GroupStatus:
         return self._read(group).status
 
-    def statuses(self, groups: Sequence[str]) -> dict[str, GroupStatus]:
+    def statuses(
+        self, groups: Sequence[str], *, errors: dict[str, StorageError] | None = None
+    ) -> dict[str, GroupStatus]:
         """One SSSU call for all of them (every group and every vdisk of the array); a group
-        it does not show is asked on its own (which says "not found" the way ``status`` does)."""
+        it does not show is asked on its own (which says "not found" the way ``status``
+        does), its error raised or, given ``errors``, put there."""
         for group in groups:
             group_path(group)  # refuse a bad name before anything is sent
         groups_answer, vdisks_answer = self._session(LS_DR_GROUPS_FULL, LS_VDISKS_FULL)
@@ -337,7 +340,10 @@ class EvaDriver(EvaDrills, StorageDriver):
             name = last_part(block.path)
             if name in wanted:
                 found[name] = group_read(name, self.system, block, groups_answer, vdisks).status
-        return {group: found[group] if group in found else self.status(group) for group in groups}
+        missing = [group for group in groups if group not in found]
+        if missing:
+            found |= super().statuses(missing, errors=errors)
+        return {group: found[group] for group in groups if group in found}
 
     def remember_members(self, group: str, members: Sequence[str]) -> None:
         if members:

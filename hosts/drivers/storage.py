@@ -173,11 +173,23 @@ class StorageDriver(ABC):
     def status(self, group: str) -> GroupStatus:
         """Observe only."""
 
-    def statuses(self, groups: Sequence[str]) -> dict[str, GroupStatus]:
-        """Observe several groups; raises like ``status`` for the first that fails. One by
-        one here; a driver whose tool reports every group in one call overrides this (a
-        plan preview of 500 groups must not cost 500 calls of seconds each)."""
-        return {group: self.status(group) for group in groups}
+    def statuses(
+        self, groups: Sequence[str], *, errors: dict[str, StorageError] | None = None
+    ) -> dict[str, GroupStatus]:
+        """Observe several groups; raises like ``status`` for the first that fails, or,
+        given ``errors``, puts each group's StorageError there and goes on (a connection
+        that fails still raises). One by one here; a driver whose tool reports every group
+        in one call overrides this (a plan preview of 500 groups must not cost 500 calls
+        of seconds each)."""
+        found = {}
+        for group in groups:
+            try:
+                found[group] = self.status(group)
+            except StorageError as exc:
+                if errors is None:
+                    raise
+                errors[group] = exc
+        return found
 
     #: True when ``statuses`` asks the array once, however many groups.
     bulk_status = False

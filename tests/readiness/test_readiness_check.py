@@ -192,3 +192,44 @@ def test_every_pass_is_recorded_and_old_passes_without_a_change_are_pruned(ready
     # WSL recovered since the kept verdict, KA is checked for the first time: two changes;
     # the second pass repeated both.
     assert sorted(new.filter(changed=True).values_list("site__code", flat=True)) == ["KA", "WSL"]
+
+
+def _array_sessions(lab, array: str, since: int) -> list[str]:
+    from hosts.lab.journal import read_journal
+
+    return [e["command"] for e in read_journal(lab.lab_dir, since) if e["host"] == array]
+
+
+def _last_seq(lab) -> int:
+    from hosts.lab.journal import read_journal
+
+    return max((e["seq"] for e in read_journal(lab.lab_dir, 0)), default=0)
+
+
+def test_a_pass_reads_all_the_groups_of_an_eva_in_one_session_and_a_group_it_lacks_is_that_groups_error(
+    ready, lab
+):
+    replicated = list(DRGroup.objects.filter(target_array__isnull=False).select_related("target_array"))
+    array = replicated[0].target_array.name
+    on_array = [g for g in replicated if g.target_array.name == array]
+    assert len(on_array) >= 2 and replicated[0].target_array.kind.startswith("eva")
+
+    since = _last_seq(lab)
+    check()
+    sessions = _array_sessions(lab, array, since)
+    assert len(sessions) == 1 and "LS DR_GROUP FULL" in sessions[0], sessions
+    assert all(
+        g.state_checked_at is not None for g in DRGroup.objects.filter(pk__in=[g.pk for g in on_array])
+    )
+
+    model = on_array[0]
+    DRGroup.objects.create(name="DRG-ghost", source_array=model.source_array, target_array=model.target_array)
+    since = _last_seq(lab)
+    check()
+    # The bulk answer, then the ghost asked on its own (and the list that says it is not there).
+    assert len(_array_sessions(lab, array, since)) <= 3
+    ghost = latest("WSL").findings.get(code="replication", subject="DRG-ghost")
+    assert ghost.severity == "critical" and "not found" in ghost.message, ghost.message
+    assert (
+        not latest("WSL").findings.filter(code="replication", subject__in=[g.name for g in on_array]).exists()
+    )
