@@ -204,6 +204,16 @@ class Transport(paramiko.Transport):
     socket down first, which wakes the thread at once, so nothing waits for the timeout."""
 
     _active_check_timeout = 2.0
+    # Once authenticated nothing is left to time out (no keepalive is set), so the thread
+    # only needs a backstop: a worker of a 200-dom0 estate keeps ~1,000 connections (one
+    # per action a host runs at once), and at 2 s each they woke its threads 500 times a
+    # second.
+    settled_check_timeout = 60.0
+
+    def settle(self) -> None:
+        """The handshake and authentication are done: the reading thread waits for
+        packets, the peer's end or ``close()`` (which wakes it), with a long backstop."""
+        self.sock.settimeout(self.settled_check_timeout)
 
     # AES-GCM first (OpenSSH has it since 6.2): an AEAD cipher needs no separate MAC, and
     # paramiko checks a MAC in pure Python, byte by byte (``constant_time_bytes_eq``), on
@@ -222,7 +232,7 @@ class Transport(paramiko.Transport):
         super().close()
 
 
-def _handshake(where: str, address: str, port: int, timeout: float) -> paramiko.Transport:
+def _handshake(where: str, address: str, port: int, timeout: float) -> Transport:
     """TCP connect and SSH key exchange, all within ``timeout``; no authentication."""
     deadline = time.monotonic() + timeout
     try:
@@ -476,6 +486,7 @@ class SSHConnection:
                 )
             transport.auth_timeout = max(deadline - time.monotonic(), 0.01)
             self._authenticate(transport, key)
+            transport.settle()
         except BaseException:
             transport.close()
             raise

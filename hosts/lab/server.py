@@ -451,11 +451,15 @@ class LabServer:
                 transport.start_server(server=session)
             except (paramiko.SSHException, EOFError, OSError):
                 return
+            settled = False
             while not self._stop.is_set() and transport.is_active():
                 # Woken when the transport ends, whoever ends it (SessionTransport.close):
                 # the timeout is only a backstop.
                 channel = transport.accept(_CONNECTION_BACKSTOP_S)
                 if channel is not None:
+                    if not settled:  # a channel opens only once the client is authenticated
+                        transport.settle()
+                        settled = True
                     self._channels.submit(self._channel, host, transport, session, channel)
         finally:
             with self._lock:

@@ -134,7 +134,8 @@ class SessionTransport(Transport):
     Its reading thread wakes every ``_active_check_timeout`` only to look for a stop or a
     handshake that takes too long: the client's end and our ``close()`` (a socket shutdown)
     wake it at once. A worker keeps hundreds of idle connections to the lab, and at the
-    drivers' 2 s each cost the lab a wake-up per second per two connections."""
+    drivers' 2 s each cost the lab a wake-up per second per two connections. Once its client
+    has opened a channel (so is authenticated) it ``settle()``s, as the client's does."""
 
     _active_check_timeout = 10.0
 
