@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db.models import Model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import ManyToManyField, ManyToOneRel, Model
 
 from . import capacity
 from .models import VM, DRGroup, Host, HostAllocation, MemoryProfile, Site, StorageArray, VMAllocation
@@ -83,8 +84,13 @@ def estate_vms(*prefetch: str) -> list[VM]:
     Each table is read before the ones it points to (VMs, groups, hosts, arrays, sites): a
     row pointed to cannot go while it is (PROTECT), so a row added meanwhile is read too, and
     only one moved off and removed during the read could be missing: then the joined read
-    is made instead, which is consistent row by row."""
-    rows = list(VM.objects.prefetch_related(*prefetch))
+    is made instead, which is consistent row by row.
+
+    The VM's own rows (interfaces, disks, checks) and its dependencies are prefetched as
+    lists (``_prefetch_lists``): iterate them (``prefetched(vm, name)`` or ``.all()``); a
+    query (``filter``, ``count``) goes to the model's own manager."""
+    lists = [name for name in prefetch if _list_prefetch(name) is not None]
+    rows = list(VM.objects.prefetch_related(*(name for name in prefetch if name not in lists)))
     groups = {group.pk: group for group in DRGroup.objects.all()}
     hosts = {host.pk: host for host in Host.objects.all()}
     arrays = {array.pk: array for array in StorageArray.objects.all()}
@@ -100,11 +106,69 @@ def estate_vms(*prefetch: str) -> list[VM]:
         for vm in rows:
             vm.home_host = hosts[vm.home_host_id]
             vm.dr_group = groups[vm.dr_group_id] if vm.dr_group_id is not None else None
+        _prefetch_lists(rows, lists)
     except KeyError:
-        # An inventory edit between two of the reads (a host emptied and removed): no
-        # half-linked VM leaves here.
+        # An inventory edit between two of the reads (a host emptied and removed, a VM
+        # added and made a dependency): no half-linked VM leaves here.
         return list(VM.objects.select_related(*CAPACITY_VM_RELATED).prefetch_related(*prefetch))
     return rows
+
+
+def _list_prefetch(name: str) -> ManyToManyField | ManyToOneRel | None:
+    """The VM relation ``name`` if ``_prefetch_lists`` reads it: a VM's dependencies on
+    other VMs, or a VM's own rows (a reverse foreign key whose model orders by the VM
+    first, so that one VM's rows keep their order); None for any other (prefetch_related
+    reads it)."""
+    try:
+        field = VM._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    if isinstance(field, ManyToManyField) and field.related_model is VM:
+        return field
+    if isinstance(field, ManyToOneRel) and _own_order(field)[:1] == (field.field.name,):
+        return field
+    return None
+
+
+def _own_order(rel: ManyToOneRel) -> tuple[str, ...]:
+    model = rel.related_model
+    return tuple(model._meta.ordering or ()) if isinstance(model, type) else ()
+
+
+def _prefetch_lists(rows: list[VM], names: list[str]) -> None:
+    """``prefetch_related(*names)`` for ``rows`` (every VM), one query each, the same rows in
+    the same order, without the queryset and related manager prefetch_related makes for
+    every VM and relation (20,000 of them for 5,000 VMs: 0.4 s of the 5,000-VM preview's
+    0.65 s inventory read). A VM's dependencies are the instances of ``rows`` themselves;
+    one not among them (added after the VM read) raises KeyError, as a missing host does."""
+    if not rows:
+        return  # nothing to read for (prefetch_related does not ask either)
+    by_pk = {vm.pk: vm for vm in rows}
+    caches: dict[int, dict[str, list]] = {vm.pk: {} for vm in rows}
+    for name in names:
+        relation = _list_prefetch(name)
+        found: dict[int, list] = defaultdict(list)
+        if isinstance(relation, ManyToManyField):
+            through = VM._meta.get_field(name).remote_field.through  # type: ignore[union-attr]
+            source = through._meta.get_field(relation.m2m_field_name()).attname
+            target = through._meta.get_field(relation.m2m_reverse_field_name()).attname
+            place = {pk: i for i, pk in enumerate(by_pk)}  # the VMs' order is the model's
+            pairs = [pair for pair in through.objects.values_list(source, target) if pair[0] in by_pk]
+            for source_pk, target_pk in sorted(pairs, key=lambda pair: (pair[0], place[pair[1]])):
+                found[source_pk].append(by_pk[target_pk])
+        elif isinstance(relation, ManyToOneRel):
+            to_vm = relation.field  # the related model's foreign key to the VM
+            model = to_vm.model
+            for obj in model._default_manager.order_by(to_vm.attname, *_own_order(relation)[1:]):
+                vm = by_pk.get(getattr(obj, to_vm.attname))
+                if vm is not None:  # a VM added after the VM read is not in the estate read
+                    to_vm.set_cached_value(obj, vm)
+                    found[vm.pk].append(obj)
+        for pk, cache in caches.items():
+            cache[name] = found.get(pk, [])
+    if names:
+        for vm in rows:  # beside what prefetch_related has put there
+            vm._prefetched_objects_cache = {**getattr(vm, "_prefetched_objects_cache", {}), **caches[vm.pk]}  # type: ignore[attr-defined]
 
 
 def capacity_inputs(*, lost_site: str | None = None, vm_rows: list[VM] | None = None) -> EstateInputs:

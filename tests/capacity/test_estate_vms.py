@@ -86,3 +86,84 @@ def test_prefetched_reads_the_relation_when_it_is_not_prefetched(reference_estat
     assert expected
     with django_assert_num_queries(1):
         assert list(prefetched(vm, "interfaces")) == expected
+
+
+RELATIONS = ("interfaces", "depends_on", "checks", "disks")
+
+
+def _related(vm: VM) -> list[list[int]]:
+    return [[row.pk for row in prefetched(vm, name)] for name in RELATIONS]
+
+
+def test_estate_vms_prefetch_the_rows_and_dependencies_prefetch_related_gives_in_its_order(
+    reference_estate, django_assert_num_queries
+):
+    from hosts.models import VMInterface
+
+    app = VM.objects.get(name="dns-xen01")
+    bridge = app.interfaces.first().bridge
+    # Out of insertion order: the model orders a VM's interfaces by index.
+    for index, mac in ((7, "00:16:3e:7f:00:07"), (5, "00:16:3e:7f:00:05")):
+        VMInterface.objects.create(
+            vm=app, index=index, mac=mac, bridge=bridge, lan_role=app.interfaces.first().lan_role
+        )
+    first, second, *_, last = VM.objects.all()
+    last.depends_on.add(second)
+    last.depends_on.add(first)  # in the model's order, not the order they were added
+    django = list(VM.objects.prefetch_related(*RELATIONS))
+    with django_assert_num_queries(5 + len(RELATIONS)):
+        rows = estate_vms(*RELATIONS)
+    assert [vm.name for vm in rows] == [vm.name for vm in django]
+    assert [_related(vm) for vm in rows] == [_related(vm) for vm in django]
+    assert any(len(vm.depends_on.all()) > 1 for vm in rows) and any(
+        len(vm.interfaces.all()) > 1 for vm in rows
+    )
+    by_name = {vm.name: vm for vm in rows}
+    with django_assert_num_queries(0):
+        for vm in rows:
+            # A dependency is the estate's own instance; a row knows its VM without a query.
+            assert all(dep is by_name[dep.name] for dep in vm.depends_on.all())
+            assert all(
+                row.vm is vm for name in ("interfaces", "checks", "disks") for row in prefetched(vm, name)
+            )
+
+
+def test_estate_vms_fall_back_to_the_joined_read_when_a_vm_added_mid_read_becomes_a_dependency(db):
+    from django.db import connection
+
+    from tests.factories import VMFactory
+
+    web = VMFactory(name="web01")
+    edited = []
+
+    def add_after_the_vm_read(execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if not edited and 'FROM "hosts_vm"' in sql:
+            edited.append(sql)  # an admin adds db01 and makes web01 depend on it meanwhile
+            web.depends_on.add(VMFactory(name="db01", home_host=web.home_host))
+        return result
+
+    with connection.execute_wrapper(add_after_the_vm_read):
+        rows = estate_vms("depends_on")
+
+    assert edited
+    assert [(vm.name, [dep.name for dep in prefetched(vm, "depends_on")]) for vm in rows] == [
+        ("db01", []),
+        ("web01", ["db01"]),
+    ]
+
+
+def test_estate_vms_keep_what_prefetch_related_reads_beside_the_lists(
+    reference_estate, django_assert_num_queries
+):
+    expected = [sorted(a.pk for a in vm.allocations.all()) for vm in VM.objects.all()]
+    assert any(expected)
+    rows = estate_vms("interfaces", "allocations")  # allocations: prefetch_related's
+    with django_assert_num_queries(0):
+        assert [sorted(a.pk for a in prefetched(vm, "allocations")) for vm in rows] == expected
+        assert all(list(prefetched(vm, "interfaces")) == list(vm.interfaces.all()) for vm in rows)
+
+
+def test_estate_vms_of_an_empty_estate_read_no_related_rows(db, django_assert_num_queries):
+    with django_assert_num_queries(5):  # sites, arrays, hosts, groups, VMs
+        assert estate_vms("interfaces", "depends_on", "checks", "disks") == []
