@@ -52,7 +52,34 @@ MASK = "********"
 
 
 def redact_secrets(text: str) -> str:
-    return _SECRET.sub(lambda m: m.group(1) + MASK, text) if text else text
+    """``text`` with every ``PASSWORD=<value>`` masked (``_SECRET``, any case).
+
+    The pattern is tried only where the word is: tried at every position, it cost 0.17 s of
+    CPU over an EVA's listing of 5,000 groups (7.4 MB), twice per read (SSH, then SSSU),
+    and an SSSU session always has the word once (the login file's echo). The word is
+    looked for in the casefolded text, which is what (?i) compares ('ſ' is an 's'); where
+    some character folds to several, positions differ and the whole text is searched."""
+    if not text:
+        return text
+    folded = text.casefold()
+    at = folded.find("password")
+    if at < 0:
+        return text
+    if len(folded) != len(text):
+        return _SECRET.sub(_masked, text)
+    parts: list[str] = []
+    end = 0
+    while at >= 0:
+        match = _SECRET.match(text, at)  # \b looks at the character before ``at``
+        if match:
+            parts += [text[end : match.start()], _masked(match)]
+            end = match.end()
+        at = folded.find("password", max(at + 1, end))
+    return "".join([*parts, text[end:]]) if parts else text
+
+
+def _masked(match: re.Match) -> str:
+    return match.group(1) + MASK
 
 
 class DriverError(Exception):

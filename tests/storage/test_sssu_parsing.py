@@ -8,8 +8,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from hosts.drivers.base import MASK, redact_secrets
+from hosts.drivers.base import _SECRET, MASK, redact_secrets
 from hosts.drivers.eva import group_read, parse_lag, replication_of, vdisk_of
 from hosts.drivers.eva_output import SssuAnswerError, split_answers
 from hosts.drivers.storage import StorageError
@@ -216,3 +218,42 @@ def test_a_password_a_tool_echoes_is_masked():
         redact_secrets('select manager m username=u password="a b"')
         == f"select manager m username=u password={MASK}"
     )
+
+
+def test_a_password_is_masked_in_any_case_the_pattern_matches_and_a_text_without_one_is_kept():
+    # (?i) takes the long s (U+017F) for an s: the quick test for the word must too.
+    assert redact_secrets("PA\u017f\u017fWORD=s3cret") == f"PA\u017f\u017fWORD={MASK}"
+    assert redact_secrets("a Password = 'x'") == f"a Password = {MASK}"
+    assert redact_secrets("Stra\u00dfe PASSWORD=x") == f"Stra\u00dfe PASSWORD={MASK}"  # \u00df folds to "ss"
+    assert redact_secrets("mypassword=x Password=y password=") == f"mypassword=x Password={MASK} password="
+    assert redact_secrets("PASSWORD=PASSWORD=x") == f"PASSWORD={MASK}"  # the value is masked whole
+    echoed = "\n".join(["object", "  PASSWORD=a", "  passwordPASSWORD=b", '  Password = "c d" e'] * 3)
+    assert redact_secrets(echoed) == _SECRET.sub(lambda m: m.group(1) + MASK, echoed)
+    listing = SESSION.replace("PASSWORD", "USERNAME") * 1000
+    assert redact_secrets(listing) is listing
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "password",
+                "PASSWORD",
+                "PaSſWord",
+                "pa\u017f\u017fword",
+                "=",
+                " = ",
+                '"',
+                "x",
+                " ",
+                "\n",
+                "\u00df",
+                "\u0130",
+                "my",
+            ]
+        ),
+        max_size=12,
+    ).map("".join)
+)
+def test_masking_answers_what_the_pattern_answers_searched_everywhere(text):
+    assert redact_secrets(text) == _SECRET.sub(lambda m: m.group(1) + MASK, text)
