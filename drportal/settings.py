@@ -205,6 +205,13 @@ CELERY_TASK_ACKS_LATE = False
 # Redis restart cannot take the worker down (kombu's restore path fails on a lost link).
 CELERY_BROKER_TRANSPORT_OPTIONS = {"ack_emulation": False}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker takes a message only while one of its threads is free (Celery 5.5+, Redis
+# brokers; ignored with a warning on others). A prefetch window counts only messages not
+# yet started, so a worker whose threads were all busy still held one more per thread,
+# which waited for it while another worker's threads were idle: in a start tier of 167
+# actions on two workers of 100 threads, ~30 starts waited 5.6 s (bench/failover.py,
+# 500 VMs at real latencies: the tier took 11.4 s against its commands' 5.4).
+CELERY_WORKER_DISABLE_PREFETCH = os.environ.get("DRPORTAL_WORKER_DISABLE_PREFETCH", "1") == "1"
 CELERY_TIMEZONE = TIME_ZONE
 # Out of reach: Celery's fixup would close the database connections around every task;
 # drportal/celery.py applies Django's CONN_MAX_AGE instead (close_old_connections).
